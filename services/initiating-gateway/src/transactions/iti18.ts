@@ -1,0 +1,152 @@
+/**
+ * ITI-18 Registry Stored Query, served by the Initiating Gateway (XCA, ITI TF-1 18.2.1 "XDS
+ * Affinity Domain Option"; ITI TF-2 3.18 and 3.38).
+ *
+ * A patient-based query (FindDocuments, FindSubmissionSets, FindFolders, GetAll, …) goes to our
+ * own registry as ITI-18 and to every community in the directory as ITI-38, all at once. A query
+ * by id (GetDocuments, GetAssociations, …) goes only to the community named by its `home`
+ * (ITI TF-2 3.18.4.1.2.3.8): ours → our registry; another known one → ITI-38 to it; an unknown
+ * one → XDSUnknownCommunity. Without `home` it is an XDS query for our own registry.
+ * The answers are merged; every object carries the home it came from (ours for our registry's).
+ */
+import {
+  Action,
+  adhocQueryRequestXml,
+  decodeQuery,
+  documentEntryFacts,
+  encodeQueryResult,
+  ErrorCode,
+  isHomeCommunityId,
+  isPatientQuery,
+  mergeQueryAnswers,
+  queryAuditEvents,
+  queryCall,
+  registryError,
+  unavailableCommunity,
+  validateQuery,
+  type AdhocQueryRequest,
+  type AdhocQueryResponse,
+  type Call,
+  type Ctx,
+  type DocumentKey,
+  type DocumentIntegrity,
+  type Outcome,
+  type Plan,
+  type QueryResult,
+  type RegistryError,
+  type RemoteCommunity,
+  type Target,
+  type Transaction,
+} from '@xcai/shared';
+
+export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResult> = {
+  name: 'ITI-18',
+  requestAction: Action.ITI18,
+  responseAction: Action.ITI18Response,
+
+  decode: decodeQuery,
+
+  validate(req) {
+    const errors = validateQuery(req);
+    if (req.home !== undefined && !isHomeCommunityId(req.home)) {
+      errors.push(registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not a homeCommunityId (urn:oid:…)`, req.home));
+    }
+    return errors;
+  },
+
+  plan(req, ctx): Plan<AdhocQueryResponse> {
+    const dir = ctx.gateway.directory;
+    const local = () => localRegistryCall(req, ctx);
+    const remote = (c: RemoteCommunity) => remoteCall(req, c, ctx);
+
+    if (req.query && isPatientQuery(req.query) && req.home === undefined) {
+      const calls = [local(), ...dir.communities.filter((c) => c.endpoints.iti38).map(remote)].filter(
+        (c): c is Call<AdhocQueryResponse> => c !== undefined,
+      );
+      return { calls, errors: calls.length ? [] : [noRegistry(ctx)] };
+    }
+    if (req.home === undefined || req.home === dir.homeCommunityId) {
+      const call = local();
+      if (call) return { calls: [call], errors: [] };
+      return {
+        calls: [],
+        errors: [
+          registryError(
+            ErrorCode.MissingHomeCommunityId,
+            'this query needs the home attribute naming the community that holds the objects',
+            req.queryId,
+          ),
+        ],
+      };
+    }
+    const community = dir.communities.find((c) => c.homeCommunityId === req.home);
+    if (!community) {
+      return { calls: [], errors: [registryError(ErrorCode.UnknownCommunity, `community ${req.home} is not known to this gateway`, req.home)] };
+    }
+    const call = remote(community);
+    if (!call) {
+      return {
+        calls: [],
+        errors: [registryError(ErrorCode.UnknownCommunity, `community ${req.home} has no Cross Gateway Query endpoint`, req.home)],
+      };
+    }
+    return { calls: [call], errors: [] };
+  },
+
+  async merge(_req, outcomes, errors, ctx) {
+    const own = ctx.gateway.directory.homeCommunityId;
+    const res = mergeQueryAnswers(outcomes, errors, (t) =>
+      t.kind === 'local' ? { mode: 'set', home: own } : { mode: 'fill', home: t.location, community: t.label },
+    );
+    await rememberIntegrity(outcomes, own, ctx);
+    return res;
+  },
+
+  encode: (res) => encodeQueryResult(res),
+
+  audit: (req, res, ctx, delivery) => queryAuditEvents('ITI-18', req, res, ctx, delivery),
+};
+
+function localRegistryCall(req: AdhocQueryRequest, ctx: Ctx): Call<AdhocQueryResponse> | undefined {
+  const dir = ctx.gateway.directory;
+  const registry = dir.local.registry;
+  if (!registry) return undefined;
+  const target: Target = { kind: 'local', location: dir.homeCommunityId, label: 'local registry', endpoint: registry };
+  return queryCall(target, 'ITI-18', adhocQueryRequestXml(req, req.home), (why) => [
+    registryError(ErrorCode.RegistryError, `the community's registry did not answer: ${why.message}`, dir.homeCommunityId),
+  ]);
+}
+
+function remoteCall(req: AdhocQueryRequest, c: RemoteCommunity, ctx: Ctx): Call<AdhocQueryResponse> | undefined {
+  void ctx;
+  if (!c.endpoints.iti38) return undefined;
+  const target: Target = { kind: 'community', location: c.homeCommunityId, label: c.name, community: c, endpoint: c.endpoints.iti38 };
+  // ITI-38 carries home whenever the query names no patient (ITI TF-2 3.38.4.1.2.1).
+  const home = req.query && isPatientQuery(req.query) ? req.home : c.homeCommunityId;
+  return queryCall(target, 'ITI-38', adhocQueryRequestXml(req, home), (why) => unavailableCommunity(c.homeCommunityId, why));
+}
+
+function noRegistry(ctx: Ctx): RegistryError {
+  return registryError(ErrorCode.RegistryError, 'no registry or community is configured to answer queries', ctx.gateway.directory.homeCommunityId);
+}
+
+/** Keeps hash/size of every DocumentEntry that passed through, for checking later retrieves (M2). */
+async function rememberIntegrity(outcomes: Outcome<AdhocQueryResponse>[], own: string, ctx: Ctx): Promise<void> {
+  const store = ctx.gateway.integrity;
+  if (!store) return;
+  const entries: (DocumentKey & DocumentIntegrity)[] = [];
+  for (const o of outcomes) {
+    if (!o.ok) continue;
+    for (const obj of o.value.objects) {
+      const f = documentEntryFacts(obj);
+      if (!f?.uniqueId || !f.repositoryUniqueId) continue;
+      const home = o.call.target.kind === 'local' ? own : (f.home ?? o.call.target.location);
+      entries.push({ homeCommunityId: home, repositoryUniqueId: f.repositoryUniqueId, documentUniqueId: f.uniqueId, hash: f.hash, size: f.size });
+    }
+  }
+  try {
+    await store.remember(entries);
+  } catch (e) {
+    ctx.log.warn('could not remember document hashes', { error: e as Error });
+  }
+}

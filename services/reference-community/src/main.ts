@@ -1,0 +1,37 @@
+/**
+ * Runs one reference community as its own process:
+ *   node services/reference-community/dist/main.js --seed DIR [--seed DIR …] [--port N] [--host H] [--delay-ms N]
+ * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …} on stdout when ready.
+ */
+import { parseArgs } from 'node:util';
+import { createLogger } from '@xcai/shared';
+import { startReferenceCommunity } from './server';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seed: { type: 'string', multiple: true },
+      port: { type: 'string', default: '0' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'delay-ms': { type: 'string', default: '0' },
+    },
+  });
+  if (!values.seed?.length) throw new Error('usage: main.js --seed DIR [--seed DIR …] [--port N] [--delay-ms N]');
+  const log = createLogger({ service: 'reference-community' }, 'warn', (l) => process.stderr.write(l + '\n'));
+  const c = await startReferenceCommunity({
+    seedDirs: values.seed,
+    host: values.host,
+    port: Number(values.port),
+    delayMs: Number(values['delay-ms']),
+    log,
+  });
+  process.stdout.write(JSON.stringify({ url: c.url, registry: c.registryUrl, homeCommunityId: c.manifests[0]?.homeCommunityId }) + '\n');
+  const stop = () => void c.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`${e.message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,85 @@
+/**
+ * The reference community: a Document Registry (ITI-18), a Document Repository (ITI-43) and an
+ * Imaging Document Source (RAD-69) over seeded data. A real SOAP server that the demo and the
+ * end-to-end tests run against, in its own process.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createLogger,
+  DEFAULT_LIMITS,
+  noopAuditSink,
+  Outbound,
+  startSoapServer,
+  type AuditSink,
+  type Gateway,
+  type GatewayLimits,
+  type Logger,
+  type RunningServer,
+  type SoapRoute,
+} from '@xcai/shared';
+import type { SeedManifest } from './seed/types';
+import { MetadataStore } from './registry/store';
+import { registryStoredQuery } from './registry/transaction';
+
+export interface ReferenceCommunityOptions {
+  /** Seed directories (each with manifest.json) this community serves. */
+  seedDirs: string[];
+  host?: string;
+  port?: number;
+  audit?: AuditSink;
+  log?: Logger;
+  limits?: Partial<GatewayLimits>;
+  /** Answer every request this much later (tests of timeouts, the fan-out benchmark). */
+  delayMs?: number;
+}
+
+export interface RunningCommunity extends RunningServer {
+  manifests: SeedManifest[];
+  /** Endpoint URLs. */
+  registryUrl: string;
+}
+
+/** The same transaction, answering `ms` later. */
+function delayed<T extends { merge: (...a: never[]) => Promise<unknown> }>(tx: T, ms: number): T {
+  if (ms <= 0) return tx;
+  return {
+    ...tx,
+    merge: async (...a: never[]) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return tx.merge(...a);
+    },
+  };
+}
+
+export function readManifest(seedDir: string): SeedManifest {
+  return JSON.parse(readFileSync(join(seedDir, 'manifest.json'), 'utf8')) as SeedManifest;
+}
+
+export async function startReferenceCommunity(o: ReferenceCommunityOptions): Promise<RunningCommunity> {
+  const manifests = o.seedDirs.map(readManifest);
+  const home = manifests[0]?.homeCommunityId ?? 'urn:oid:1.3.6.1.4.1.21367.13.70.999';
+  const log = o.log ?? createLogger({ service: 'reference-community', community: home });
+  const store = new MetadataStore(manifests);
+  const gateway: Gateway = {
+    role: 'responding',
+    directory: {
+      homeCommunityId: home,
+      name: 'reference community',
+      deadlineMs: 30_000,
+      local: { repositories: [], imagingDocumentSources: [] },
+      communities: [],
+      consumers: [],
+      policy: { unknownPatient: 'XDSUnknownPatientId' },
+    },
+    outbound: new Outbound({}, () => false),
+    audit: o.audit ?? noopAuditSink,
+    log,
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    publicUrl: '',
+  };
+  const routes: SoapRoute[] = [{ path: '/registry', tx: delayed(registryStoredQuery(store), o.delayMs ?? 0) }];
+  const server = await startSoapServer({ gateway, routes, host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
+  log.info('reference community started', { url: server.url, documents: store.documents.size });
+  return { ...server, manifests, registryUrl: `${server.url}/registry` };
+}

@@ -1,0 +1,209 @@
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import type { Endpoint } from '../directory/types';
+import { Semaphore } from '../util/semaphore';
+
+/** Why an outbound call failed; the transaction turns this into a RegistryError. */
+export type CallFailureKind = 'refused' | 'timeout' | 'too-large' | 'http-status' | 'fault' | 'bad-response' | 'aborted' | 'egress-denied' | 'busy';
+
+export class CallFailure extends Error {
+  constructor(
+    readonly kind: CallFailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CallFailure';
+  }
+}
+
+export interface OutboundResponse {
+  status: number;
+  contentType: string | undefined;
+  headers: Record<string, string | string[] | undefined>;
+  /** Counted against the endpoint's maxResponseBytes; errors with CallFailure('too-large') past it. */
+  body: Readable;
+}
+
+export interface TlsClientOptions {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Trust anchors; when absent Node's default CA store is used. Verification is always on. */
+  ca?: (string | Buffer)[];
+  ciphers?: string;
+}
+
+/** AEAD-only suites for TLS 1.2; TLS 1.3 suites are AEAD by definition. */
+export const DEFAULT_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export interface PostOptions {
+  endpoint: Endpoint;
+  contentType: string;
+  body: string | Buffer | Readable;
+  /** Extra request headers (e.g. traceparent). */
+  headers?: Record<string, string>;
+  signal: AbortSignal;
+  /** Time allowed until the response headers arrive. */
+  headersTimeoutMs: number;
+  /** Idle time allowed between body chunks. */
+  bodyIdleTimeoutMs?: number;
+  /** Trust anchors specific to this peer (per-community trust); default: the client's own. */
+  tlsProfile?: TlsClientOptions;
+}
+
+/**
+ * Every outbound HTTP request goes through here. It refuses any URL the directory does not name
+ * (`isAllowed`), so nothing in a message can make the gateway connect elsewhere.
+ */
+export class Outbound {
+  private readonly agents = new Map<string, Agent>();
+  private readonly limits = new Map<string, Semaphore>();
+
+  constructor(
+    private readonly tls: TlsClientOptions,
+    private readonly isAllowed: (url: string) => boolean,
+  ) {}
+
+  private agent(profile?: TlsClientOptions): Dispatcher {
+    const opts = { ...this.tls, ...profile };
+    const key = JSON.stringify([opts.ca?.map(String), opts.ciphers]);
+    let a = this.agents.get(key);
+    if (!a) {
+      a = new Agent({
+        keepAliveTimeout: 30_000,
+        connections: 256,
+        connect: {
+          ca: opts.ca,
+          cert: opts.cert,
+          key: opts.key,
+          minVersion: 'TLSv1.2',
+          ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
+          rejectUnauthorized: true,
+          timeout: 10_000,
+        },
+      });
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+
+  private semaphore(endpoint: Endpoint): Semaphore {
+    let s = this.limits.get(endpoint.url);
+    if (!s || s.limit !== endpoint.maxConcurrent) {
+      s = new Semaphore(endpoint.maxConcurrent);
+      this.limits.set(endpoint.url, s);
+    }
+    return s;
+  }
+
+  /** POSTs and resolves once the response headers are in; the body streams afterwards. */
+  async post(o: PostOptions): Promise<OutboundResponse> {
+    if (!this.isAllowed(o.endpoint.url)) {
+      throw new CallFailure('egress-denied', `no directory entry allows sending to ${o.endpoint.url}`);
+    }
+    const url = new URL(o.endpoint.url);
+    let release: () => void;
+    try {
+      release = await this.semaphore(o.endpoint).acquire(o.signal);
+    } catch {
+      if (o.signal.reason instanceof CallFailure) throw o.signal.reason;
+      throw new CallFailure(o.signal.aborted ? 'aborted' : 'busy', 'gave up waiting for a free connection slot');
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.agent(o.tlsProfile).request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'POST',
+        headers: { 'content-type': o.contentType, ...o.headers },
+        body: o.body,
+        signal: o.signal,
+        headersTimeout: Math.max(1, o.headersTimeoutMs),
+        bodyTimeout: o.bodyIdleTimeoutMs ?? o.endpoint.timeoutMs,
+      });
+    } catch (e) {
+      release();
+      throw classify(e, o.signal);
+    }
+    const limited = res.body.pipe(new ByteLimit(o.endpoint.maxResponseBytes));
+    res.body.on('error', (e) => limited.destroy(classify(e, o.signal)));
+    let released = false;
+    const done = () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+    limited.once('close', done);
+    limited.once('end', done);
+    limited.once('error', () => {
+      done();
+      res.body.destroy();
+    });
+    const ct = res.headers['content-type'];
+    return {
+      status: res.statusCode,
+      contentType: Array.isArray(ct) ? ct[0] : ct,
+      headers: res.headers,
+      body: limited,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.close()));
+  }
+}
+
+/** Counts bytes and fails the stream past the limit (IHE XCA-I M3). */
+export class ByteLimit extends Transform {
+  bytes = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
+      cb(new CallFailure('too-large', `response larger than the configured maximum of ${this.limit} bytes`));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+function classify(e: unknown, signal: AbortSignal): CallFailure {
+  if (e instanceof CallFailure) return e;
+  const err = e as { code?: string; name?: string; message?: string };
+  if (signal.aborted) {
+    if (signal.reason instanceof CallFailure) return signal.reason;
+    const r = signal.reason as { name?: string } | undefined;
+    return r?.name === 'TimeoutError'
+      ? new CallFailure('timeout', 'deadline reached')
+      : new CallFailure('aborted', 'request cancelled');
+  }
+  switch (err.code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new CallFailure('timeout', `no answer in time (${err.code})`);
+    case 'ECONNREFUSED':
+    case 'ECONNRESET':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'UND_ERR_SOCKET':
+      return new CallFailure('refused', `cannot connect (${err.code})`);
+    default:
+      if (err.code?.startsWith('ERR_TLS') || err.code?.includes('CERT') || /certificate|handshake|ssl|tls/i.test(err.message ?? '')) {
+        return new CallFailure('refused', `TLS failure: ${err.message ?? err.code}`);
+      }
+      return new CallFailure('refused', err.message ?? String(e));
+  }
+}

@@ -1,0 +1,176 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import express, { type Express } from 'express';
+import { handleInbound, type AnyTransaction, type EngineHooks } from '../pipeline/engine';
+import type { Caller, Gateway } from '../pipeline/transaction';
+import { DEFAULT_CIPHERS } from './outbound';
+import { renderWsdl, WSDL_SPECS } from './wsdl';
+
+export interface SoapRoute {
+  path: string;
+  tx: AnyTransaction;
+}
+
+export interface TlsServerOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: (string | Buffer)[];
+  /** required: every client presents a certificate our CAs issued; optional: verified when given. */
+  clientAuth: 'required' | 'optional';
+  ciphers?: string;
+}
+
+export interface ServerOptions {
+  gateway: Gateway;
+  routes: SoapRoute[];
+  hooks?: EngineHooks;
+  host: string;
+  port: number;
+  tls?: TlsServerOptions;
+  /** Extra routes (e.g. the async response receiver), added before the SOAP routes. */
+  extend?: (app: Express) => void;
+}
+
+export interface RunningServer {
+  server: Server;
+  /** Base URL, e.g. https://127.0.0.1:8443 */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Identity of the caller from the socket (address, verified client certificate). */
+export function callerOf(req: IncomingMessage): Caller {
+  const sock = req.socket as Partial<TLSSocket>;
+  const caller: Caller = { remoteAddress: req.socket.remoteAddress ?? 'unknown' };
+  if (sock.encrypted && sock.authorized && sock.getPeerCertificate) {
+    const cert = sock.getPeerCertificate();
+    if (cert && Object.keys(cert).length > 0) {
+      const cn = cert.subject?.CN;
+      const sans = (cert.subjectaltname ?? '')
+        .split(',')
+        .map((s) => s.trim().replace(/^(DNS|URI|IP Address):/, ''))
+        .filter(Boolean);
+      const subject = Object.entries(cert.subject ?? {})
+        .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+        .join(',');
+      caller.certificate = {
+        subject,
+        names: [...(cn ? [Array.isArray(cn) ? cn[0] : cn] : []), ...sans],
+        fingerprint256: cert.fingerprint256,
+      };
+    }
+  }
+  return caller;
+}
+
+/** Starts the SOAP endpoints of a gateway. Servers bind where told; tests use 127.0.0.1 and port 0. */
+export async function startSoapServer(o: ServerOptions): Promise<RunningServer> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  o.extend?.(app);
+  let baseUrl = '';
+  for (const r of o.routes) {
+    app.get(r.path, (req, res) => {
+      if (!('wsdl' in req.query)) {
+        res.status(405).type('text/plain').send('POST a SOAP 1.2 request, or GET ?wsdl\n');
+        return;
+      }
+      const spec = WSDL_SPECS[r.tx.name];
+      res.type('text/xml').send(renderWsdl(spec, `${o.gateway.publicUrl || baseUrl}${r.path}`));
+    });
+    app.post(r.path, (req, res) => {
+      void handleInbound(r.tx, req, res, {
+        gateway: o.gateway,
+        endpointUrl: `${o.gateway.publicUrl || baseUrl}${r.path}`,
+        caller: callerOf(req),
+        hooks: o.hooks,
+      });
+    });
+  }
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('no such endpoint\n');
+  });
+  const handler = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+  const server = o.tls
+    ? createHttpsServer(
+        {
+          cert: o.tls.cert,
+          key: o.tls.key,
+          ca: o.tls.ca,
+          requestCert: true,
+          rejectUnauthorized: o.tls.clientAuth === 'required',
+          minVersion: 'TLSv1.2',
+          ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS,
+          honorCipherOrder: true,
+        },
+        handler,
+      )
+    : createHttpServer(handler);
+  hardenServer(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  baseUrl = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+  return { server, url: baseUrl, close: () => closeServer(server) };
+}
+
+/** Bounds on slow or abusive clients (IHE XCA-I T3/T5). */
+export function hardenServer(server: Server): void {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+  server.maxConnections = 2_000;
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export interface ManagementOptions {
+  host: string;
+  port: number;
+  /** Readiness detail; `ready: false` answers 503. */
+  ready: () => Promise<{ ready: boolean; [k: string]: unknown }>;
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+}
+
+/** Plain-HTTP management port: /healthz (liveness), /readyz (readiness), /metrics. */
+export async function startManagementServer(o: ManagementOptions): Promise<RunningServer> {
+  const server = createHttpServer((req, res) => {
+    void (async () => {
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method !== 'GET') {
+        res.writeHead(405).end();
+      } else if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"live":true}\n');
+      } else if (path === '/readyz') {
+        const r = await o.ready().catch((e: Error) => ({ ready: false, error: e.message }));
+        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r) + '\n');
+      } else if (path === '/metrics' && o.metrics) {
+        const m = await o.metrics();
+        res.writeHead(200, { 'content-type': m.contentType }).end(m.body);
+      } else {
+        res.writeHead(404).end();
+      }
+    })().catch(() => {
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  hardenServer(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return { server, url: `http://${addr.address}:${addr.port}`, close: () => closeServer(server) };
+}

@@ -1,0 +1,254 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HumanRequestor, TransactionAuditEvent } from '../audit/event';
+import { BodyTooLargeError } from '../http/body';
+import { MtomError } from '../mtom/errors';
+import { readSoapMessage } from '../mtom/read';
+import { MtomWriter } from '../mtom/writer';
+import { decodeEnvelope, encodeEnvelope, securityHeaderWithAssertions, type SoapEnvelope } from '../soap/envelope';
+import { encodeFault, SoapFault } from '../soap/fault';
+import { isAnonymous, WSA_ANONYMOUS } from '../soap/ids';
+import { Deadline } from '../util/deadline';
+import { dispatch, type CallHooks } from './dispatch';
+import type { Caller, Ctx, Delivery, Gateway, Reply, Transaction } from './transaction';
+import type { AttachmentStream } from '../mtom/types';
+
+/** Extension points for the stages that later features add (security, async, metrics). */
+export interface EngineHooks extends CallHooks {
+  /**
+   * Authenticates and authorises the caller for this transaction (mTLS identity → community,
+   * XUA). Throws SoapFault to refuse. Returns the human requestors and the headers to forward.
+   */
+  admit?(tx: AnyTransaction, envelope: SoapEnvelope, caller: Caller): Promise<Admission> | Admission;
+  /**
+   * Takes over a request that asked for an asynchronous reply (non-anonymous wsa:ReplyTo):
+   * answers 202 and later sends the reply itself. Absent → such requests are refused.
+   */
+  served?(run: ServedRun): Promise<void>;
+  /** Observes every finished transaction. */
+  finished?(tx: AnyTransaction, outcome: Finished): void;
+}
+
+export interface Finished {
+  caller: Caller;
+  ms: number;
+  fault?: SoapFault;
+  delivery?: Delivery;
+}
+
+export interface Admission {
+  humanRequestors: HumanRequestor[];
+  /** Headers relayed on sub-requests (the requester's XUA assertion as received). */
+  forwardHeaders?: string;
+}
+
+// The engine handles transactions of any request/sub-answer/response types.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTransaction = Transaction<any, any, any>;
+
+/** What the async-served hook receives: everything needed to run the pipeline later. */
+export interface ServedRun {
+  tx: AnyTransaction;
+  ctx: Ctx;
+  httpRes: ServerResponse;
+  /** Runs the pipeline and returns the reply (the hook writes it to ReplyTo). */
+  execute(signal: AbortSignal): Promise<Executed>;
+}
+
+export interface Executed {
+  reply: Reply;
+  /** Call once the reply was delivered (or failed) to write the audit records. */
+  audited(delivery: Delivery): void;
+}
+
+export interface InboundOptions {
+  gateway: Gateway;
+  endpointUrl: string;
+  caller: Caller;
+  hooks?: EngineHooks;
+}
+
+const SOAP_XML = 'application/soap+xml; charset=UTF-8';
+
+/** Handles one inbound SOAP request for `tx` end to end. Never throws. */
+export async function handleInbound(tx: AnyTransaction, httpReq: IncomingMessage, httpRes: ServerResponse, o: InboundOptions): Promise<void> {
+  const t0 = Date.now();
+  const gw = o.gateway;
+  const hooks = o.hooks ?? {};
+  const log = gw.log.child({ tx: tx.name });
+  const abort = new AbortController();
+  httpRes.on('close', () => {
+    if (!httpRes.writableFinished) abort.abort(new Error('requester disconnected'));
+  });
+
+  let envelope: SoapEnvelope | undefined;
+  let attachments: AttachmentStream | undefined;
+  let ctx: Ctx;
+  try {
+    const msg = await readSoapMessage(httpReq, httpReq.headers['content-type'], {
+      maxRootBytes: gw.limits.maxRequestBytes,
+      maxPartHeaderBytes: 16 * 1024,
+      maxParts: 16,
+      maxTotalBytes: gw.limits.maxRequestBytes * 2,
+    });
+    attachments = msg.attachments;
+    envelope = decodeEnvelope(msg.envelope, gw.limits.xml, true);
+    if (envelope.wsa.action !== tx.requestAction) {
+      throw SoapFault.sender(
+        `action ${envelope.wsa.action} is not served at this endpoint (expected ${tx.requestAction})`,
+        'ActionNotSupported',
+      );
+    }
+    // These requests carry no binary parts; anything attached is read and dropped (bounded above).
+    await msg.attachments.discard();
+    const admission = (await hooks.admit?.(tx, envelope, o.caller)) ?? {
+      humanRequestors: [],
+      forwardHeaders: securityHeaderWithAssertions(envelope),
+    };
+    ctx = {
+      gateway: gw,
+      envelope,
+      attachments: msg.attachments,
+      caller: o.caller,
+      endpointUrl: o.endpointUrl,
+      deadline: Deadline.in(gw.directory.deadlineMs),
+      signal: abort.signal,
+      log: log.child({ messageId: envelope.wsa.messageId }),
+      forwardHeaders: admission.forwardHeaders,
+      humanRequestors: admission.humanRequestors,
+    };
+  } catch (e) {
+    void attachments?.discard();
+    const fault = asFault(e);
+    log.info('request refused', { fault: fault.reason, code: fault.code });
+    sendFault(httpRes, fault, envelope?.wsa.messageId);
+    recordEarlyFailure(tx, gw, o, envelope, fault);
+    hooks.finished?.(tx, { caller: o.caller, ms: Date.now() - t0, fault });
+    return;
+  }
+
+  const runCtx = ctx;
+  if (!isAnonymous(envelope.wsa.replyTo)) {
+    if (!hooks.served) {
+      const fault = SoapFault.sender('the asynchronous exchange is not available at this endpoint', 'DestinationUnreachable');
+      sendFault(httpRes, fault, envelope.wsa.messageId);
+      recordEarlyFailure(tx, gw, o, envelope, fault);
+      return;
+    }
+    await hooks.served({
+      tx,
+      ctx: runCtx,
+      httpRes,
+      execute: (signal) => execute(tx, { ...runCtx, signal }, hooks),
+    });
+    return;
+  }
+
+  try {
+    const { reply, audited } = await execute(tx, runCtx, hooks);
+    const delivery = await sendReply(httpRes, tx, runCtx, reply);
+    audited(delivery);
+    hooks.finished?.(tx, { caller: o.caller, ms: Date.now() - t0, delivery });
+    if (!delivery.ok) runCtx.log.warn('reply not delivered', { reason: delivery.error?.message });
+  } catch (e) {
+    const fault = e instanceof SoapFault ? e : SoapFault.receiver('the gateway could not process the request');
+    runCtx.log.error('transaction failed', { error: e as Error });
+    if (!httpRes.headersSent) sendFault(httpRes, fault, envelope.wsa.messageId);
+    else httpRes.destroy();
+    recordEarlyFailure(tx, gw, o, envelope, fault);
+    hooks.finished?.(tx, { caller: o.caller, ms: Date.now() - t0, fault });
+  }
+}
+
+/** decode → validate → plan → dispatch → merge → encode. Audit is deferred until delivery. */
+export async function execute(tx: AnyTransaction, ctx: Ctx, hooks: CallHooks = {}): Promise<Executed> {
+  const req = tx.decode(ctx);
+  const invalid = tx.validate(req, ctx);
+  const plan = invalid.length > 0 ? { calls: [], errors: invalid } : tx.plan(req, ctx);
+  const outcomes = await dispatch(plan.calls, ctx, hooks);
+  const res = await tx.merge(req, outcomes, plan.errors, ctx);
+  const reply = tx.encode(res, ctx);
+  return {
+    reply,
+    audited: (delivery) => {
+      for (const ev of tx.audit(req, res, ctx, delivery)) ctx.gateway.audit.record(ev);
+    },
+  };
+}
+
+/** Writes a reply on the synchronous HTTP response. */
+export async function sendReply(httpRes: ServerResponse, tx: AnyTransaction, ctx: Ctx, reply: Reply): Promise<Delivery> {
+  const envelope = encodeEnvelope({
+    action: tx.responseAction,
+    relatesTo: ctx.envelope.wsa.messageId,
+    body: reply.payload,
+    request: false,
+  });
+  if (reply.kind === 'xml') {
+    httpRes.writeHead(200, { 'content-type': `${SOAP_XML}; action="${tx.responseAction}"` });
+    await new Promise<void>((resolve) => httpRes.end(envelope, () => resolve()));
+    return { ok: true };
+  }
+  return writeMtomReply(httpRes, envelope, reply.parts, tx.responseAction, (ct) => httpRes.writeHead(200, { 'content-type': ct }));
+}
+
+/** Streams an MTOM reply into `out`; on a part failure the output is destroyed (never left looking complete). */
+export async function writeMtomReply(
+  out: NodeJS.WritableStream & { destroy(error?: Error): void },
+  envelope: string,
+  parts: AsyncIterable<{ contentId: string; contentType: string; body: NodeJS.ReadableStream }>,
+  action: string,
+  start: (contentType: string) => void,
+): Promise<Delivery> {
+  const w = new MtomWriter(out as never, { action });
+  start(w.contentType);
+  try {
+    await w.writeRoot(envelope);
+    for await (const p of parts) await w.writePart(p.contentId, p.contentType, p.body as never);
+    await w.end();
+    await new Promise<void>((resolve) => out.end(() => resolve()));
+    return { ok: true };
+  } catch (e) {
+    out.destroy(e as Error);
+    return { ok: false, error: e as Error };
+  }
+}
+
+export function asFault(e: unknown): SoapFault {
+  if (e instanceof SoapFault) return e;
+  if (e instanceof BodyTooLargeError) return new SoapFault('Sender', `request too large: ${e.message}`);
+  if (e instanceof MtomError) {
+    if (e.code === 'too-large') return new SoapFault('Sender', `request too large: ${e.message}`);
+    return SoapFault.sender(`request not readable: ${e.message}`);
+  }
+  return SoapFault.sender(`request not readable: ${(e as Error)?.message ?? String(e)}`);
+}
+
+export function sendFault(httpRes: ServerResponse, fault: SoapFault, relatesTo?: string): void {
+  if (httpRes.headersSent || httpRes.destroyed) return;
+  const body = encodeFault(fault, relatesTo);
+  httpRes.writeHead(fault.httpStatus, { 'content-type': SOAP_XML, connection: 'close' });
+  httpRes.end(body);
+}
+
+/** An audit record for a request refused before its transaction module could read it. */
+function recordEarlyFailure(tx: AnyTransaction, gw: Gateway, o: InboundOptions, env: SoapEnvelope | undefined, fault: SoapFault): void {
+  const ev: TransactionAuditEvent = {
+    kind: 'transaction',
+    transaction: tx.name,
+    side: 'responder',
+    eventDateTime: new Date(),
+    requester: {
+      userId: env?.wsa.replyTo ?? WSA_ANONYMOUS,
+      networkAccessPointId: o.caller.remoteAddress,
+      certificateSubject: o.caller.certificate?.subject,
+    },
+    responder: { userId: o.endpointUrl },
+    humanRequestors: [],
+    patientIds: [],
+    outcome: fault.code === 'Receiver' ? 12 : 8,
+    outcomeDescription: `${fault.code}: ${fault.reason}`.slice(0, 500),
+    groups: [],
+    messageId: env?.wsa.messageId,
+  };
+  gw.audit.record(ev);
+}

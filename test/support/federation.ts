@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  silentLogger,
+  type AuditEvent,
+  type AuditSink,
+  type Directory,
+  type GatewayOptions,
+  type RunningGateway,
+  readDirectory,
+} from '@xcai/shared';
+import { defaultDemoSpecs, generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
+import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
+import { startRespondingGateway } from '../../services/responding-gateway/src/index';
+
+export const ROOT = resolve(__dirname, '../..');
+const SEED_VERSION = 'v1';
+
+/**
+ * Seeds for the demo communities A, B, C, generated once per machine and test run into the temp
+ * directory (never committed), shared by the test files.
+ */
+export async function demoSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
+  const base = join(tmpdir(), `xcai-test-seeds-${SEED_VERSION}-${process.getuid?.() ?? 0}`);
+  const out = { A: join(base, 'A'), B: join(base, 'B'), C: join(base, 'C') };
+  if (existsSync(join(base, 'done'))) return out;
+  const work = mkdtempSync(join(tmpdir(), 'xcai-seeding-'));
+  for (const spec of defaultDemoSpecs()) await generateCommunitySeed(spec, join(work, spec.community));
+  mkdirSync(join(work, 'done'));
+  try {
+    renameSync(work, base);
+  } catch {
+    rmSync(work, { recursive: true, force: true }); // another worker won the race
+  }
+  return out;
+}
+
+export interface CommunityProcess {
+  url: string;
+  registry: string;
+  homeCommunityId: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts a reference community in its own process (a real server, not a mock in the test). */
+export async function spawnCommunity(seedDirs: string[], opts: { delayMs?: number } = {}): Promise<CommunityProcess> {
+  const main = join(ROOT, 'services/reference-community/dist/main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" before the end-to-end tests`);
+  const args = [main, ...seedDirs.flatMap((d) => ['--seed', d]), '--port', '0', '--delay-ms', String(opts.delayMs ?? 0)];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const line = await new Promise<string>((res, rej) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.once('line', (l) => res(l));
+    proc.once('exit', (code) => rej(new Error(`reference community exited (${code}): ${stderr}`)));
+  });
+  const info = JSON.parse(line) as { url: string; registry: string; homeCommunityId: string };
+  return {
+    ...info,
+    proc,
+    stop: () =>
+      new Promise<void>((res) => {
+        if (proc.exitCode !== null) return res();
+        proc.once('exit', () => res());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Collects audit events in memory (tests of what each transaction records). */
+export class MemoryAuditSink implements AuditSink {
+  readonly events: AuditEvent[] = [];
+  record(e: AuditEvent): void {
+    this.events.push(e);
+  }
+  async close(): Promise<void> {}
+}
+
+const testSettings = {
+  directoryFile: '(inline)',
+  host: '127.0.0.1',
+  port: 0,
+  mgmtPort: -1,
+  audit: { transport: 'none' as const },
+  maxRequestBytes: 4 * 1024 * 1024,
+};
+
+export function directory(raw: unknown): Directory {
+  return readDirectory(raw, 'test directory');
+}
+
+export function startIG(dir: Directory, o: Partial<GatewayOptions> = {}): Promise<RunningGateway> {
+  return startInitiatingGateway({ settings: testSettings, directory: dir, log: silentLogger, ...o });
+}
+
+export function startRG(dir: Directory, o: Partial<GatewayOptions> = {}): Promise<RunningGateway> {
+  return startRespondingGateway({ settings: testSettings, directory: dir, log: silentLogger, ...o });
+}
