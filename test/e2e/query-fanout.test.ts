@@ -18,7 +18,15 @@ import {
   type RunningGateway,
 } from '@xcai/shared';
 import { soapCall, type SoapAnswer } from '../support/client';
-import { demoSeeds, directory, MemoryAuditSink, spawnCommunity, startIG, startRG, type CommunityProcess } from '../support/federation';
+import {
+  demoSeeds,
+  directory,
+  MemoryAuditSink,
+  spawnCommunity,
+  startIG,
+  startRG,
+  type CommunityProcess,
+} from '../support/federation';
 import { xsdErrors } from '../support/kit';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
@@ -79,7 +87,9 @@ function answer(a: SoapAnswer): AdhocQueryResponse {
 }
 
 function approvedDocs(k: 'A' | 'B' | 'C', patient: string) {
-  return manifests[k].documentEntries.filter((d) => d.patientId === patient && d.availabilityStatus === APPROVED);
+  return manifests[k].documentEntries.filter(
+    (d) => d.patientId === patient && d.availabilityStatus === APPROVED,
+  );
 }
 
 beforeAll(async () => {
@@ -99,7 +109,10 @@ beforeAll(async () => {
   ]);
   stop.push(rgB.close, rgC.close, rgSlow.close);
   ig = await startIG(
-    igDirectory([community('B', HOME('B'), `${rgB.url}/iti38`), community('C', HOME('C'), `${rgC.url}/iti38`)]),
+    igDirectory([
+      community('B', HOME('B'), `${rgB.url}/iti38`),
+      community('C', HOME('C'), `${rgC.url}/iti38`),
+    ]),
     { audit },
   );
   stop.push(ig.close);
@@ -123,7 +136,11 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
       byHome.set(home, [...(byHome.get(home) ?? []), o.attr('id') as string]);
     }
     for (const k of ['A', 'B', 'C'] as const) {
-      expect((byHome.get(HOME(k)) ?? []).sort()).toEqual(approvedDocs(k, PATIENT_1).map((d) => d.entryUUID).sort());
+      expect((byHome.get(HOME(k)) ?? []).sort()).toEqual(
+        approvedDocs(k, PATIENT_1)
+          .map((d) => d.entryUUID)
+          .sort(),
+      );
     }
   });
 
@@ -145,10 +162,16 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
   });
 
   it('returns ObjectRefs with home when asked', async () => {
-    const res = answer(await soapCall(`${ig.url}/iti18`, Action.ITI18, findDocuments(PATIENT_1, 'ObjectRef')));
+    const res = answer(
+      await soapCall(`${ig.url}/iti18`, Action.ITI18, findDocuments(PATIENT_1, 'ObjectRef')),
+    );
     expect(res.status).toBe('Success');
-    expect(res.objects.length).toBe(['A', 'B', 'C'].reduce((n, k) => n + approvedDocs(k as 'A', PATIENT_1).length, 0));
-    expect(res.objects.every((o) => o.is(NS.rim, 'ObjectRef') && o.attr('home')?.startsWith('urn:oid:'))).toBe(true);
+    expect(res.objects.length).toBe(
+      ['A', 'B', 'C'].reduce((n, k) => n + approvedDocs(k as 'A', PATIENT_1).length, 0),
+    );
+    expect(
+      res.objects.every((o) => o.is(NS.rim, 'ObjectRef') && o.attr('home')?.startsWith('urn:oid:')),
+    ).toBe(true);
   });
 
   it('sends a GetDocuments with home only to that community', async () => {
@@ -171,13 +194,18 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
     });
     const res = answer(await soapCall(`${ig.url}/iti18`, Action.ITI18, body));
     expect(res.status).toBe('Failure');
-    expect(res.errors.map((e) => [e.errorCode, e.location])).toEqual([['XDSUnknownCommunity', 'urn:oid:1.2.3.4.5.6.7']]);
+    expect(res.errors.map((e) => [e.errorCode, e.location])).toEqual([
+      ['XDSUnknownCommunity', 'urn:oid:1.2.3.4.5.6.7'],
+    ]);
   });
 
   it('answers XDSMissingHomeCommunityId for an id query without home when no local registry can take it', async () => {
     const igNoRegistry = await startIG(igDirectory([community('B', HOME('B'), `${rgB.url}/iti38`)], false));
     try {
-      const body = encodeAdhocQueryRequest({ queryId: StoredQuery.GetDocuments, params: { $XDSDocumentEntryUniqueId: "('1.2.3')" } });
+      const body = encodeAdhocQueryRequest({
+        queryId: StoredQuery.GetDocuments,
+        params: { $XDSDocumentEntryUniqueId: "('1.2.3')" },
+      });
       const res = answer(await soapCall(`${igNoRegistry.url}/iti18`, Action.ITI18, body));
       expect(res.status).toBe('Failure');
       expect(res.errors[0].errorCode).toBe('XDSMissingHomeCommunityId');
@@ -192,7 +220,9 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
     const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}/iti38`;
     await new Promise<void>((r) => dead.close(() => r()));
     const home = 'urn:oid:1.3.6.1.4.1.21367.13.70.199';
-    const g = await startIG(igDirectory([community('B', HOME('B'), `${rgB.url}/iti38`), community('D', home, deadUrl)]));
+    const g = await startIG(
+      igDirectory([community('B', HOME('B'), `${rgB.url}/iti38`), community('D', home, deadUrl)]),
+    );
     try {
       const res = answer(await soapCall(`${g.url}/iti18`, Action.ITI18, findDocuments(PATIENT_1)));
       expect(res.status).toBe('PartialSuccess');
@@ -205,14 +235,19 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
 
   it('gives PartialSuccess naming a community slower than its timeout, and does not wait for it', async () => {
     const g = await startIG(
-      igDirectory([community('B', HOME('B'), `${rgB.url}/iti38`), community('C', HOME('C'), `${rgSlow.url}/iti38`, 400)]),
+      igDirectory([
+        community('B', HOME('B'), `${rgB.url}/iti38`),
+        community('C', HOME('C'), `${rgSlow.url}/iti38`, 400),
+      ]),
     );
     try {
       const t0 = Date.now();
       const res = answer(await soapCall(`${g.url}/iti18`, Action.ITI18, findDocuments(PATIENT_1)));
       const ms = Date.now() - t0;
       expect(res.status).toBe('PartialSuccess');
-      expect(res.errors.map((e) => [e.errorCode, e.location])).toEqual([['XDSUnavailableCommunity', HOME('C')]]);
+      expect(res.errors.map((e) => [e.errorCode, e.location])).toEqual([
+        ['XDSUnavailableCommunity', HOME('C')],
+      ]);
       expect(ms).toBeLessThan(1500); // the slow community answers after 1.5 s: we did not wait for it
     } finally {
       await g.close();
@@ -232,7 +267,10 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
     try {
       const res = answer(await soapCall(`${g.url}/iti18`, Action.ITI18, findDocuments(PATIENT_1)));
       expect(res.status).toBe('Failure');
-      expect(res.errors.map((e) => e.errorCode).sort()).toEqual(['XDSUnavailableCommunity', 'XDSUnavailableCommunity']);
+      expect(res.errors.map((e) => e.errorCode).sort()).toEqual([
+        'XDSUnavailableCommunity',
+        'XDSUnavailableCommunity',
+      ]);
       expect(res.objects).toEqual([]);
     } finally {
       await g.close();
@@ -242,7 +280,9 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
   it('writes an audit record for the query served and for each sub-request', async () => {
     audit.events.length = 0;
     await soapCall(`${ig.url}/iti18`, Action.ITI18, findDocuments(PATIENT_3));
-    const kinds = audit.events.map((e) => (e.kind === 'transaction' ? `${e.transaction}/${e.side}` : e.kind)).sort();
+    const kinds = audit.events
+      .map((e) => (e.kind === 'transaction' ? `${e.transaction}/${e.side}` : e.kind))
+      .sort();
     expect(kinds).toEqual(['ITI-18/requester', 'ITI-18/responder', 'ITI-38/requester', 'ITI-38/requester']);
     for (const e of audit.events) if (e.kind === 'transaction') expect(e.patientIds).toEqual([PATIENT_3]);
   });
@@ -261,7 +301,14 @@ describe('what the initiating gateway sends validates against the IHE schemas', 
         received.push(xml);
         const id = /<wsa:MessageID>([^<]+)</.exec(xml)?.[1];
         res.writeHead(200, { 'content-type': 'application/soap+xml' });
-        res.end(encodeEnvelope({ action: Action.ITI38Response, relatesTo: id, body: encodeAdhocQueryResponse('Success', [], []), request: false }));
+        res.end(
+          encodeEnvelope({
+            action: Action.ITI38Response,
+            relatesTo: id,
+            body: encodeAdhocQueryResponse('Success', [], []),
+            request: false,
+          }),
+        );
       });
     });
     await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
@@ -273,7 +320,11 @@ describe('what the initiating gateway sends validates against the IHE schemas', 
     const g = await startIG(igDirectory([community('B', HOME('B'), url)], false));
     try {
       await soapCall(`${g.url}/iti18`, Action.ITI18, findDocuments(PATIENT_1));
-      const body = encodeAdhocQueryRequest({ queryId: StoredQuery.GetDocuments, home: HOME('B'), params: { $XDSDocumentEntryUniqueId: "('1.2')" } });
+      const body = encodeAdhocQueryRequest({
+        queryId: StoredQuery.GetDocuments,
+        home: HOME('B'),
+        params: { $XDSDocumentEntryUniqueId: "('1.2')" },
+      });
       await soapCall(`${g.url}/iti18`, Action.ITI18, body);
       expect(received).toHaveLength(2);
       expect(xsdErrors(received)).toBe('');
@@ -299,38 +350,69 @@ describe('ITI-38 at the responding gateway', () => {
   it.each([
     ['empty-success', 'Success', []],
     ['XDSUnknownPatientId', 'Failure', ['XDSUnknownPatientId']],
-  ])('answers an unknown or malformed patient by policy %s, the same for both (M6)', async (policy, status, codes) => {
-    const g = await startRG(rgDirectory('B', refB.registry, { policy: { unknownPatient: policy } }));
-    try {
-      for (const pid of ['NOBODY^^^&1.3.6.1.4.1.21367.13.20.1000&ISO', "bad'id^^^", '../../etc/passwd', 'x'.repeat(300)]) {
-        const a = await soapCall(`${g.url}/iti38`, Action.ITI38, findDocuments(pid));
-        const res = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
-        expect([pid.slice(0, 20), res.status, res.errors.map((e) => e.errorCode)]).toEqual([pid.slice(0, 20), status, codes]);
-        expect(res.objects).toEqual([]);
+  ])(
+    'answers an unknown or malformed patient by policy %s, the same for both (M6)',
+    async (policy, status, codes) => {
+      const g = await startRG(rgDirectory('B', refB.registry, { policy: { unknownPatient: policy } }));
+      try {
+        for (const pid of [
+          'NOBODY^^^&1.3.6.1.4.1.21367.13.20.1000&ISO',
+          "bad'id^^^",
+          '../../etc/passwd',
+          'x'.repeat(300),
+        ]) {
+          const a = await soapCall(`${g.url}/iti38`, Action.ITI38, findDocuments(pid));
+          const res = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
+          expect([pid.slice(0, 20), res.status, res.errors.map((e) => e.errorCode)]).toEqual([
+            pid.slice(0, 20),
+            status,
+            codes,
+          ]);
+          expect(res.objects).toEqual([]);
+        }
+      } finally {
+        await g.close();
       }
-    } finally {
-      await g.close();
-    }
-  });
+    },
+  );
 
   it('requires home on queries without a patient id, and it must be ours', async () => {
-    const noHome = encodeAdhocQueryRequest({ queryId: StoredQuery.GetDocuments, params: { $XDSDocumentEntryUniqueId: "('1.2')" } });
+    const noHome = encodeAdhocQueryRequest({
+      queryId: StoredQuery.GetDocuments,
+      params: { $XDSDocumentEntryUniqueId: "('1.2')" },
+    });
     const a = await soapCall(`${rgB.url}/iti38`, Action.ITI38, noHome);
     const r1 = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
     expect([r1.status, r1.errors[0].errorCode]).toEqual(['Failure', 'XDSMissingHomeCommunityId']);
-    const other = encodeAdhocQueryRequest({ queryId: StoredQuery.GetDocuments, home: HOME('C'), params: { $XDSDocumentEntryUniqueId: "('1.2')" } });
+    const other = encodeAdhocQueryRequest({
+      queryId: StoredQuery.GetDocuments,
+      home: HOME('C'),
+      params: { $XDSDocumentEntryUniqueId: "('1.2')" },
+    });
     const b = await soapCall(`${rgB.url}/iti38`, Action.ITI38, other);
     const r2 = decodeAdhocQueryResponse(b.envelope.doc, b.envelope.payload);
-    expect([r2.status, r2.errors[0].errorCode, r2.errors[0].location]).toEqual(['Failure', 'XDSUnknownCommunity', HOME('C')]);
+    expect([r2.status, r2.errors[0].errorCode, r2.errors[0].location]).toEqual([
+      'Failure',
+      'XDSUnknownCommunity',
+      HOME('C'),
+    ]);
   });
 
   it('answers GetDocuments with our home and GetAssociations', async () => {
     const entry = approvedDocs('B', PATIENT_3)[0];
-    const get = encodeAdhocQueryRequest({ queryId: StoredQuery.GetDocuments, home: HOME('B'), params: { $XDSDocumentEntryEntryUUID: `('${entry.entryUUID}')` } });
+    const get = encodeAdhocQueryRequest({
+      queryId: StoredQuery.GetDocuments,
+      home: HOME('B'),
+      params: { $XDSDocumentEntryEntryUUID: `('${entry.entryUUID}')` },
+    });
     const a = await soapCall(`${rgB.url}/iti38`, Action.ITI38, get);
     const r = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
     expect(r.objects.map((o) => o.attr('id'))).toEqual([entry.entryUUID]);
-    const assoc = encodeAdhocQueryRequest({ queryId: StoredQuery.GetAssociations, home: HOME('B'), params: { $uuid: `('${entry.entryUUID}')` } });
+    const assoc = encodeAdhocQueryRequest({
+      queryId: StoredQuery.GetAssociations,
+      home: HOME('B'),
+      params: { $uuid: `('${entry.entryUUID}')` },
+    });
     const b = await soapCall(`${rgB.url}/iti38`, Action.ITI38, assoc);
     expect(xsdErrors([b.xml])).toBe('');
     const r2 = decodeAdhocQueryResponse(b.envelope.doc, b.envelope.payload);

@@ -17,7 +17,17 @@ export async function soapCall(
   o: { replyTo?: string; extraHeaders?: string; messageId?: string; raw?: string; contentType?: string } = {},
 ): Promise<SoapAnswer> {
   const messageId = o.messageId ?? newMessageId();
-  const xml = o.raw ?? encodeEnvelope({ action, messageId, to: url, body, replyTo: o.replyTo, extraHeaders: o.extraHeaders, request: true });
+  const xml =
+    o.raw ??
+    encodeEnvelope({
+      action,
+      messageId,
+      to: url,
+      body,
+      replyTo: o.replyTo,
+      extraHeaders: o.extraHeaders,
+      request: true,
+    });
   const res = await request(url, {
     method: 'POST',
     headers: { 'content-type': o.contentType ?? 'application/soap+xml; charset=UTF-8' },
@@ -29,7 +39,101 @@ export async function soapCall(
     status: res.statusCode,
     contentType: ct,
     xml: text,
-    envelope: text ? decodeEnvelope(text, { maxBytes: 1 << 28, maxTextLength: 1 << 28, maxElements: 5_000_000 }, false) : (undefined as never),
+    envelope: text
+      ? decodeEnvelope(text, { maxBytes: 1 << 28, maxTextLength: 1 << 28, maxElements: 5_000_000 }, false)
+      : (undefined as never),
     messageId,
   };
+}
+
+export interface RetrievedDocument {
+  homeCommunityId?: string;
+  repositoryUniqueId: string;
+  documentUniqueId: string;
+  mimeType: string;
+  bytes: Buffer;
+}
+
+export interface RetrieveAnswerForTest extends SoapAnswer {
+  status: number;
+  rootXml: string;
+  registryStatus: string;
+  errors: { errorCode: string; codeContext: string; location?: string }[];
+  documents: RetrievedDocument[];
+  /** Set when the MTOM package was cut short (the gateway aborted the response). */
+  truncated?: string;
+}
+
+/** Sends a retrieve (as MTOM, as IHE asks) and reads the MTOM answer into memory (tests only). */
+export async function retrieveCall(
+  url: string,
+  action: string,
+  body: string,
+): Promise<RetrieveAnswerForTest> {
+  const { MtomWriter, readSoapMessage, decodeRetrieveDocumentSetResponse, contentIdKey, cidFromHref } =
+    await import('@xcai/shared');
+  const { Writable } = await import('node:stream');
+  const messageId = newMessageId();
+  const chunks: Buffer[] = [];
+  const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
+    action,
+  });
+  await w.writeRoot(encodeEnvelope({ action, messageId, to: url, body, request: true }));
+  await w.end();
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': w.contentType },
+    body: Buffer.concat(chunks),
+  });
+  const ct = String(res.headers['content-type'] ?? '');
+  const msg = await readSoapMessage(res.body, ct, {
+    maxRootBytes: 1 << 26,
+    maxPartHeaderBytes: 1 << 14,
+    maxParts: 100_000,
+    maxTotalBytes: 2 ** 34,
+  });
+  const rootXml = msg.envelope.toString('utf8');
+  const envelope = decodeEnvelope(
+    rootXml,
+    { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 },
+    false,
+  );
+  const parts = new Map<string, Buffer>();
+  let truncated: string | undefined;
+  try {
+    for (let p = await msg.attachments.next(); p; p = await msg.attachments.next()) {
+      const bufs: Buffer[] = [];
+      for await (const c of p.body) bufs.push(c as Buffer);
+      parts.set(contentIdKey(p.headers.contentId ?? ''), Buffer.concat(bufs));
+    }
+  } catch (e) {
+    truncated = (e as Error).message;
+  }
+  const answer: RetrieveAnswerForTest = {
+    status: res.statusCode,
+    contentType: ct,
+    xml: rootXml,
+    envelope,
+    messageId,
+    rootXml,
+    registryStatus: '',
+    errors: [],
+    documents: [],
+    truncated,
+  };
+  if (envelope.payload.local !== 'RetrieveDocumentSetResponse') return answer;
+  const root = decodeRetrieveDocumentSetResponse(envelope.payload);
+  answer.registryStatus = root.status;
+  answer.errors = root.errors;
+  answer.documents = root.documents.map((d) => ({
+    homeCommunityId: d.homeCommunityId,
+    repositoryUniqueId: d.repositoryUniqueId,
+    documentUniqueId: d.documentUniqueId,
+    mimeType: d.mimeType,
+    bytes:
+      d.content.kind === 'inline'
+        ? Buffer.from(d.content.base64, 'base64')
+        : (parts.get(contentIdKey(cidFromHref(d.content.href))) ?? Buffer.alloc(0)),
+  }));
+  return answer;
 }

@@ -12,7 +12,10 @@ import {
   type RunningGateway,
   readDirectory,
 } from '@xcai/shared';
-import { defaultDemoSpecs, generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
+import {
+  defaultDemoSpecs,
+  generateCommunitySeed,
+} from '../../services/reference-community/src/seed/generate';
 import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
 import { startRespondingGateway } from '../../services/responding-gateway/src/index';
 
@@ -41,16 +44,33 @@ export async function demoSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
 export interface CommunityProcess {
   url: string;
   registry: string;
+  repository: string;
+  ids: string;
   homeCommunityId: string;
+  repositoryUniqueId: string;
+  idsRepositoryUniqueId: string;
   proc: ChildProcess;
   stop(): Promise<void>;
 }
 
 /** Starts a reference community in its own process (a real server, not a mock in the test). */
-export async function spawnCommunity(seedDirs: string[], opts: { delayMs?: number } = {}): Promise<CommunityProcess> {
+export async function spawnCommunity(
+  seedDirs: string[],
+  opts: { delayMs?: number; corrupt?: string[]; truncate?: string[] } = {},
+): Promise<CommunityProcess> {
   const main = join(ROOT, 'services/reference-community/dist/main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" before the end-to-end tests`);
-  const args = [main, ...seedDirs.flatMap((d) => ['--seed', d]), '--port', '0', '--delay-ms', String(opts.delayMs ?? 0)];
+  if (!existsSync(main))
+    throw new Error(`${main} is missing: run "npm run build" before the end-to-end tests`);
+  const args = [
+    main,
+    ...seedDirs.flatMap((d) => ['--seed', d]),
+    ...(opts.corrupt ?? []).flatMap((u) => ['--corrupt', u]),
+    ...(opts.truncate ?? []).flatMap((u) => ['--truncate', u]),
+    '--port',
+    '0',
+    '--delay-ms',
+    String(opts.delayMs ?? 0),
+  ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -59,7 +79,7 @@ export async function spawnCommunity(seedDirs: string[], opts: { delayMs?: numbe
     rl.once('line', (l) => res(l));
     proc.once('exit', (code) => rej(new Error(`reference community exited (${code}): ${stderr}`)));
   });
-  const info = JSON.parse(line) as { url: string; registry: string; homeCommunityId: string };
+  const info = JSON.parse(line) as Omit<CommunityProcess, 'proc' | 'stop'>;
   return {
     ...info,
     proc,
@@ -100,4 +120,64 @@ export function startIG(dir: Directory, o: Partial<GatewayOptions> = {}): Promis
 
 export function startRG(dir: Directory, o: Partial<GatewayOptions> = {}): Promise<RunningGateway> {
   return startRespondingGateway({ settings: testSettings, directory: dir, log: silentLogger, ...o });
+}
+
+export type Label = 'A' | 'B' | 'C';
+
+/** Directory of a responding gateway in front of a reference community. */
+export function rgDirectoryFor(
+  ref: CommunityProcess,
+  initiators: { homeCommunityId: string; name: string }[],
+  extra: Record<string, unknown> = {},
+) {
+  return directory({
+    homeCommunityId: ref.homeCommunityId,
+    name: 'RG',
+    local: {
+      registry: { url: ref.registry },
+      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
+      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
+    },
+    communities: initiators,
+    ...extra,
+  });
+}
+
+/** A remote community entry for an initiating gateway's directory. */
+export function remoteCommunity(
+  name: string,
+  homeCommunityId: string,
+  rgUrl: string,
+  extra: Record<string, unknown> = {},
+) {
+  return {
+    homeCommunityId,
+    name,
+    endpoints: {
+      iti38: { url: `${rgUrl}/iti38` },
+      iti39: { url: `${rgUrl}/iti39` },
+      rad75: { url: `${rgUrl}/rad75` },
+    },
+    ...extra,
+  };
+}
+
+/** Directory of the initiating gateway of community A. */
+export function igDirectoryFor(
+  ref: CommunityProcess,
+  communities: Record<string, unknown>[],
+  extra: Record<string, unknown> = {},
+) {
+  return directory({
+    homeCommunityId: ref.homeCommunityId,
+    name: 'A',
+    deadlineMs: 10_000,
+    local: {
+      registry: { url: ref.registry },
+      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
+      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
+    },
+    communities,
+    ...extra,
+  });
 }

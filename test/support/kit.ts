@@ -22,7 +22,10 @@ export function xsdErrors(docs: string[], schema = SCHEMA): string {
       return f;
     });
     try {
-      execFileSync('xmllint', ['--noout', '--nonet', '--schema', schema, ...files], { stdio: 'pipe', maxBuffer: 64 << 20 });
+      execFileSync('xmllint', ['--noout', '--nonet', '--schema', schema, ...files], {
+        stdio: 'pipe',
+        maxBuffer: 64 << 20,
+      });
       return '';
     } catch (e) {
       return String((e as { stderr?: Buffer }).stderr ?? e)
@@ -37,5 +40,7 @@ export function xsdErrors(docs: string[], schema = SCHEMA): string {
 
 /** Replaces each xop:Include with base64 text so the envelope can be schema-validated. */
 export function deIncludeXop(xml: string): string {
-  return xml.replace(/<(\w+:)?Include\b[^>]*\/>/g, 'AAAA').replace(/<(\w+:)?Include\b[^>]*>\s*<\/(\w+:)?Include>/g, 'AAAA');
+  return xml
+    .replace(/<(\w+:)?Include\b[^>]*\/>/g, 'AAAA')
+    .replace(/<(\w+:)?Include\b[^>]*>\s*<\/(\w+:)?Include>/g, 'AAAA');
 }

@@ -9,13 +9,18 @@ const good = {
   local: {
     registry: { url: 'http://127.0.0.1:1/registry' },
     repositories: [{ repositoryUniqueId: '1.2.3', url: 'http://127.0.0.1:1/repository' }],
-    imagingDocumentSources: [{ repositoryUniqueId: '1.2.4', url: 'http://127.0.0.1:1/ids', maxResponseBytes: '2GiB' }],
+    imagingDocumentSources: [
+      { repositoryUniqueId: '1.2.4', url: 'http://127.0.0.1:1/ids', maxResponseBytes: '2GiB' },
+    ],
   },
   communities: [
     {
       homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.102',
       name: 'B',
-      endpoints: { iti38: { url: 'https://b.example/iti38', timeoutMs: 5000 }, iti39: 'https://b.example/iti39' },
+      endpoints: {
+        iti38: { url: 'https://b.example/iti38', timeoutMs: 5000 },
+        iti39: 'https://b.example/iti39',
+      },
       maxDocumentsPerRequest: 10,
     },
   ],
@@ -35,7 +40,11 @@ describe('community directory', () => {
   it('reads a good directory with defaults', () => {
     const d = readDirectory(good);
     expect(d.deadlineMs).toBe(30_000);
-    expect(d.communities[0].endpoints.iti38).toMatchObject({ url: 'https://b.example/iti38', timeoutMs: 5000, maxConcurrent: 16 });
+    expect(d.communities[0].endpoints.iti38).toMatchObject({
+      url: 'https://b.example/iti38',
+      timeoutMs: 5000,
+      maxConcurrent: 16,
+    });
     expect(d.communities[0].endpoints.iti39?.url).toBe('https://b.example/iti39');
     expect(d.communities[0].endpoints.rad75).toBeUndefined();
     expect(d.local.imagingDocumentSources[0].maxResponseBytes).toBe(2 * 1024 ** 3);
@@ -73,7 +82,10 @@ describe('community directory', () => {
   it('loads YAML and reports unreadable files and syntax errors by file name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dir-'));
     const f = join(dir, 'directory.yaml');
-    writeFileSync(f, `homeCommunityId: ${good.homeCommunityId}\ncommunities:\n  - homeCommunityId: urn:oid:1.2.9\n    name: B\n`);
+    writeFileSync(
+      f,
+      `homeCommunityId: ${good.homeCommunityId}\ncommunities:\n  - homeCommunityId: urn:oid:1.2.9\n    name: B\n`,
+    );
     expect(loadDirectory(f).communities[0].name).toBe('B');
     writeFileSync(f, 'homeCommunityId: [unclosed');
     expect(() => loadDirectory(f)).toThrow(new RegExp(`${f}.*not valid YAML`, 's'));

@@ -47,7 +47,10 @@ describe('SOAP 1.2 envelope with WS-Addressing', () => {
     action: Action.ITI18,
     messageId: 'urn:uuid:11111111-2222-3333-4444-555555555555',
     to: 'https://gw.example/iti18',
-    body: encodeAdhocQueryRequest({ queryId: StoredQuery.FindDocuments, params: { $XDSDocumentEntryPatientId: "'P1^^^&1.2.3&ISO'" } }),
+    body: encodeAdhocQueryRequest({
+      queryId: StoredQuery.FindDocuments,
+      params: { $XDSDocumentEntryPatientId: "'P1^^^&1.2.3&ISO'" },
+    }),
     request: true,
   });
 
@@ -84,7 +87,10 @@ describe('SOAP 1.2 envelope with WS-Addressing', () => {
   });
 
   it('refuses SOAP 1.1, missing Action/MessageID, duplicates, unknown mustUnderstand headers', () => {
-    expect(faultOf(() => decodeEnvelope(`<e:Envelope xmlns:e="${NS.soap11}"><e:Body><x/></e:Body></e:Envelope>`)).code).toBe('VersionMismatch');
+    expect(
+      faultOf(() => decodeEnvelope(`<e:Envelope xmlns:e="${NS.soap11}"><e:Body><x/></e:Body></e:Envelope>`))
+        .code,
+    ).toBe('VersionMismatch');
     const noAction = req.replace(/<wsa:Action[^>]*>[^<]*<\/wsa:Action>/, '');
     const f1 = faultOf(() => decodeEnvelope(noAction));
     expect([f1.code, f1.wsaSubcode]).toEqual(['Sender', 'MessageAddressingHeaderRequired']);
@@ -92,7 +98,10 @@ describe('SOAP 1.2 envelope with WS-Addressing', () => {
     expect(faultOf(() => decodeEnvelope(noId)).wsaSubcode).toBe('MessageAddressingHeaderRequired');
     const dup = req.replace('</soap:Header>', `<wsa:To>x</wsa:To></soap:Header>`);
     expect(faultOf(() => decodeEnvelope(dup)).wsaSubcode).toBe('InvalidAddressingHeader');
-    const mu = req.replace('</soap:Header>', `<x:Custom xmlns:x="urn:x" soap:mustUnderstand="true"/></soap:Header>`);
+    const mu = req.replace(
+      '</soap:Header>',
+      `<x:Custom xmlns:x="urn:x" soap:mustUnderstand="true"/></soap:Header>`,
+    );
     expect(faultOf(() => decodeEnvelope(mu)).code).toBe('MustUnderstand');
     const dtd = `<!DOCTYPE x [<!ENTITY a "b">]>${req.replace(/^<\?xml[^>]*>/, '')}`;
     expect(faultOf(() => decodeEnvelope(dtd)).reason).toMatch(/DOCTYPE/);
@@ -135,10 +144,16 @@ describe('stored query parameters (ITI TF-2 3.18.4.1.2.3.5)', () => {
       queryId: StoredQuery.FindDocuments,
       params: {
         $XDSDocumentEntryPatientId: "'P1^^^&1.2.3&ISO'",
-        $XDSDocumentEntryStatus: ["('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')", "('urn:x:Deprecated')"],
+        $XDSDocumentEntryStatus: [
+          "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
+          "('urn:x:Deprecated')",
+        ],
       },
     });
-    const doubled = xml.replace('</rim:AdhocQuery>', `<rim:Slot name="$XDSDocumentEntryClassCode"><rim:ValueList><rim:Value>('a^^s')</rim:Value></rim:ValueList></rim:Slot><rim:Slot name="$XDSDocumentEntryClassCode"><rim:ValueList><rim:Value>('b^^s')</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery>`);
+    const doubled = xml.replace(
+      '</rim:AdhocQuery>',
+      `<rim:Slot name="$XDSDocumentEntryClassCode"><rim:ValueList><rim:Value>('a^^s')</rim:Value></rim:ValueList></rim:Slot><rim:Slot name="$XDSDocumentEntryClassCode"><rim:ValueList><rim:Value>('b^^s')</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery>`,
+    );
     const doc = parseXml(doubled);
     const req = decodeAdhocQueryRequest(doc, doc.root);
     expect(req.query).toBe('FindDocuments');
@@ -152,17 +167,26 @@ describe('stored query parameters (ITI TF-2 3.18.4.1.2.3.5)', () => {
       'XDSStoredQueryMissingParam',
       'XDSStoredQueryMissingParam',
     ]);
-    expect(validateStoredQuery('FindDocuments', m({ $XDSDocumentEntryPatientId: [['a', 'b']], $XDSDocumentEntryStatus: [['s']] })).map((e) => e.errorCode)).toEqual([
-      'XDSStoredQueryParamNumber',
-    ]);
-    expect(validateStoredQuery('GetDocuments', m({ $XDSDocumentEntryEntryUUID: [['u']], $XDSDocumentEntryUniqueId: [['i']] }))[0].errorCode).toBe(
-      'XDSStoredQueryParamNumber',
-    );
+    expect(
+      validateStoredQuery(
+        'FindDocuments',
+        m({ $XDSDocumentEntryPatientId: [['a', 'b']], $XDSDocumentEntryStatus: [['s']] }),
+      ).map((e) => e.errorCode),
+    ).toEqual(['XDSStoredQueryParamNumber']);
+    expect(
+      validateStoredQuery(
+        'GetDocuments',
+        m({ $XDSDocumentEntryEntryUUID: [['u']], $XDSDocumentEntryUniqueId: [['i']] }),
+      )[0].errorCode,
+    ).toBe('XDSStoredQueryParamNumber');
     expect(validateStoredQuery('GetDocuments', m({ $XDSDocumentEntryUniqueId: [['i']] }))).toEqual([]);
   });
 
   it('rewrites only the home attribute when relaying a query', () => {
-    const xml = readFileSync(join(SAMPLES, 'iti-18/nist-iti18-getDocuments-with-home-request.body.xml'), 'utf8');
+    const xml = readFileSync(
+      join(SAMPLES, 'iti-18/nist-iti18-getDocuments-with-home-request.body.xml'),
+      'utf8',
+    );
     const doc = parseXml(xml);
     const req = decodeAdhocQueryRequest(doc, doc.root);
     expect(req.home).toBeDefined();
@@ -177,10 +201,12 @@ describe('stored query parameters (ITI TF-2 3.18.4.1.2.3.5)', () => {
 });
 
 describe('public samples decode', () => {
-  const dir = (d: string) => readdirSync(join(SAMPLES, d)).filter((f) => f.endsWith('.xml') && !f.includes('testplan'));
+  const dir = (d: string) =>
+    readdirSync(join(SAMPLES, d)).filter((f) => f.endsWith('.xml') && !f.includes('testplan'));
   const payloadOf = (xml: string) => {
     const doc = parseXml(xml, { maxBytes: 1 << 26, maxTextLength: 1 << 26 });
-    if (doc.root.is(NS.soap, 'Envelope')) return decodeEnvelope(xml, { maxBytes: 1 << 26, maxTextLength: 1 << 26 }, false);
+    if (doc.root.is(NS.soap, 'Envelope'))
+      return decodeEnvelope(xml, { maxBytes: 1 << 26, maxTextLength: 1 << 26 }, false);
     return { doc, payload: doc.root };
   };
 
@@ -198,35 +224,45 @@ describe('public samples decode', () => {
   });
 
   it('the ITI-38 response sample carries home on every top-level object', () => {
-    const { doc, payload } = payloadOf(readFileSync(join(SAMPLES, 'iti-38/nist-iti38-response.soap.xml'), 'utf8'));
+    const { doc, payload } = payloadOf(
+      readFileSync(join(SAMPLES, 'iti-38/nist-iti38-response.soap.xml'), 'utf8'),
+    );
     const res = decodeAdhocQueryResponse(doc, payload);
     expect(res.objects.length).toBe(2);
     expect(res.objects.every((o) => o.attr('home')?.startsWith('urn:oid:'))).toBe(true);
   });
 
-  it.each([...dir('iti-43').map((f) => `iti-43/${f}`), ...dir('iti-39').map((f) => `iti-39/${f}`)])('%s', (f) => {
-    const { payload } = payloadOf(readFileSync(join(SAMPLES, f), 'utf8'));
-    if (payload.is(NS.xdsb, 'RetrieveDocumentSetRequest')) expect(decodeRetrieveDocumentSetRequest(payload).length).toBeGreaterThan(0);
-    else if (payload.is(NS.xdsb, 'RetrieveDocumentSetResponse')) expect(decodeRetrieveDocumentSetResponse(payload).status).toBeDefined();
-    else expect(payload.local).toMatch(/Fault|RetrieveDocumentSetResponse/);
-  });
+  it.each([...dir('iti-43').map((f) => `iti-43/${f}`), ...dir('iti-39').map((f) => `iti-39/${f}`)])(
+    '%s',
+    (f) => {
+      const { payload } = payloadOf(readFileSync(join(SAMPLES, f), 'utf8'));
+      if (payload.is(NS.xdsb, 'RetrieveDocumentSetRequest'))
+        expect(decodeRetrieveDocumentSetRequest(payload).length).toBeGreaterThan(0);
+      else if (payload.is(NS.xdsb, 'RetrieveDocumentSetResponse'))
+        expect(decodeRetrieveDocumentSetResponse(payload).status).toBeDefined();
+      else expect(payload.local).toMatch(/Fault|RetrieveDocumentSetResponse/);
+    },
+  );
 
-  it.each([...dir('rad-69').map((f) => `rad-69/${f}`), ...dir('rad-75').map((f) => `rad-75/${f}`)])('%s', (f) => {
-    const { payload } = payloadOf(readFileSync(join(SAMPLES, f), 'utf8'));
-    const req = decodeRetrieveImagingDocumentSetRequest(payload);
-    expect(req.studies.length).toBeGreaterThan(0);
-    const docs = imagingDocuments(req);
-    expect(docs.length).toBeGreaterThan(0);
-    // Splitting and re-nesting keeps every document under its study and series, and the TS list;
-    // a study requested in two StudyRequest elements (one per community) comes back as one.
-    const again = nestImagingDocuments(docs, req.transferSyntaxUids);
-    expect(imagingDocuments(again)).toEqual(expect.arrayContaining(docs));
-    expect(imagingDocuments(again)).toHaveLength(docs.length);
-    expect(new Set(again.studies.map((s) => s.studyInstanceUid)).size).toBe(again.studies.length);
-    const xml = encodeRetrieveImagingDocumentSetRequest(again);
-    expect(decodeRetrieveImagingDocumentSetRequest(body(xml))).toEqual(again);
-    expect(xsdErrors([encodeEnvelope({ action: Action.RAD69, body: xml, request: true })])).toBe('');
-  });
+  it.each([...dir('rad-69').map((f) => `rad-69/${f}`), ...dir('rad-75').map((f) => `rad-75/${f}`)])(
+    '%s',
+    (f) => {
+      const { payload } = payloadOf(readFileSync(join(SAMPLES, f), 'utf8'));
+      const req = decodeRetrieveImagingDocumentSetRequest(payload);
+      expect(req.studies.length).toBeGreaterThan(0);
+      const docs = imagingDocuments(req);
+      expect(docs.length).toBeGreaterThan(0);
+      // Splitting and re-nesting keeps every document under its study and series, and the TS list;
+      // a study requested in two StudyRequest elements (one per community) comes back as one.
+      const again = nestImagingDocuments(docs, req.transferSyntaxUids);
+      expect(imagingDocuments(again)).toEqual(expect.arrayContaining(docs));
+      expect(imagingDocuments(again)).toHaveLength(docs.length);
+      expect(new Set(again.studies.map((s) => s.studyInstanceUid)).size).toBe(again.studies.length);
+      const xml = encodeRetrieveImagingDocumentSetRequest(again);
+      expect(decodeRetrieveImagingDocumentSetRequest(body(xml))).toEqual(again);
+      expect(xsdErrors([encodeEnvelope({ action: Action.RAD69, body: xml, request: true })])).toBe('');
+    },
+  );
 
   it('retrieve request encoding validates', () => {
     const xml = encodeRetrieveDocumentSetRequest([
@@ -235,7 +271,11 @@ describe('public samples decode', () => {
     ]);
     const env = encodeEnvelope({ action: Action.ITI43, body: xml, request: true });
     expect(xsdErrors([env])).toBe('');
-    const err = encodeAdhocQueryResponse('Failure', [registryError('XDSRegistryError', 'x & y <z>', 'urn:oid:1')], []);
+    const err = encodeAdhocQueryResponse(
+      'Failure',
+      [registryError('XDSRegistryError', 'x & y <z>', 'urn:oid:1')],
+      [],
+    );
     expect(xsdErrors([encodeEnvelope({ action: Action.ITI18Response, body: err, request: false })])).toBe('');
   });
 });

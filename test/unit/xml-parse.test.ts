@@ -21,7 +21,12 @@ describe('XML parser: namespaces and structure', () => {
     const r = doc.root;
     expect([r.ns, r.local]).toEqual(['urn:a', 'root']);
     const [child, inner, x] = r.children;
-    expect([child.ns, child.local, child.attr('x'), child.attr('y', 'urn:a')]).toEqual(['urn:d', 'child', '1', '2']);
+    expect([child.ns, child.local, child.attr('x'), child.attr('y', 'urn:a')]).toEqual([
+      'urn:d',
+      'child',
+      '1',
+      '2',
+    ]);
     expect(inner.ns).toBe('');
     expect(inner.children[0].ns).toBe('');
     expect(x.ns).toBe('urn:other');
@@ -70,15 +75,23 @@ describe('XML parser: hostile input', () => {
     expect(codeOf(() => parseXml('<a>'.repeat(100) + '</a>'.repeat(100), { maxDepth: 64 }))).toBe('too-deep');
     expect(codeOf(() => parseXml('<a>'.repeat(200_000) + '</a>'.repeat(200_000)))).toBe('too-deep');
     expect(codeOf(() => parseXml(`<a>${'x'.repeat(2000)}</a>`, { maxBytes: 1000 }))).toBe('too-large');
-    expect(codeOf(() => parseXml(`<a b="${'x'.repeat(5000)}"/>`, { maxAttributeLength: 4096 }))).toBe('attribute-too-long');
-    expect(codeOf(() => parseXml(`<a>${'x'.repeat(5000)}</a>`, { maxTextLength: 4096 }))).toBe('text-too-long');
-    expect(codeOf(() => parseXml(`<a>${'<b/>'.repeat(1000)}</a>`, { maxElements: 500 }))).toBe('too-many-elements');
+    expect(codeOf(() => parseXml(`<a b="${'x'.repeat(5000)}"/>`, { maxAttributeLength: 4096 }))).toBe(
+      'attribute-too-long',
+    );
+    expect(codeOf(() => parseXml(`<a>${'x'.repeat(5000)}</a>`, { maxTextLength: 4096 }))).toBe(
+      'text-too-long',
+    );
+    expect(codeOf(() => parseXml(`<a>${'<b/>'.repeat(1000)}</a>`, { maxElements: 500 }))).toBe(
+      'too-many-elements',
+    );
     const many = Array.from({ length: 100 }, (_, i) => `a${i}="1"`).join(' ');
     expect(codeOf(() => parseXml(`<a ${many}/>`))).toBe('too-many-attributes');
   });
 
   it('refuses invalid UTF-8 and non-UTF-8 encodings', () => {
-    expect(codeOf(() => parseXml(Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0xfe, 0x3c, 0x2f, 0x61, 0x3e])))).toBe('bad-encoding');
+    expect(codeOf(() => parseXml(Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0xfe, 0x3c, 0x2f, 0x61, 0x3e])))).toBe(
+      'bad-encoding',
+    );
     expect(codeOf(() => parseXml('<?xml version="1.0" encoding="ISO-8859-1"?><a/>'))).toBe('bad-encoding');
     expect(codeOf(() => parseXml(Buffer.from('\ufeff<a/>', 'utf16le')))).toBe('bad-encoding');
   });
@@ -92,7 +105,12 @@ describe('XML relay (byte-exact copy of an element into another document)', () =
     const out = relayElement(doc, obj, { setAttributes: { home: 'urn:oid:1.2' } });
     expect(out.endsWith(`>  <rim:Name>山田 &amp; co</rim:Name><x/></rim:Obj>`)).toBe(true);
     const again = parseXml(`<wrap xmlns="urn:other">${out}</wrap>`).root.children[0];
-    expect([again.ns, again.local, again.attr('id'), again.attr('home')]).toEqual([NS.rim, 'Obj', '1', 'urn:oid:1.2']);
+    expect([again.ns, again.local, again.attr('id'), again.attr('home')]).toEqual([
+      NS.rim,
+      'Obj',
+      '1',
+      'urn:oid:1.2',
+    ]);
     expect(again.children[1].ns).toBe('urn:dflt');
     expect(again.child(NS.rim, 'Name')?.text).toBe('山田 & co');
   });
@@ -117,7 +135,9 @@ describe('differential check against fast-xml-parser on the public samples', () 
   function theirs(node: Record<string, unknown>[]): unknown[] {
     const out: unknown[] = [];
     for (const n of node) {
-      const name = Object.keys(n).find((k) => k !== ':@' && k !== '#text' && k !== '#comment' && !k.startsWith('?'));
+      const name = Object.keys(n).find(
+        (k) => k !== ':@' && k !== '#text' && k !== '#comment' && !k.startsWith('?'),
+      );
       if (!name) continue;
       out.push([name, theirs(n[name] as Record<string, unknown>[])]);
     }
@@ -127,7 +147,12 @@ describe('differential check against fast-xml-parser on the public samples', () 
   it.each(files)('%s', (f) => {
     const text = readFileSync(join(SAMPLES, f), 'utf8');
     const doc = parseXml(text, { maxBytes: 64 * 1024 * 1024, maxTextLength: 64 * 1024 * 1024 });
-    const fxp = new XMLParser({ preserveOrder: true, ignoreAttributes: false, processEntities: false, commentPropName: '#comment' });
+    const fxp = new XMLParser({
+      preserveOrder: true,
+      ignoreAttributes: false,
+      processEntities: false,
+      commentPropName: '#comment',
+    });
     expect([ours(doc.root)]).toEqual(theirs(fxp.parse(text) as Record<string, unknown>[]));
   });
 });

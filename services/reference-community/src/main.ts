@@ -1,6 +1,7 @@
 /**
  * Runs one reference community as its own process:
  *   node services/reference-community/dist/main.js --seed DIR [--seed DIR …] [--port N] [--host H] [--delay-ms N]
+ *     [--corrupt UID …] [--truncate UID …]   (fault injection for tests)
  * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …} on stdout when ready.
  */
 import { parseArgs } from 'node:util';
@@ -14,18 +15,33 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '0' },
       host: { type: 'string', default: '127.0.0.1' },
       'delay-ms': { type: 'string', default: '0' },
+      corrupt: { type: 'string', multiple: true },
+      truncate: { type: 'string', multiple: true },
     },
   });
-  if (!values.seed?.length) throw new Error('usage: main.js --seed DIR [--seed DIR …] [--port N] [--delay-ms N]');
+  if (!values.seed?.length)
+    throw new Error('usage: main.js --seed DIR [--seed DIR …] [--port N] [--delay-ms N]');
   const log = createLogger({ service: 'reference-community' }, 'warn', (l) => process.stderr.write(l + '\n'));
   const c = await startReferenceCommunity({
     seedDirs: values.seed,
     host: values.host,
     port: Number(values.port),
     delayMs: Number(values['delay-ms']),
+    faults: { corrupt: values.corrupt, truncate: values.truncate },
     log,
   });
-  process.stdout.write(JSON.stringify({ url: c.url, registry: c.registryUrl, homeCommunityId: c.manifests[0]?.homeCommunityId }) + '\n');
+  const m = c.manifests[0];
+  process.stdout.write(
+    JSON.stringify({
+      url: c.url,
+      registry: c.registryUrl,
+      repository: c.repositoryUrl,
+      ids: c.idsUrl,
+      homeCommunityId: m?.homeCommunityId,
+      repositoryUniqueId: m?.repositoryUniqueId,
+      idsRepositoryUniqueId: m?.idsRepositoryUniqueId,
+    }) + '\n',
+  );
   const stop = () => void c.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

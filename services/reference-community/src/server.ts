@@ -21,6 +21,7 @@ import {
 import type { SeedManifest } from './seed/types';
 import { MetadataStore } from './registry/store';
 import { registryStoredQuery } from './registry/transaction';
+import { documentRepository, imagingDocumentSource, type Faults } from './sources';
 
 export interface ReferenceCommunityOptions {
   /** Seed directories (each with manifest.json) this community serves. */
@@ -32,12 +33,16 @@ export interface ReferenceCommunityOptions {
   limits?: Partial<GatewayLimits>;
   /** Answer every request this much later (tests of timeouts, the fan-out benchmark). */
   delayMs?: number;
+  /** Documents to serve damaged (tests of the integrity checks). */
+  faults?: Faults;
 }
 
 export interface RunningCommunity extends RunningServer {
   manifests: SeedManifest[];
   /** Endpoint URLs. */
   registryUrl: string;
+  repositoryUrl: string;
+  idsUrl: string;
 }
 
 /** The same transaction, answering `ms` later. */
@@ -58,6 +63,7 @@ export function readManifest(seedDir: string): SeedManifest {
 
 export async function startReferenceCommunity(o: ReferenceCommunityOptions): Promise<RunningCommunity> {
   const manifests = o.seedDirs.map(readManifest);
+  const located = o.seedDirs.map((dir, i) => ({ dir, manifest: manifests[i] }));
   const home = manifests[0]?.homeCommunityId ?? 'urn:oid:1.3.6.1.4.1.21367.13.70.999';
   const log = o.log ?? createLogger({ service: 'reference-community', community: home });
   const store = new MetadataStore(manifests);
@@ -78,8 +84,19 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     publicUrl: '',
   };
-  const routes: SoapRoute[] = [{ path: '/registry', tx: delayed(registryStoredQuery(store), o.delayMs ?? 0) }];
+  const delay = o.delayMs ?? 0;
+  const routes: SoapRoute[] = [
+    { path: '/registry', tx: delayed(registryStoredQuery(store), delay) },
+    { path: '/repository', tx: delayed(documentRepository(located, o.faults), delay) },
+    { path: '/ids', tx: delayed(imagingDocumentSource(located, o.faults), delay) },
+  ];
   const server = await startSoapServer({ gateway, routes, host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   log.info('reference community started', { url: server.url, documents: store.documents.size });
-  return { ...server, manifests, registryUrl: `${server.url}/registry` };
+  return {
+    ...server,
+    manifests,
+    registryUrl: `${server.url}/registry`,
+    repositoryUrl: `${server.url}/repository`,
+    idsUrl: `${server.url}/ids`,
+  };
 }

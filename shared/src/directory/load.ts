@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { Directory, Endpoint, LocalConsumer, LocalEndpoint, PeerIdentity, RemoteCommunity } from './types';
+import type {
+  Directory,
+  Endpoint,
+  LocalConsumer,
+  LocalEndpoint,
+  PeerIdentity,
+  RemoteCommunity,
+} from './types';
 
 export class DirectoryError extends Error {
   constructor(
@@ -127,7 +134,10 @@ class Reader {
   home(v: unknown, path: string): string | undefined {
     const s = this.str(v, path);
     if (s !== undefined && !isHomeCommunityId(s)) {
-      this.problem(path, `"${s}" is not a homeCommunityId (urn:oid: followed by an OID of at most 64 characters)`);
+      this.problem(
+        path,
+        `"${s}" is not a homeCommunityId (urn:oid: followed by an OID of at most 64 characters)`,
+      );
       return undefined;
     }
     return s;
@@ -172,7 +182,13 @@ class Reader {
     return {
       url,
       timeoutMs: this.int(o.timeoutMs, `${path}.timeoutMs`, ENDPOINT_DEFAULTS.timeoutMs, 1, 3_600_000),
-      maxConcurrent: this.int(o.maxConcurrent, `${path}.maxConcurrent`, ENDPOINT_DEFAULTS.maxConcurrent, 1, 10_000),
+      maxConcurrent: this.int(
+        o.maxConcurrent,
+        `${path}.maxConcurrent`,
+        ENDPOINT_DEFAULTS.maxConcurrent,
+        1,
+        10_000,
+      ),
       maxResponseBytes: this.size(o.maxResponseBytes, `${path}.maxResponseBytes`, maxResponseDefault),
     };
   }
@@ -225,7 +241,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     .filter((e): e is LocalEndpoint => e !== undefined);
   const imagingDocumentSources = r
     .arr(local.imagingDocumentSources, 'local.imagingDocumentSources')
-    .map((e, i) => r.localEndpoint(e, `local.imagingDocumentSources[${i}]`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes))
+    .map((e, i) =>
+      r.localEndpoint(e, `local.imagingDocumentSources[${i}]`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
+    )
     .filter((e): e is LocalEndpoint => e !== undefined);
   for (const [list, path] of [
     [repositories, 'local.repositories'],
@@ -233,7 +251,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
   ] as const) {
     const seen = new Set<string>();
     list.forEach((e, i) => {
-      if (seen.has(e.repositoryUniqueId)) r.problem(`${path}[${i}].repositoryUniqueId`, `duplicate ${e.repositoryUniqueId}`);
+      if (seen.has(e.repositoryUniqueId))
+        r.problem(`${path}[${i}].repositoryUniqueId`, `duplicate ${e.repositoryUniqueId}`);
       seen.add(e.repositoryUniqueId);
     });
   }
@@ -252,10 +271,12 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     }
     const eps = r.obj(o.endpoints, `${path}.endpoints`, false) ?? {};
     for (const k of Object.keys(eps)) {
-      if (!['iti38', 'iti39', 'rad75'].includes(k)) r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75)');
+      if (!['iti38', 'iti39', 'rad75'].includes(k))
+        r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75)');
     }
     const xua = o.xua ?? 'optional';
-    if (xua !== 'required' && xua !== 'optional') r.problem(`${path}.xua`, 'must be "required" or "optional"');
+    if (xua !== 'required' && xua !== 'optional')
+      r.problem(`${path}.xua`, 'must be "required" or "optional"');
     communities.push({
       homeCommunityId: home ?? '',
       name: r.str(o.name, `${path}.name`, false) ?? home ?? `community ${i}`,
@@ -264,7 +285,13 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
         iti39: r.endpoint(eps.iti39, `${path}.endpoints.iti39`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
         rad75: r.endpoint(eps.rad75, `${path}.endpoints.rad75`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
       },
-      maxDocumentsPerRequest: r.int(o.maxDocumentsPerRequest, `${path}.maxDocumentsPerRequest`, 100, 1, 100_000),
+      maxDocumentsPerRequest: r.int(
+        o.maxDocumentsPerRequest,
+        `${path}.maxDocumentsPerRequest`,
+        100,
+        1,
+        100_000,
+      ),
       async: r.bool(o.async, `${path}.async`, false),
       identity: r.identity(o.identity, `${path}.identity`),
       acceptRequests: r.bool(o.acceptRequests, `${path}.acceptRequests`, true),
@@ -304,7 +331,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     local: { registry, repositories, imagingDocumentSources },
     communities,
     consumers,
-    policy: { unknownPatient: unknownPatient === 'XDSUnknownPatientId' ? 'XDSUnknownPatientId' : 'empty-success' },
+    policy: {
+      unknownPatient: unknownPatient === 'XDSUnknownPatientId' ? 'XDSUnknownPatientId' : 'empty-success',
+    },
   };
 }
 

@@ -3,8 +3,22 @@ import type { XmlDocument, XmlElement } from '../xml/parse';
 import { attrs, escapeText, relayElement } from '../xml/write';
 import { SoapFault } from '../soap/fault';
 import { ErrorCode } from './error-codes';
-import { ParamSyntaxError, parseParamValue, storedQueryName, type QueryParams, type StoredQueryName } from './stored-query';
-import { decodeRegistryErrors, encodeRegistryErrorList, STATUS_URN, statusFromUrn, registryError, type RegistryError, type Status } from './status';
+import {
+  ParamSyntaxError,
+  parseParamValue,
+  storedQueryName,
+  type QueryParams,
+  type StoredQueryName,
+} from './stored-query';
+import {
+  decodeRegistryErrors,
+  encodeRegistryErrorList,
+  STATUS_URN,
+  statusFromUrn,
+  registryError,
+  type RegistryError,
+  type Status,
+} from './status';
 
 export type ReturnType = 'LeafClass' | 'ObjectRef';
 
@@ -113,7 +127,9 @@ export function encodeAdhocQueryRequest(opts: {
 }): string {
   const slots = Object.entries(opts.params)
     .map(([name, v]) => {
-      const values = (Array.isArray(v) ? v : [v]).map((x) => `<rim:Value>${escapeText(x)}</rim:Value>`).join('');
+      const values = (Array.isArray(v) ? v : [v])
+        .map((x) => `<rim:Value>${escapeText(x)}</rim:Value>`)
+        .join('');
       return `<rim:Slot${attrs({ name })}><rim:ValueList>${values}</rim:ValueList></rim:Slot>`;
     })
     .join('');

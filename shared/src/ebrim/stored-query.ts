@@ -54,7 +54,11 @@ const RULES: Record<StoredQueryName, QueryRule> = {
   FindSubmissionSets: {
     patientParam: '$XDSSubmissionSetPatientId',
     required: ['$XDSSubmissionSetPatientId', '$XDSSubmissionSetStatus'],
-    single: ['$XDSSubmissionSetPatientId', '$XDSSubmissionSetSubmissionTimeFrom', '$XDSSubmissionSetSubmissionTimeTo'],
+    single: [
+      '$XDSSubmissionSetPatientId',
+      '$XDSSubmissionSetSubmissionTimeFrom',
+      '$XDSSubmissionSetSubmissionTimeTo',
+    ],
   },
   FindFolders: {
     patientParam: '$XDSFolderPatientId',
@@ -66,7 +70,11 @@ const RULES: Record<StoredQueryName, QueryRule> = {
     required: ['$patientId', '$XDSDocumentEntryStatus', '$XDSSubmissionSetStatus', '$XDSFolderStatus'],
     single: ['$patientId'],
   },
-  GetDocuments: { required: [], oneOf: ['$XDSDocumentEntryEntryUUID', '$XDSDocumentEntryUniqueId'], single: [] },
+  GetDocuments: {
+    required: [],
+    oneOf: ['$XDSDocumentEntryEntryUUID', '$XDSDocumentEntryUniqueId'],
+    single: [],
+  },
   GetDocumentsAndAssociations: {
     required: [],
     oneOf: ['$XDSDocumentEntryEntryUUID', '$XDSDocumentEntryUniqueId'],
@@ -169,7 +177,8 @@ function parseScalar(v: string): string {
   if (v.startsWith("'")) {
     if (v.length < 2 || !v.endsWith("'")) throw new ParamSyntaxError(`unterminated quote in ${truncate(v)}`);
     const body = v.slice(1, -1);
-    if (/(^|[^'])'([^']|$)/.test(body.replace(/''/g, ''))) throw new ParamSyntaxError(`stray quote in ${truncate(v)}`);
+    if (/(^|[^'])'([^']|$)/.test(body.replace(/''/g, '')))
+      throw new ParamSyntaxError(`stray quote in ${truncate(v)}`);
     return body.replace(/''/g, "'");
   }
   return v;
@@ -199,24 +208,36 @@ export function validateStoredQuery(name: StoredQueryName, params: QueryParams):
   const errors: RegistryError[] = [];
   for (const p of rule.required) {
     if (paramValues(params, p).length === 0) {
-      errors.push(registryError(ErrorCode.StoredQueryMissingParam, `${name}: required parameter ${p} is missing`, p));
+      errors.push(
+        registryError(ErrorCode.StoredQueryMissingParam, `${name}: required parameter ${p} is missing`, p),
+      );
     }
   }
   if (rule.oneOf) {
     const given = rule.oneOf.filter((p) => paramValues(params, p).length > 0);
     if (given.length === 0) {
       errors.push(
-        registryError(ErrorCode.StoredQueryMissingParam, `${name}: one of ${rule.oneOf.join(', ')} is required`, rule.oneOf[0]),
+        registryError(
+          ErrorCode.StoredQueryMissingParam,
+          `${name}: one of ${rule.oneOf.join(', ')} is required`,
+          rule.oneOf[0],
+        ),
       );
     } else if (given.length > 1) {
       errors.push(
-        registryError(ErrorCode.StoredQueryParamNumber, `${name}: only one of ${rule.oneOf.join(', ')} may be given`, given[1]),
+        registryError(
+          ErrorCode.StoredQueryParamNumber,
+          `${name}: only one of ${rule.oneOf.join(', ')} may be given`,
+          given[1],
+        ),
       );
     }
   }
   for (const p of rule.single) {
     if (paramValues(params, p).length > 1) {
-      errors.push(registryError(ErrorCode.StoredQueryParamNumber, `${name}: parameter ${p} takes a single value`, p));
+      errors.push(
+        registryError(ErrorCode.StoredQueryParamNumber, `${name}: parameter ${p} takes a single value`, p),
+      );
     }
   }
   return errors;

@@ -4,7 +4,18 @@ import type { Endpoint } from '../directory/types';
 import { Semaphore } from '../util/semaphore';
 
 /** Why an outbound call failed; the transaction turns this into a RegistryError. */
-export type CallFailureKind = 'refused' | 'timeout' | 'too-large' | 'http-status' | 'fault' | 'bad-response' | 'aborted' | 'egress-denied' | 'busy';
+export type CallFailureKind =
+  | 'refused'
+  | 'timeout'
+  | 'too-large'
+  | 'http-status'
+  | 'fault'
+  | 'bad-response'
+  | 'aborted'
+  | 'egress-denied'
+  | 'busy'
+  /** Not sent: the community's circuit breaker is open (see circuit/breaker.ts). */
+  | 'circuit-open';
 
 export class CallFailure extends Error {
   constructor(
@@ -58,6 +69,13 @@ export interface PostOptions {
   bodyIdleTimeoutMs?: number;
   /** Trust anchors specific to this peer (per-community trust); default: the client's own. */
   tlsProfile?: TlsClientOptions;
+  /** A connection slot already reserved with `reserve`; otherwise one is taken here. */
+  slot?: () => void;
+  /**
+   * Lets this one request go to a URL the directory does not name as an endpoint but allows for
+   * the requester at hand (an async ReplyTo, see async/reply-to.ts; a replica hand-over).
+   */
+  permit?: (url: string) => boolean;
 }
 
 /**
@@ -105,19 +123,30 @@ export class Outbound {
     return s;
   }
 
+  /**
+   * Reserves `n` of the endpoint's maxConcurrent request slots at once (see Semaphore). A slot is
+   * held until the response body is consumed or dropped.
+   */
+  async reserve(endpoint: Endpoint, n: number, signal: AbortSignal): Promise<(() => void)[]> {
+    try {
+      return await this.semaphore(endpoint).acquireMany(n, signal);
+    } catch {
+      if (signal.reason instanceof CallFailure) throw signal.reason;
+      throw new CallFailure(
+        signal.aborted ? 'aborted' : 'busy',
+        'gave up waiting for a free connection slot',
+      );
+    }
+  }
+
   /** POSTs and resolves once the response headers are in; the body streams afterwards. */
   async post(o: PostOptions): Promise<OutboundResponse> {
-    if (!this.isAllowed(o.endpoint.url)) {
+    if (!this.isAllowed(o.endpoint.url) && !o.permit?.(o.endpoint.url)) {
+      o.slot?.();
       throw new CallFailure('egress-denied', `no directory entry allows sending to ${o.endpoint.url}`);
     }
     const url = new URL(o.endpoint.url);
-    let release: () => void;
-    try {
-      release = await this.semaphore(o.endpoint).acquire(o.signal);
-    } catch {
-      if (o.signal.reason instanceof CallFailure) throw o.signal.reason;
-      throw new CallFailure(o.signal.aborted ? 'aborted' : 'busy', 'gave up waiting for a free connection slot');
-    }
+    const release = o.slot ?? (await this.reserve(o.endpoint, 1, o.signal))[0];
     let res: Dispatcher.ResponseData;
     try {
       res = await this.agent(o.tlsProfile).request({
@@ -201,7 +230,11 @@ function classify(e: unknown, signal: AbortSignal): CallFailure {
     case 'UND_ERR_SOCKET':
       return new CallFailure('refused', `cannot connect (${err.code})`);
     default:
-      if (err.code?.startsWith('ERR_TLS') || err.code?.includes('CERT') || /certificate|handshake|ssl|tls/i.test(err.message ?? '')) {
+      if (
+        err.code?.startsWith('ERR_TLS') ||
+        err.code?.includes('CERT') ||
+        /certificate|handshake|ssl|tls/i.test(err.message ?? '')
+      ) {
         return new CallFailure('refused', `TLS failure: ${err.message ?? err.code}`);
       }
       return new CallFailure('refused', err.message ?? String(e));

@@ -1,4 +1,9 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -155,7 +160,9 @@ export async function startManagementServer(o: ManagementOptions): Promise<Runni
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"live":true}\n');
       } else if (path === '/readyz') {
         const r = await o.ready().catch((e: Error) => ({ ready: false, error: e.message }));
-        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r) + '\n');
+        res
+          .writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify(r) + '\n');
       } else if (path === '/metrics' && o.metrics) {
         const m = await o.metrics();
         res.writeHead(200, { 'content-type': m.contentType }).end(m.body);

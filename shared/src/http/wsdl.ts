@@ -63,7 +63,9 @@ export function renderWsdl(spec: WsdlSpec, address: string): string {
     .map(
       (op) =>
         `<operation name="${op.name}"><input message="tns:${op.name}_Message" wsam:Action="${op.input.action}"/>` +
-        (op.output ? `<output message="tns:${op.name}Response_Message" wsam:Action="${op.output.action}"/>` : '') +
+        (op.output
+          ? `<output message="tns:${op.name}Response_Message" wsam:Action="${op.output.action}"/>`
+          : '') +
         `</operation>`,
     )
     .join('');
@@ -161,7 +163,8 @@ export const WSDL_SPECS: Record<string, WsdlSpec> = {
   'RAD-75': {
     service: 'RespondingImagingGateway',
     targetNamespace: NS.xdsi,
-    documentation: 'XCA-I Responding Imaging Gateway: RAD-75 Cross Gateway Retrieve Imaging Document Set (MTOM)',
+    documentation:
+      'XCA-I Responding Imaging Gateway: RAD-75 Cross Gateway Retrieve Imaging Document Set (MTOM)',
     operations: [
       {
         name: 'RespondingGateway_CrossGatewayRetrieveImagingDocumentSet',
@@ -173,10 +176,17 @@ export const WSDL_SPECS: Record<string, WsdlSpec> = {
   'async-response': {
     service: 'InitiatingGateway',
     targetNamespace: NS.xdsb,
-    documentation: 'XCA / XCA-I Initiating Gateway: asynchronous response receiver for ITI-38, ITI-39 and RAD-75 (one-way)',
+    documentation:
+      'XCA / XCA-I Initiating Gateway: asynchronous response receiver for ITI-38, ITI-39 and RAD-75 (one-way)',
     operations: [
-      { name: 'InitiatingGateway_Async_CrossGatewayQueryResponse', input: { ...q('AdhocQueryResponse'), action: Action.ITI38Response } },
-      { name: 'InitiatingGateway_Async_CrossGatewayRetrieveResponse', input: { ...rs('RetrieveDocumentSetResponse'), action: Action.ITI39Response } },
+      {
+        name: 'InitiatingGateway_Async_CrossGatewayQueryResponse',
+        input: { ...q('AdhocQueryResponse'), action: Action.ITI38Response },
+      },
+      {
+        name: 'InitiatingGateway_Async_CrossGatewayRetrieveResponse',
+        input: { ...rs('RetrieveDocumentSetResponse'), action: Action.ITI39Response },
+      },
       {
         name: 'InitiatingGateway_Async_CrossGatewayRetrieveImagingDocumentSetResponse',
         input: { ...rs('RetrieveDocumentSetResponse'), action: Action.RAD75Response },

@@ -1,10 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { quietly } from '../util/quietly';
 import type { HumanRequestor, TransactionAuditEvent } from '../audit/event';
 import { BodyTooLargeError } from '../http/body';
 import { MtomError } from '../mtom/errors';
 import { readSoapMessage } from '../mtom/read';
 import { MtomWriter } from '../mtom/writer';
-import { decodeEnvelope, encodeEnvelope, securityHeaderWithAssertions, type SoapEnvelope } from '../soap/envelope';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  securityHeaderWithAssertions,
+  type SoapEnvelope,
+} from '../soap/envelope';
 import { encodeFault, SoapFault } from '../soap/fault';
 import { isAnonymous, WSA_ANONYMOUS } from '../soap/ids';
 import { Deadline } from '../util/deadline';
@@ -26,6 +32,18 @@ export interface EngineHooks extends CallHooks {
   served?(run: ServedRun): Promise<void>;
   /** Observes every finished transaction. */
   finished?(tx: AnyTransaction, outcome: Finished): void;
+  /**
+   * Wraps the whole handling of one inbound request (tracing: the server span and its context;
+   * metrics: in-flight requests, bytes). Must call `run` once and resolve when it does.
+   */
+  around?(tx: AnyTransaction, inbound: Inbound, run: () => Promise<void>): Promise<void>;
+}
+
+/** The inbound HTTP exchange an `around` hook wraps. */
+export interface Inbound {
+  req: IncomingMessage;
+  res: ServerResponse;
+  caller: Caller;
 }
 
 export interface Finished {
@@ -70,7 +88,29 @@ export interface InboundOptions {
 const SOAP_XML = 'application/soap+xml; charset=UTF-8';
 
 /** Handles one inbound SOAP request for `tx` end to end. Never throws. */
-export async function handleInbound(tx: AnyTransaction, httpReq: IncomingMessage, httpRes: ServerResponse, o: InboundOptions): Promise<void> {
+export async function handleInbound(
+  tx: AnyTransaction,
+  httpReq: IncomingMessage,
+  httpRes: ServerResponse,
+  o: InboundOptions,
+): Promise<void> {
+  const around = o.hooks?.around;
+  if (!around) return handleInboundNow(tx, httpReq, httpRes, o);
+  await around(tx, { req: httpReq, res: httpRes, caller: o.caller }, () =>
+    handleInboundNow(tx, httpReq, httpRes, o),
+  ).catch((e: unknown) => {
+    o.gateway.log.error('request wrapper failed', { tx: tx.name, error: e as Error });
+    if (!httpRes.headersSent)
+      sendFault(httpRes, SoapFault.receiver('the gateway could not process the request'));
+  });
+}
+
+async function handleInboundNow(
+  tx: AnyTransaction,
+  httpReq: IncomingMessage,
+  httpRes: ServerResponse,
+  o: InboundOptions,
+): Promise<void> {
   const t0 = Date.now();
   const gw = o.gateway;
   const hooks = o.hooks ?? {};
@@ -117,7 +157,7 @@ export async function handleInbound(tx: AnyTransaction, httpReq: IncomingMessage
       humanRequestors: admission.humanRequestors,
     };
   } catch (e) {
-    void attachments?.discard();
+    quietly(attachments?.discard());
     const fault = asFault(e);
     log.info('request refused', { fault: fault.reason, code: fault.code });
     sendFault(httpRes, fault, envelope?.wsa.messageId);
@@ -129,7 +169,10 @@ export async function handleInbound(tx: AnyTransaction, httpReq: IncomingMessage
   const runCtx = ctx;
   if (!isAnonymous(envelope.wsa.replyTo)) {
     if (!hooks.served) {
-      const fault = SoapFault.sender('the asynchronous exchange is not available at this endpoint', 'DestinationUnreachable');
+      const fault = SoapFault.sender(
+        'the asynchronous exchange is not available at this endpoint',
+        'DestinationUnreachable',
+      );
       sendFault(httpRes, fault, envelope.wsa.messageId);
       recordEarlyFailure(tx, gw, o, envelope, fault);
       return;
@@ -150,7 +193,8 @@ export async function handleInbound(tx: AnyTransaction, httpReq: IncomingMessage
     hooks.finished?.(tx, { caller: o.caller, ms: Date.now() - t0, delivery });
     if (!delivery.ok) runCtx.log.warn('reply not delivered', { reason: delivery.error?.message });
   } catch (e) {
-    const fault = e instanceof SoapFault ? e : SoapFault.receiver('the gateway could not process the request');
+    const fault =
+      e instanceof SoapFault ? e : SoapFault.receiver('the gateway could not process the request');
     runCtx.log.error('transaction failed', { error: e as Error });
     if (!httpRes.headersSent) sendFault(httpRes, fault, envelope.wsa.messageId);
     else httpRes.destroy();
@@ -176,7 +220,12 @@ export async function execute(tx: AnyTransaction, ctx: Ctx, hooks: CallHooks = {
 }
 
 /** Writes a reply on the synchronous HTTP response. */
-export async function sendReply(httpRes: ServerResponse, tx: AnyTransaction, ctx: Ctx, reply: Reply): Promise<Delivery> {
+export async function sendReply(
+  httpRes: ServerResponse,
+  tx: AnyTransaction,
+  ctx: Ctx,
+  reply: Reply,
+): Promise<Delivery> {
   const envelope = encodeEnvelope({
     action: tx.responseAction,
     relatesTo: ctx.envelope.wsa.messageId,
@@ -188,7 +237,9 @@ export async function sendReply(httpRes: ServerResponse, tx: AnyTransaction, ctx
     await new Promise<void>((resolve) => httpRes.end(envelope, () => resolve()));
     return { ok: true };
   }
-  return writeMtomReply(httpRes, envelope, reply.parts, tx.responseAction, (ct) => httpRes.writeHead(200, { 'content-type': ct }));
+  return writeMtomReply(httpRes, envelope, reply.parts, tx.responseAction, (ct) =>
+    httpRes.writeHead(200, { 'content-type': ct }),
+  );
 }
 
 /** Streams an MTOM reply into `out`; on a part failure the output is destroyed (never left looking complete). */
@@ -231,7 +282,13 @@ export function sendFault(httpRes: ServerResponse, fault: SoapFault, relatesTo?:
 }
 
 /** An audit record for a request refused before its transaction module could read it. */
-function recordEarlyFailure(tx: AnyTransaction, gw: Gateway, o: InboundOptions, env: SoapEnvelope | undefined, fault: SoapFault): void {
+export function recordEarlyFailure(
+  tx: AnyTransaction,
+  gw: Gateway,
+  o: Pick<InboundOptions, 'caller' | 'endpointUrl'>,
+  env: SoapEnvelope | undefined,
+  fault: SoapFault,
+): void {
   const ev: TransactionAuditEvent = {
     kind: 'transaction',
     transaction: tx.name,

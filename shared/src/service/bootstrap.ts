@@ -6,10 +6,18 @@ import { Outbound } from '../http/outbound';
 import { startManagementServer, startSoapServer, type RunningServer, type SoapRoute } from '../http/server';
 import { MemoryIntegrityStore } from '../integrity/store';
 import type { EngineHooks } from '../pipeline/engine';
+import { composeHooks } from '../pipeline/hooks';
+import type { CircuitOptions } from '../circuit/breaker';
+import { createObservability, type Observability } from '../observability';
+import type { Readiness, ReadinessProvider } from '../observability/readiness';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { Gateway, GatewayLimits } from '../pipeline/transaction';
 import { createLogger, type Logger } from '../util/log';
 import { DEFAULT_XML_LIMITS } from '../xml/parse';
 import { readPem, type ServiceSettings } from './settings';
+import { createAsyncSupport, type AsyncSupportOptions } from '../async/support';
+import { closeRedis, connectRedis } from '../async/redis';
+import { RedisIntegrityStore } from '../integrity/redis-store';
 
 export interface GatewayOptions {
   role: 'initiating' | 'responding';
@@ -22,6 +30,14 @@ export interface GatewayOptions {
   hooks?: EngineHooks;
   limits?: Partial<GatewayLimits>;
   extend?: (app: Express, gateway: Gateway) => void;
+  /** Asynchronous exchange (Appendix V) tuning; false turns it off (async requests are then refused). */
+  async?: Partial<Pick<AsyncSupportOptions, 'deliveryWindowMs' | 'attemptTimeoutMs' | 'graceMs'>> | false;
+  /** Readiness checks of other features (Redis…), by name; more can be added on RunningGateway.readiness. */
+  readinessProviders?: Record<string, ReadinessProvider>;
+  /** Circuit breaker settings (default from settings.circuit); false turns circuit breaking off. */
+  circuit?: Partial<CircuitOptions> | false;
+  /** An extra span exporter (tests: InMemorySpanExporter); OTLP export follows settings.otlpEndpoint. */
+  spanExporter?: SpanExporter;
 }
 
 export interface RunningGateway {
@@ -30,6 +46,10 @@ export interface RunningGateway {
   mgmt?: RunningServer;
   /** Base URL of the SOAP endpoints. */
   url: string;
+  /** Tracing, metrics and circuit breakers of this gateway. */
+  observability: Observability;
+  /** Readiness checks behind /readyz; features add theirs with `readiness.add(name, check)`. */
+  readiness: Readiness;
   close(): Promise<void>;
 }
 
@@ -55,10 +75,14 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const directory = o.directory ?? loadDirectory(s.directoryFile);
   const audit = o.audit ?? noopAuditSink;
   const allowed = directoryUrls(directory);
-  const tls = s.tls ? { cert: readPem(s.tls.cert), key: readPem(s.tls.key), ca: s.tls.ca.map(readPem) } : undefined;
+  const tls = s.tls
+    ? { cert: readPem(s.tls.cert), key: readPem(s.tls.key), ca: s.tls.ca.map(readPem) }
+    : undefined;
   const outbound = new Outbound(tls ?? {}, (url) => allowed.has(url));
   const limits: GatewayLimits = { ...DEFAULT_LIMITS, maxRequestBytes: s.maxRequestBytes, ...o.limits };
   let publicUrl = s.publicUrl ?? '';
+  // One Redis client per process, shared by the async correlation and the integrity store.
+  const redis = s.redisUrl ? connectRedis(s.redisUrl, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
   const gateway: Gateway = {
     role: o.role,
     directory,
@@ -69,24 +93,71 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     get publicUrl() {
       return publicUrl;
     },
-    integrity: o.role === 'initiating' ? new MemoryIntegrityStore() : undefined,
+    integrity:
+      o.role === 'initiating'
+        ? redis
+          ? new RedisIntegrityStore(redis, undefined, log)
+          : new MemoryIntegrityStore()
+        : undefined,
   };
+  const observability = createObservability({
+    role: o.role,
+    directory,
+    log,
+    otlpEndpoint: s.otlpEndpoint,
+    spanExporter: o.spanExporter,
+    circuit: o.circuit === false ? false : { ...s.circuit, ...o.circuit },
+    audit,
+  });
+  const readiness = observability.readiness;
+  let soapUrl = '';
+  const asyncSupport =
+    o.async === false
+      ? undefined
+      : createAsyncSupport({
+          gateway,
+          role: o.role,
+          redis,
+          handoverSecret: s.handoverSecret,
+          tlsKey: tls?.key,
+          internalUrl: () => s.internalUrl ?? soapUrl,
+          ...o.async,
+        });
+  if (asyncSupport) {
+    readiness.add('async', async () => {
+      const st = await asyncSupport.ready();
+      return { status: st.available ? 'ok' : 'degraded', detail: { ...st } };
+    });
+  }
+  for (const [name, check] of Object.entries(o.readinessProviders ?? {})) readiness.add(name, check);
   const soap = await startSoapServer({
     gateway,
     routes: o.routes,
-    hooks: o.hooks,
+    hooks: composeHooks(observability.hooks, o.hooks, asyncSupport?.hooks),
     host: s.host,
     port: s.port,
     tls: tls && s.tls ? { ...tls, clientAuth: s.tls.clientAuth } : undefined,
-    extend: o.extend ? (app) => o.extend?.(app, gateway) : undefined,
+    extend: (app) => {
+      asyncSupport?.extend(app);
+      o.extend?.(app, gateway);
+    },
   });
   if (!publicUrl) publicUrl = soap.url;
+  soapUrl = soap.url;
+  await asyncSupport?.start();
   const mgmt =
     s.mgmtPort >= 0
       ? await startManagementServer({
           host: s.host,
           port: s.mgmtPort,
-          ready: async () => ({ ready: true, directory: { homeCommunityId: directory.homeCommunityId, communities: directory.communities.length } }),
+          ready: () =>
+            readiness.report({
+              directory: {
+                homeCommunityId: directory.homeCommunityId,
+                communities: directory.communities.length,
+              },
+            }),
+          metrics: () => observability.metrics.render(),
         })
       : undefined;
   log.info('gateway started', {
@@ -101,11 +172,16 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     soap,
     mgmt,
     url: soap.url,
+    observability,
+    readiness,
     async close() {
       await soap.close();
       await mgmt?.close();
+      await asyncSupport?.close();
+      if (redis) await closeRedis(redis);
       await outbound.close();
       await audit.close();
+      await observability.close();
     },
   };
 }

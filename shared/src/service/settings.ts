@@ -18,6 +18,12 @@ export interface ServiceSettings {
     clientAuth: 'required' | 'optional';
   };
   redisUrl?: string;
+  /** Prefix of every Redis key (XCAI_REDIS_PREFIX, default `xcai:`): one per deployment sharing a Redis. */
+  redisKeyPrefix?: string;
+  /** Authenticates async hand-overs between replicas (XCAI_HANDOVER_SECRET; default: derived from the TLS key). */
+  handoverSecret?: string;
+  /** How the other replicas reach this one (XCAI_INTERNAL_URL, e.g. the pod address); default: the address bound. */
+  internalUrl?: string;
   audit: {
     transport: 'tls' | 'udp' | 'none';
     host?: string;
@@ -27,11 +33,16 @@ export interface ServiceSettings {
   };
   maxRequestBytes: number;
   otlpEndpoint?: string;
+  /** Circuit breaker per community (XCAI_CIRCUIT_FAILURES, XCAI_CIRCUIT_COOLDOWN_MS). */
+  circuit?: { failureThreshold: number; coolDownMs: number };
 }
 
 export class SettingsError extends Error {}
 
-export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: { port: number; clientAuth: 'required' | 'optional' }): ServiceSettings {
+export function settingsFromEnv(
+  env: NodeJS.ProcessEnv,
+  defaults: { port: number; clientAuth: 'required' | 'optional' },
+): ServiceSettings {
   const need = (k: string) => {
     const v = env[k];
     if (!v) throw new SettingsError(`environment variable ${k} is required`);
@@ -44,6 +55,11 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: { port: number
     if (!Number.isInteger(n)) throw new SettingsError(`${k} must be an integer`);
     return n;
   };
+  const positive = (k: string, d: number) => {
+    const n = int(k, d);
+    if (n < 1) throw new SettingsError(`${k} must be a positive integer`);
+    return n;
+  };
   const tlsCert = env.XCAI_TLS_CERT;
   let tls: ServiceSettings['tls'];
   if (tlsCert) {
@@ -54,12 +70,16 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: { port: number
     tls = {
       cert: tlsCert,
       key: need('XCAI_TLS_KEY'),
-      ca: need('XCAI_TLS_CA').split(',').map((s) => s.trim()).filter(Boolean),
+      ca: need('XCAI_TLS_CA')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
       clientAuth,
     };
   }
   const transport = (env.XCAI_AUDIT_TRANSPORT ?? 'none') as ServiceSettings['audit']['transport'];
-  if (!['tls', 'udp', 'none'].includes(transport)) throw new SettingsError('XCAI_AUDIT_TRANSPORT must be tls, udp or none');
+  if (!['tls', 'udp', 'none'].includes(transport))
+    throw new SettingsError('XCAI_AUDIT_TRANSPORT must be tls, udp or none');
   const maxReq = parseSize(env.XCAI_MAX_REQUEST_BYTES ?? '4MiB');
   if (!maxReq) throw new SettingsError('XCAI_MAX_REQUEST_BYTES must be a size');
   return {
@@ -70,6 +90,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: { port: number
     publicUrl: env.XCAI_PUBLIC_URL?.replace(/\/+$/, '') || undefined,
     tls,
     redisUrl: env.REDIS_URL || undefined,
+    redisKeyPrefix: env.XCAI_REDIS_PREFIX || undefined,
+    handoverSecret: env.XCAI_HANDOVER_SECRET || undefined,
+    internalUrl: env.XCAI_INTERNAL_URL?.replace(/\/+$/, '') || undefined,
     audit: {
       transport,
       host: env.XCAI_AUDIT_HOST,
@@ -79,6 +102,10 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: { port: number
     },
     maxRequestBytes: maxReq,
     otlpEndpoint: env.XCAI_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
+    circuit: {
+      failureThreshold: positive('XCAI_CIRCUIT_FAILURES', 5),
+      coolDownMs: positive('XCAI_CIRCUIT_COOLDOWN_MS', 30_000),
+    },
   };
 }
 

@@ -82,7 +82,8 @@ export function decodeEnvelope(
     }
   }
   if (requireAddressing) {
-    if (!wsa.action) throw SoapFault.sender('WS-Addressing header Action is required', 'MessageAddressingHeaderRequired');
+    if (!wsa.action)
+      throw SoapFault.sender('WS-Addressing header Action is required', 'MessageAddressingHeaderRequired');
     if (!wsa.messageId) {
       throw SoapFault.sender('WS-Addressing header MessageID is required', 'MessageAddressingHeaderRequired');
     }
@@ -92,8 +93,10 @@ export function decodeEnvelope(
 
 function readAddressing(h: XmlElement, wsa: Addressing): void {
   const once = (key: keyof Addressing, value: string) => {
-    if (wsa[key] !== undefined) throw SoapFault.sender(`duplicate WS-Addressing header ${h.local}`, 'InvalidAddressingHeader');
-    if (value.length > 2048) throw SoapFault.sender(`WS-Addressing ${h.local} too long`, 'InvalidAddressingHeader');
+    if (wsa[key] !== undefined)
+      throw SoapFault.sender(`duplicate WS-Addressing header ${h.local}`, 'InvalidAddressingHeader');
+    if (value.length > 2048)
+      throw SoapFault.sender(`WS-Addressing ${h.local} too long`, 'InvalidAddressingHeader');
     wsa[key] = value;
   };
   switch (h.local) {
@@ -105,7 +108,8 @@ function readAddressing(h: XmlElement, wsa: Addressing): void {
       return once('to', h.trimmedText());
     case 'RelatesTo': {
       const type = h.attr('RelationshipType');
-      if (type === undefined || type === 'http://www.w3.org/2005/08/addressing/reply') once('relatesTo', h.trimmedText());
+      if (type === undefined || type === 'http://www.w3.org/2005/08/addressing/reply')
+        once('relatesTo', h.trimmedText());
       return;
     }
     case 'ReplyTo':

@@ -29,7 +29,9 @@ export class SoapFault extends Error {
 
   /** SOAP 1.2 HTTP binding: Sender faults are 400, everything else 500. */
   get httpStatus(): number {
-    return this.code === 'Sender' || this.code === 'VersionMismatch' || this.code === 'MustUnderstand' ? 400 : 500;
+    return this.code === 'Sender' || this.code === 'VersionMismatch' || this.code === 'MustUnderstand'
+      ? 400
+      : 500;
   }
 
   static sender(reason: string, wsaSubcode?: WsaFaultSubcode): SoapFault {
@@ -45,7 +47,9 @@ export function encodeFault(fault: SoapFault, relatesTo?: string, to?: string): 
   const sub = fault.wsaSubcode
     ? `<soap:Subcode><soap:Value>wsa:${fault.wsaSubcode}</soap:Value></soap:Subcode>`
     : '';
-  const detail = fault.detail ? `<soap:Detail><xcai:detail xmlns:xcai="urn:xcai:fault">${escapeText(fault.detail)}</xcai:detail></soap:Detail>` : '';
+  const detail = fault.detail
+    ? `<soap:Detail><xcai:detail xmlns:xcai="urn:xcai:fault">${escapeText(fault.detail)}</xcai:detail></soap:Detail>`
+    : '';
   const rel = relatesTo ? `<wsa:RelatesTo>${escapeText(relatesTo)}</wsa:RelatesTo>` : '';
   const toH = to && to !== WSA_ANONYMOUS ? `<wsa:To>${escapeText(to)}</wsa:To>` : '';
   return (

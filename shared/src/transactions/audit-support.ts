@@ -19,7 +19,10 @@ export function inboundParticipants(ctx: Ctx): { requester: AuditParticipant; re
 }
 
 /** Requester and responder of a sub-request we send: us, and the endpoint we called. */
-export function outboundParticipants(target: Target): { requester: AuditParticipant; responder: AuditParticipant } {
+export function outboundParticipants(target: Target): {
+  requester: AuditParticipant;
+  responder: AuditParticipant;
+} {
   let host: string | undefined;
   try {
     host = new URL(target.endpoint.url).hostname;

@@ -1,8 +1,20 @@
 import type { AuditParticipant, EventOutcome, TransactionAuditEvent } from '../audit/event';
 import { inboundParticipants, outboundParticipants, outcomeOf } from './audit-support';
 import { ErrorCode } from '../ebrim/error-codes';
-import { decodeAdhocQueryRequest, decodeAdhocQueryResponse, encodeAdhocQueryResponse, type AdhocQueryRequest, type AdhocQueryResponse } from '../ebrim/query';
-import { consolidatedStatus, registryError, registryWarning, type RegistryError, type Status } from '../ebrim/status';
+import {
+  decodeAdhocQueryRequest,
+  decodeAdhocQueryResponse,
+  encodeAdhocQueryResponse,
+  type AdhocQueryRequest,
+  type AdhocQueryResponse,
+} from '../ebrim/query';
+import {
+  consolidatedStatus,
+  registryError,
+  registryWarning,
+  type RegistryError,
+  type Status,
+} from '../ebrim/status';
 import { queryPatientId, validateStoredQuery } from '../ebrim/stored-query';
 import type { CallFailure } from '../http/outbound';
 import type { Call, Ctx, Delivery, Outcome, Reply, Target } from '../pipeline/transaction';
@@ -36,7 +48,13 @@ export function decodeQuery(ctx: Ctx): AdhocQueryRequest {
 /** Rules common to ITI-18 and ITI-38: a known stored query with well-formed, complete parameters. */
 export function validateQuery(req: AdhocQueryRequest): RegistryError[] {
   if (!req.query) {
-    return [registryError(ErrorCode.UnknownStoredQuery, `stored query ${req.queryId || '(none)'} is not known`, req.queryId)];
+    return [
+      registryError(
+        ErrorCode.UnknownStoredQuery,
+        `stored query ${req.queryId || '(none)'} is not known`,
+        req.queryId,
+      ),
+    ];
   }
   return [...req.errors, ...validateStoredQuery(req.query, req.params)];
 }
@@ -61,7 +79,9 @@ export function queryCall(
 
 /** A community that could not be asked or did not answer (ITI TF-2 3.38.4.1.3). */
 export function unavailableCommunity(home: string, why: CallFailure): RegistryError[] {
-  return [registryError(ErrorCode.UnavailableCommunity, `community ${home} did not answer: ${why.message}`, home)];
+  return [
+    registryError(ErrorCode.UnavailableCommunity, `community ${home} did not answer: ${why.message}`, home),
+  ];
 }
 
 /** How objects from one target get their `home`. */

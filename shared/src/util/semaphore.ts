@@ -1,7 +1,11 @@
-/** A counting semaphore whose waits can be abandoned through an AbortSignal. */
+/**
+ * A counting semaphore. `acquireMany` takes several permits at once, so a fan-out that needs k
+ * connections to one endpoint never holds some while waiting for the rest (no hold-and-wait
+ * deadlock between fan-outs). Waits can be abandoned through an AbortSignal.
+ */
 export class Semaphore {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { n: number; grant: () => void }[] = [];
 
   constructor(readonly limit: number) {}
 
@@ -10,36 +14,54 @@ export class Semaphore {
   }
 
   async acquire(signal?: AbortSignal): Promise<() => void> {
-    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
-    if (this.active < this.limit) {
-      this.active++;
-      return this.releaser();
-    }
-    await new Promise<void>((resolve, reject) => {
-      const grant = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        const i = this.waiting.indexOf(grant);
-        if (i >= 0) this.waiting.splice(i, 1);
-        reject(signal?.reason ?? new Error('aborted'));
-      };
-      this.waiting.push(grant);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    this.active++;
-    return this.releaser();
+    return (await this.acquireMany(1, signal))[0];
   }
 
-  private releaser(): () => void {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.active--;
-      const next = this.waiting.shift();
-      if (next) next();
-    };
+  /** Takes `n` permits atomically (first come, first served); one release function per permit. */
+  async acquireMany(n: number, signal?: AbortSignal): Promise<(() => void)[]> {
+    if (n > this.limit) throw new RangeError(`asked for ${n} permits, the limit is ${this.limit}`);
+    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+    if (this.waiting.length === 0 && this.active + n <= this.limit) {
+      this.active += n;
+      return this.releasers(n);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const entry = {
+        n,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        const i = this.waiting.indexOf(entry);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal?.reason ?? new Error('aborted'));
+        this.wake();
+      };
+      this.waiting.push(entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    return this.releasers(n);
+  }
+
+  private releasers(n: number): (() => void)[] {
+    return Array.from({ length: n }, () => {
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        this.active--;
+        this.wake();
+      };
+    });
+  }
+
+  private wake(): void {
+    while (this.waiting.length > 0 && this.active + this.waiting[0].n <= this.limit) {
+      const next = this.waiting.shift() as { n: number; grant: () => void };
+      this.active += next.n;
+      next.grant();
+    }
   }
 }

@@ -2,7 +2,14 @@ import { NS } from '../xml/ns';
 import type { XmlElement } from '../xml/parse';
 import { attrs, textElement } from '../xml/write';
 import { SoapFault } from '../soap/fault';
-import { decodeRegistryErrors, encodeRegistryErrorList, STATUS_URN, statusFromUrn, type RegistryError, type Status } from '../ebrim/status';
+import {
+  decodeRegistryErrors,
+  encodeRegistryErrorList,
+  STATUS_URN,
+  statusFromUrn,
+  type RegistryError,
+  type Status,
+} from '../ebrim/status';
 
 /** xdsb:DocumentRequest (ITI-43, ITI-39, and inside RAD-69/75 SeriesRequests). */
 export interface DocumentRequest {
@@ -73,7 +80,9 @@ export function decodeRetrieveImagingDocumentSetRequest(el: XmlElement): Imaging
   const tsList = el.child(NS.xdsi, 'TransferSyntaxUIDList');
   return {
     studies,
-    transferSyntaxUids: (tsList?.childrenNamed(NS.xdsi, 'TransferSyntaxUID') ?? []).map((t) => t.trimmedText()),
+    transferSyntaxUids: (tsList?.childrenNamed(NS.xdsi, 'TransferSyntaxUID') ?? []).map((t) =>
+      t.trimmedText(),
+    ),
   };
 }
 
@@ -121,20 +130,31 @@ export interface ImagingDocumentRef extends DocumentRequest {
 export function imagingDocuments(req: ImagingRequest): ImagingDocumentRef[] {
   return req.studies.flatMap((s) =>
     s.series.flatMap((r) =>
-      r.documents.map((d) => ({ ...d, studyInstanceUid: s.studyInstanceUid, seriesInstanceUid: r.seriesInstanceUid })),
+      r.documents.map((d) => ({
+        ...d,
+        studyInstanceUid: s.studyInstanceUid,
+        seriesInstanceUid: r.seriesInstanceUid,
+      })),
     ),
   );
 }
 
 /** Rebuilds the Study/Series nesting (in first-seen order) for a subset of documents. */
-export function nestImagingDocuments(docs: ImagingDocumentRef[], transferSyntaxUids: string[]): ImagingRequest {
+export function nestImagingDocuments(
+  docs: ImagingDocumentRef[],
+  transferSyntaxUids: string[],
+): ImagingRequest {
   const studies = new Map<string, Map<string, DocumentRequest[]>>();
   for (const d of docs) {
     let series = studies.get(d.studyInstanceUid);
     if (!series) studies.set(d.studyInstanceUid, (series = new Map()));
     let list = series.get(d.seriesInstanceUid);
     if (!list) series.set(d.seriesInstanceUid, (list = []));
-    list.push({ homeCommunityId: d.homeCommunityId, repositoryUniqueId: d.repositoryUniqueId, documentUniqueId: d.documentUniqueId });
+    list.push({
+      homeCommunityId: d.homeCommunityId,
+      repositoryUniqueId: d.repositoryUniqueId,
+      documentUniqueId: d.documentUniqueId,
+    });
   }
   return {
     studies: [...studies].map(([studyInstanceUid, series]) => ({
@@ -186,7 +206,8 @@ export function decodeRetrieveDocumentSetResponse(el: XmlElement): RetrieveRespo
       : { kind: 'inline', base64: docEl.text };
     const repositoryUniqueId = text('RepositoryUniqueId');
     const documentUniqueId = text('DocumentUniqueId');
-    if (!repositoryUniqueId || !documentUniqueId) throw new Error('DocumentResponse without RepositoryUniqueId/DocumentUniqueId');
+    if (!repositoryUniqueId || !documentUniqueId)
+      throw new Error('DocumentResponse without RepositoryUniqueId/DocumentUniqueId');
     return {
       homeCommunityId: text('HomeCommunityId'),
       repositoryUniqueId,
@@ -216,7 +237,11 @@ export function encodeDocumentResponse(d: DocumentResponseMeta, contentId: strin
 }
 
 /** The response root: RegistryResponse then the DocumentResponses (already encoded). */
-export function encodeRetrieveDocumentSetResponse(status: Status, errors: RegistryError[], documentResponses: string[]): string {
+export function encodeRetrieveDocumentSetResponse(
+  status: Status,
+  errors: RegistryError[],
+  documentResponses: string[],
+): string {
   return (
     `<xdsb:RetrieveDocumentSetResponse xmlns:xdsb="${NS.xdsb}">` +
     `<rs:RegistryResponse xmlns:rs="${NS.rs}"${attrs({ status: STATUS_URN[status] })}>${encodeRegistryErrorList(errors)}</rs:RegistryResponse>` +
@@ -224,4 +249,3 @@ export function encodeRetrieveDocumentSetResponse(status: Status, errors: Regist
     `</xdsb:RetrieveDocumentSetResponse>`
   );
 }
-

@@ -142,7 +142,10 @@ export function parseXml(input: Buffer | Uint8Array | string, limits: Partial<Xm
     source = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
   } else {
     if (input.length > lim.maxBytes) throw new XmlError('too-large', `XML larger than ${lim.maxBytes} bytes`);
-    if (input.length >= 2 && ((input[0] === 0xfe && input[1] === 0xff) || (input[0] === 0xff && input[1] === 0xfe))) {
+    if (
+      input.length >= 2 &&
+      ((input[0] === 0xfe && input[1] === 0xff) || (input[0] === 0xff && input[1] === 0xfe))
+    ) {
       throw new XmlError('bad-encoding', 'only UTF-8 is accepted (UTF-16 byte order mark found)');
     }
     try {
@@ -228,7 +231,8 @@ class Parser {
         if (!el.selfClosing) {
           stack.push(el);
           this.depth++;
-          if (this.depth > this.lim.maxDepth) this.fail('too-deep', `nesting deeper than ${this.lim.maxDepth}`);
+          if (this.depth > this.lim.maxDepth)
+            this.fail('too-deep', `nesting deeper than ${this.lim.maxDepth}`);
         } else if (stack.length === 0) {
           this.trailingMisc(el.end);
           break;
@@ -337,7 +341,10 @@ class Parser {
       if (raw.includes('<')) this.fail('malformed', `'<' in the value of attribute ${aq}`);
       rawAttrs.push({ qname: aq, raw });
       if (rawAttrs.length > this.lim.maxAttributesPerElement) {
-        this.fail('too-many-attributes', `more than ${this.lim.maxAttributesPerElement} attributes on <${qname}>`);
+        this.fail(
+          'too-many-attributes',
+          `more than ${this.lim.maxAttributesPerElement} attributes on <${qname}>`,
+        );
       }
       p = close + 1;
     }
@@ -380,7 +387,8 @@ class Parser {
     for (const a of plain) {
       const [apfx, alocal] = splitQName(a.qname);
       const ans = apfx === '' ? '' : scope.get(apfx);
-      if (ans === undefined) this.fail('malformed', `undeclared namespace prefix '${apfx}' on attribute ${a.qname}`);
+      if (ans === undefined)
+        this.fail('malformed', `undeclared namespace prefix '${apfx}' on attribute ${a.qname}`);
       const key = `${ans}|${alocal}`;
       if (seen.has(key)) this.fail('malformed', `duplicate attribute ${a.qname} on <${qname}>`);
       seen.add(key);
@@ -468,7 +476,11 @@ function splitQName(q: string): [string, string] {
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' };
 
 /** Decodes the five predefined entities and character references; anything else is an error. */
-function decodeEntities(raw: string, attribute: boolean, p: { fail(c: XmlErrorCode, m: string): never }): string {
+function decodeEntities(
+  raw: string,
+  attribute: boolean,
+  p: { fail(c: XmlErrorCode, m: string): never },
+): string {
   let v = raw;
   if (attribute && /[\t\n\r]/.test(v)) v = v.replace(/\r\n|[\t\n\r]/g, ' ');
   if (!v.includes('&')) return v;

@@ -15,8 +15,9 @@ export function escapeAttr(v: string): string {
     .replace(/[\t\n\r]/g, (c) => `&#x${c.charCodeAt(0).toString(16)};`);
 }
 
-// eslint-disable-next-line no-control-regex
-const INVALID_XML_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const INVALID_XML_CHARS =
+  // eslint-disable-next-line no-control-regex
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 function stripInvalid(v: string): string {
   return INVALID_XML_CHARS.test(v) ? v.replace(INVALID_XML_CHARS, '') : v;
@@ -30,7 +31,11 @@ export function attrs(a: Record<string, string | number | boolean | undefined>):
 }
 
 /** An element with escaped text content. */
-export function textElement(qname: string, text: string, attributes: Record<string, string | undefined> = {}): string {
+export function textElement(
+  qname: string,
+  text: string,
+  attributes: Record<string, string | undefined> = {},
+): string {
   return `<${qname}${attrs(attributes)}>${escapeText(text)}</${qname}>`;
 }
 
@@ -63,7 +68,9 @@ export function relayElement(doc: XmlDocument, el: XmlElement, opts: RelayOption
   if (el.selfClosing) return open;
   const edits = opts.descendantEdits;
   if (!edits || edits.size === 0) return open + doc.source.slice(el.startTagEnd, el.end);
-  const targets = [...edits.keys()].filter((d) => d.start > el.start && d.end <= el.end).sort((a, b) => a.start - b.start);
+  const targets = [...edits.keys()]
+    .filter((d) => d.start > el.start && d.end <= el.end)
+    .sort((a, b) => a.start - b.start);
   let out = open;
   let pos = el.startTagEnd;
   for (const d of targets) {

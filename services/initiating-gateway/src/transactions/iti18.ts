@@ -49,7 +49,13 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
   validate(req) {
     const errors = validateQuery(req);
     if (req.home !== undefined && !isHomeCommunityId(req.home)) {
-      errors.push(registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not a homeCommunityId (urn:oid:…)`, req.home));
+      errors.push(
+        registryError(
+          ErrorCode.UnknownCommunity,
+          `home ${req.home} is not a homeCommunityId (urn:oid:…)`,
+          req.home,
+        ),
+      );
     }
     return errors;
   },
@@ -81,13 +87,28 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     }
     const community = dir.communities.find((c) => c.homeCommunityId === req.home);
     if (!community) {
-      return { calls: [], errors: [registryError(ErrorCode.UnknownCommunity, `community ${req.home} is not known to this gateway`, req.home)] };
+      return {
+        calls: [],
+        errors: [
+          registryError(
+            ErrorCode.UnknownCommunity,
+            `community ${req.home} is not known to this gateway`,
+            req.home,
+          ),
+        ],
+      };
     }
     const call = remote(community);
     if (!call) {
       return {
         calls: [],
-        errors: [registryError(ErrorCode.UnknownCommunity, `community ${req.home} has no Cross Gateway Query endpoint`, req.home)],
+        errors: [
+          registryError(
+            ErrorCode.UnknownCommunity,
+            `community ${req.home} has no Cross Gateway Query endpoint`,
+            req.home,
+          ),
+        ],
       };
     }
     return { calls: [call], errors: [] };
@@ -96,7 +117,9 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
   async merge(_req, outcomes, errors, ctx) {
     const own = ctx.gateway.directory.homeCommunityId;
     const res = mergeQueryAnswers(outcomes, errors, (t) =>
-      t.kind === 'local' ? { mode: 'set', home: own } : { mode: 'fill', home: t.location, community: t.label },
+      t.kind === 'local'
+        ? { mode: 'set', home: own }
+        : { mode: 'fill', home: t.location, community: t.label },
     );
     await rememberIntegrity(outcomes, own, ctx);
     return res;
@@ -111,27 +134,56 @@ function localRegistryCall(req: AdhocQueryRequest, ctx: Ctx): Call<AdhocQueryRes
   const dir = ctx.gateway.directory;
   const registry = dir.local.registry;
   if (!registry) return undefined;
-  const target: Target = { kind: 'local', location: dir.homeCommunityId, label: 'local registry', endpoint: registry };
+  const target: Target = {
+    kind: 'local',
+    location: dir.homeCommunityId,
+    label: 'local registry',
+    endpoint: registry,
+  };
   return queryCall(target, 'ITI-18', adhocQueryRequestXml(req, req.home), (why) => [
-    registryError(ErrorCode.RegistryError, `the community's registry did not answer: ${why.message}`, dir.homeCommunityId),
+    registryError(
+      ErrorCode.RegistryError,
+      `the community's registry did not answer: ${why.message}`,
+      dir.homeCommunityId,
+    ),
   ]);
 }
 
-function remoteCall(req: AdhocQueryRequest, c: RemoteCommunity, ctx: Ctx): Call<AdhocQueryResponse> | undefined {
+function remoteCall(
+  req: AdhocQueryRequest,
+  c: RemoteCommunity,
+  ctx: Ctx,
+): Call<AdhocQueryResponse> | undefined {
   void ctx;
   if (!c.endpoints.iti38) return undefined;
-  const target: Target = { kind: 'community', location: c.homeCommunityId, label: c.name, community: c, endpoint: c.endpoints.iti38 };
+  const target: Target = {
+    kind: 'community',
+    location: c.homeCommunityId,
+    label: c.name,
+    community: c,
+    endpoint: c.endpoints.iti38,
+  };
   // ITI-38 carries home whenever the query names no patient (ITI TF-2 3.38.4.1.2.1).
   const home = req.query && isPatientQuery(req.query) ? req.home : c.homeCommunityId;
-  return queryCall(target, 'ITI-38', adhocQueryRequestXml(req, home), (why) => unavailableCommunity(c.homeCommunityId, why));
+  return queryCall(target, 'ITI-38', adhocQueryRequestXml(req, home), (why) =>
+    unavailableCommunity(c.homeCommunityId, why),
+  );
 }
 
 function noRegistry(ctx: Ctx): RegistryError {
-  return registryError(ErrorCode.RegistryError, 'no registry or community is configured to answer queries', ctx.gateway.directory.homeCommunityId);
+  return registryError(
+    ErrorCode.RegistryError,
+    'no registry or community is configured to answer queries',
+    ctx.gateway.directory.homeCommunityId,
+  );
 }
 
 /** Keeps hash/size of every DocumentEntry that passed through, for checking later retrieves (M2). */
-async function rememberIntegrity(outcomes: Outcome<AdhocQueryResponse>[], own: string, ctx: Ctx): Promise<void> {
+async function rememberIntegrity(
+  outcomes: Outcome<AdhocQueryResponse>[],
+  own: string,
+  ctx: Ctx,
+): Promise<void> {
   const store = ctx.gateway.integrity;
   if (!store) return;
   const entries: (DocumentKey & DocumentIntegrity)[] = [];
@@ -141,7 +193,13 @@ async function rememberIntegrity(outcomes: Outcome<AdhocQueryResponse>[], own: s
       const f = documentEntryFacts(obj);
       if (!f?.uniqueId || !f.repositoryUniqueId) continue;
       const home = o.call.target.kind === 'local' ? own : (f.home ?? o.call.target.location);
-      entries.push({ homeCommunityId: home, repositoryUniqueId: f.repositoryUniqueId, documentUniqueId: f.uniqueId, hash: f.hash, size: f.size });
+      entries.push({
+        homeCommunityId: home,
+        repositoryUniqueId: f.repositoryUniqueId,
+        documentUniqueId: f.uniqueId,
+        hash: f.hash,
+        size: f.size,
+      });
     }
   }
   try {

@@ -3,7 +3,13 @@
  */
 import { createHash } from 'node:crypto';
 import { attrs, escapeText, Scheme } from '@xcai/shared';
-import type { CodedValue, XdsAssociation, XdsAuthor, XdsDocumentEntry, XdsSubmissionSet } from '../seed/types';
+import type {
+  CodedValue,
+  XdsAssociation,
+  XdsAuthor,
+  XdsDocumentEntry,
+  XdsSubmissionSet,
+} from '../seed/types';
 
 const ClassScheme = {
   docAuthor: 'urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d',

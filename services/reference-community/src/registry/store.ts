@@ -2,7 +2,15 @@
  * The reference registry's metadata: DocumentEntries, SubmissionSets and Associations from the
  * seed manifests, and the stored queries over them (ITI TF-2 3.18.4.1.2.3.7).
  */
-import { ErrorCode, firstParam, paramValues, registryError, type QueryParams, type RegistryError, type StoredQueryName } from '@xcai/shared';
+import {
+  ErrorCode,
+  firstParam,
+  paramValues,
+  registryError,
+  type QueryParams,
+  type RegistryError,
+  type StoredQueryName,
+} from '@xcai/shared';
 import type { SeedManifest, XdsAssociation, XdsDocumentEntry, XdsSubmissionSet } from '../seed/types';
 
 export type RegistryObject =
@@ -51,10 +59,12 @@ export class MetadataStore {
         return this.patientQuery(firstParam(p, '$patientId'), () => {
           const pid = firstParam(p, '$patientId');
           const docs = [...this.documents.values()].filter(
-            (d) => d.patientId === pid && paramValues(p, '$XDSDocumentEntryStatus').includes(d.availabilityStatus),
+            (d) =>
+              d.patientId === pid && paramValues(p, '$XDSDocumentEntryStatus').includes(d.availabilityStatus),
           );
           const sets = [...this.submissionSets.values()].filter(
-            (s) => s.patientId === pid && paramValues(p, '$XDSSubmissionSetStatus').includes(s.availabilityStatus),
+            (s) =>
+              s.patientId === pid && paramValues(p, '$XDSSubmissionSetStatus').includes(s.availabilityStatus),
           );
           const ids = new Set([...docs.map((d) => d.entryUUID), ...sets.map((s) => s.entryUUID)]);
           return [
@@ -94,9 +104,13 @@ export class MetadataStore {
       case 'GetSubmissionSets': {
         const ids = new Set(paramValues(p, '$uuid'));
         const setIds = new Set(
-          this.associations.filter((a) => a.associationType.endsWith(':HasMember') && ids.has(a.targetObject)).map((a) => a.sourceObject),
+          this.associations
+            .filter((a) => a.associationType.endsWith(':HasMember') && ids.has(a.targetObject))
+            .map((a) => a.sourceObject),
         );
-        const sets = [...setIds].map((id) => this.submissionSets.get(id)).filter((s): s is XdsSubmissionSet => !!s);
+        const sets = [...setIds]
+          .map((id) => this.submissionSets.get(id))
+          .filter((s): s is XdsSubmissionSet => !!s);
         return {
           objects: [
             ...sets.map((value) => ({ kind: 'submissionSet' as const, value })),
@@ -113,7 +127,9 @@ export class MetadataStore {
         const set = [...this.submissionSets.values()].find((s) => s.entryUUID === id || s.uniqueId === uid);
         if (!set) return { objects: [], errors: [] };
         const members = this.associations.filter((a) => a.sourceObject === set.entryUUID);
-        const docs = members.map((a) => this.documents.get(a.targetObject)).filter((d): d is XdsDocumentEntry => !!d);
+        const docs = members
+          .map((a) => this.documents.get(a.targetObject))
+          .filter((d): d is XdsDocumentEntry => !!d);
         return {
           objects: [
             { kind: 'submissionSet', value: set },
@@ -131,7 +147,10 @@ export class MetadataStore {
 
   private patientQuery(patientId: string | undefined, run: () => RegistryObject[]): QueryAnswer {
     if (!patientId || !this.patients.has(patientId)) {
-      return { objects: [], errors: [registryError(ErrorCode.UnknownPatientId, 'patient not known to this registry', patientId)] };
+      return {
+        objects: [],
+        errors: [registryError(ErrorCode.UnknownPatientId, 'patient not known to this registry', patientId)],
+      };
     }
     return { objects: run(), errors: [] };
   }
@@ -151,13 +170,25 @@ export class MetadataStore {
       .filter((d) => codesMatch(p, '$XDSDocumentEntryClassCode', [d.classCode]))
       .filter((d) => codesMatch(p, '$XDSDocumentEntryTypeCode', [d.typeCode]))
       .filter((d) => codesMatch(p, '$XDSDocumentEntryPracticeSettingCode', [d.practiceSettingCode]))
-      .filter((d) => codesMatch(p, '$XDSDocumentEntryHealthcareFacilityTypeCode', [d.healthcareFacilityTypeCode]))
+      .filter((d) =>
+        codesMatch(p, '$XDSDocumentEntryHealthcareFacilityTypeCode', [d.healthcareFacilityTypeCode]),
+      )
       .filter((d) => codesMatch(p, '$XDSDocumentEntryEventCodeList', d.eventCodeList))
       .filter((d) => codesMatch(p, '$XDSDocumentEntryConfidentialityCode', d.confidentialityCode))
       .filter((d) => codesMatch(p, '$XDSDocumentEntryFormatCode', [d.formatCode]))
-      .filter((d) => timeInRange(d.creationTime, firstParam(p, '$XDSDocumentEntryCreationTimeFrom'), firstParam(p, '$XDSDocumentEntryCreationTimeTo')))
       .filter((d) =>
-        timeInRange(d.serviceStartTime, firstParam(p, '$XDSDocumentEntryServiceStartTimeFrom'), firstParam(p, '$XDSDocumentEntryServiceStartTimeTo')),
+        timeInRange(
+          d.creationTime,
+          firstParam(p, '$XDSDocumentEntryCreationTimeFrom'),
+          firstParam(p, '$XDSDocumentEntryCreationTimeTo'),
+        ),
+      )
+      .filter((d) =>
+        timeInRange(
+          d.serviceStartTime,
+          firstParam(p, '$XDSDocumentEntryServiceStartTimeFrom'),
+          firstParam(p, '$XDSDocumentEntryServiceStartTimeTo'),
+        ),
       )
       .filter((d) => {
         const types = paramValues(p, '$XDSDocumentEntryType');

@@ -15,7 +15,9 @@ import {
 import { encodeAssociation, encodeDocumentEntry, encodeObjectRef, encodeSubmissionSet } from './encode';
 import type { MetadataStore, RegistryObject } from './store';
 
-export function registryStoredQuery(store: MetadataStore): Transaction<AdhocQueryRequest, never, QueryResult> {
+export function registryStoredQuery(
+  store: MetadataStore,
+): Transaction<AdhocQueryRequest, never, QueryResult> {
   return {
     name: 'ITI-18',
     requestAction: Action.ITI18,
@@ -27,8 +29,15 @@ export function registryStoredQuery(store: MetadataStore): Transaction<AdhocQuer
       if (errors.length || !req.query) return { status: 'Failure', errors, objects: [], subRequests: [] };
       const ans = store.run(req.query, req.params);
       const objects =
-        req.returnType === 'ObjectRef' ? ans.objects.map((o) => encodeObjectRef(o.value.entryUUID)) : ans.objects.flatMap(leafClass);
-      return { status: ans.errors.length ? 'Failure' : 'Success', errors: ans.errors, objects, subRequests: [] };
+        req.returnType === 'ObjectRef'
+          ? ans.objects.map((o) => encodeObjectRef(o.value.entryUUID))
+          : ans.objects.flatMap(leafClass);
+      return {
+        status: ans.errors.length ? 'Failure' : 'Success',
+        errors: ans.errors,
+        objects,
+        subRequests: [],
+      };
     },
     encode: (res) => encodeQueryResult(res),
     audit: (req, res, ctx, delivery) => queryAuditEvents('ITI-18', req, res, ctx, delivery),

@@ -31,7 +31,7 @@ import {
 } from '@xcai/shared';
 
 /** HL7 CX with an ISO assigning authority: `id^^^&1.2.3&ISO`. */
-const CX = /^[^\^&~\\|]{1,64}\^\^\^&[0-2](\.(0|[1-9][0-9]*)){1,40}&ISO$/;
+const CX = /^[^^&~\\|]{1,64}\^\^\^&[0-2](\.(0|[1-9][0-9]*)){1,40}&ISO$/;
 
 export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResult> = {
   name: 'ITI-38',
@@ -45,10 +45,18 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     if (errors.length) return errors;
     const own = ctx.gateway.directory.homeCommunityId;
     if (req.home === undefined && req.query && !isPatientQuery(req.query)) {
-      return [registryError(ErrorCode.MissingHomeCommunityId, 'a query without a patient id must carry the home attribute', req.queryId)];
+      return [
+        registryError(
+          ErrorCode.MissingHomeCommunityId,
+          'a query without a patient id must carry the home attribute',
+          req.queryId,
+        ),
+      ];
     }
     if (req.home !== undefined && req.home !== own) {
-      return [registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not served by this gateway`, req.home)];
+      return [
+        registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not served by this gateway`, req.home),
+      ];
     }
     return [];
   },
@@ -59,7 +67,10 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     const patient = req.query ? queryPatientId(req.query, req.params) : undefined;
     if (patient !== undefined && !CX.test(patient)) return { calls: [], errors: [] }; // M6: answered as unknown
     if (!registry) {
-      return { calls: [], errors: [registryError(ErrorCode.RegistryError, 'no registry is configured', own)] };
+      return {
+        calls: [],
+        errors: [registryError(ErrorCode.RegistryError, 'no registry is configured', own)],
+      };
     }
     const target = { kind: 'local' as const, location: own, label: 'local registry', endpoint: registry };
     // The registry is a plain XDS registry: `home` is ours by now and is not passed on.
@@ -95,7 +106,13 @@ function unknownPatientAnswer(res: QueryResult, ctx: Ctx): QueryResult {
   return {
     ...res,
     status: 'Failure',
-    errors: [registryError(ErrorCode.UnknownPatientId, 'the patient is not known in this community', ctx.gateway.directory.homeCommunityId)],
+    errors: [
+      registryError(
+        ErrorCode.UnknownPatientId,
+        'the patient is not known in this community',
+        ctx.gateway.directory.homeCommunityId,
+      ),
+    ],
     objects: [],
   };
 }

@@ -1,0 +1,368 @@
+{{/*
+Helpers. Component templates get a context dict: root (the top-level context), key (initiatingGateway |
+respondingGateway), comp (initiating-gateway | responding-gateway) and v (the component's values).
+Numbers from values are float64 under real Helm: always print them through int/int64.
+*/}}
+
+{{- define "xcai.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "xcai.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xcai.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The components this chart can deploy: values key -> component name (JSON; use with fromJson). */}}
+{{- define "xcai.components" -}}
+{"initiatingGateway":"initiating-gateway","respondingGateway":"responding-gateway"}
+{{- end -}}
+
+{{- define "xcai.componentName" -}}
+{{- printf "%s-%s" (include "xcai.fullname" .root) .comp | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "xcai.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "xcai.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- if .comp }}
+app.kubernetes.io/component: {{ .comp }}
+{{- end }}
+{{- end -}}
+
+{{- define "xcai.labels" -}}
+helm.sh/chart: {{ include "xcai.chart" .root }}
+{{ include "xcai.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: xcai-gateway
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "xcai.serviceAccountName" -}}
+{{- if .v.serviceAccount.create -}}
+{{- default (include "xcai.componentName" .) .v.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .v.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference; pinned by digest when one is given (R26). */}}
+{{- define "xcai.image" -}}
+{{- $img := .v.image -}}
+{{- $registry := default $img.registry .root.Values.global.imageRegistry -}}
+{{- $repo := $img.repository -}}
+{{- if $registry -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
+{{- end -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $repo $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (toString (default .root.Chart.AppVersion $img.tag)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xcai.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "xcai.componentName" .)) .v.tls.existingSecret -}}
+{{- end -}}
+
+{{- define "xcai.publicUrl" -}}
+{{- if .v.publicUrl -}}
+{{- .v.publicUrl -}}
+{{- else -}}
+{{- printf "https://%s.%s.svc:%d" (include "xcai.componentName" .) .root.Release.Namespace (int .v.service.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "xcai.directoryConfigMapName" -}}
+{{- printf "%s-directory" (include "xcai.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The directory file exactly as the services read it: values.directory without the chart-only `egress` keys.
+Both the ConfigMap and the pods' checksum annotation use this, so a change that only touches egress updates
+the NetworkPolicy without restarting pods.
+*/}}
+{{- define "xcai.directory" -}}
+{{- $d := deepCopy .Values.directory -}}
+{{- range $listKey := list "communities" "consumers" -}}
+{{- if hasKey $d $listKey -}}
+{{- $l := list -}}
+{{- range (default (list) (get $d $listKey)) -}}
+{{- $l = append $l (omit . "egress") -}}
+{{- end -}}
+{{- $_ := set $d $listKey $l -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $d "local" -}}
+{{- $loc := get $d "local" -}}
+{{- if and (hasKey $loc "registry") (get $loc "registry") -}}
+{{- $_ := set $loc "registry" (omit (get $loc "registry") "egress") -}}
+{{- end -}}
+{{- range $listKey := list "repositories" "imagingDocumentSources" -}}
+{{- if hasKey $loc $listKey -}}
+{{- $l := list -}}
+{{- range (default (list) (get $loc $listKey)) -}}
+{{- $l = append $l (omit . "egress") -}}
+{{- end -}}
+{{- $_ := set $loc $listKey $l -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $d -}}
+{{- end -}}
+
+{{/*
+Port of a URL: the explicit port, else the scheme's default (https 443, http 80, redis/rediss 6379).
+Empty when it cannot be derived (e.g. a `:*` wildcard in a replyTo pattern).
+*/}}
+{{- define "xcai.urlPort" -}}
+{{- $u := toString . -}}
+{{- $scheme := lower (regexFind "^[a-zA-Z][a-zA-Z0-9+.-]*://" $u | trimSuffix "://") -}}
+{{- if $scheme -}}
+{{- $auth := regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*).*$" $u "${1}" -}}
+{{- $auth = regexReplaceAll "^.*@" $auth "" -}}
+{{- $port := regexFind ":[0-9]+$" $auth | trimPrefix ":" -}}
+{{- if $port -}}
+{{- $port -}}
+{{- else if contains "*" $auth -}}
+{{- else if regexMatch ":$" $auth -}}
+{{- else if eq $scheme "https" -}}
+443
+{{- else if eq $scheme "http" -}}
+80
+{{- else if or (eq $scheme "redis") (eq $scheme "rediss") -}}
+6379
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A NetworkPolicyPeer (JSON) from a chart peer entry: {cidr, except?} or {namespaceSelector?, podSelector?}. */}}
+{{- define "xcai.peer" -}}
+{{- $e := .entry -}}
+{{- $p := dict -}}
+{{- if hasKey $e "cidr" -}}
+{{- $ib := dict "cidr" (get $e "cidr") -}}
+{{- if get $e "except" -}}
+{{- $_ := set $ib "except" (get $e "except") -}}
+{{- end -}}
+{{- $_ := set $p "ipBlock" $ib -}}
+{{- else -}}
+{{- if hasKey $e "namespaceSelector" -}}
+{{- $_ := set $p "namespaceSelector" (get $e "namespaceSelector") -}}
+{{- end -}}
+{{- if hasKey $e "podSelector" -}}
+{{- $_ := set $p "podSelector" (get $e "podSelector") -}}
+{{- end -}}
+{{- end -}}
+{{- if not $p -}}
+{{- fail (printf "networkPolicy: a peer of %s needs `cidr` or `namespaceSelector`/`podSelector`" .what) -}}
+{{- end -}}
+{{- toJson $p -}}
+{{- end -}}
+
+{{/*
+Egress rules (one JSON object per line) for one target: entries (its egress list), ports (candidate ports
+derived from its URLs; "" = not derivable), protocol, what (for messages), comp (the component asking).
+An entry's own `port` wins over the derived ports; an entry with `components` applies only to those.
+*/}}
+{{- define "xcai.egress.target" -}}
+{{- $ctx := . -}}
+{{- $applicable := list -}}
+{{- range (default (list) .entries) -}}
+{{- if or (not (hasKey . "components")) (has $ctx.comp (get . "components")) -}}
+{{- $applicable = append $applicable . -}}
+{{- end -}}
+{{- end -}}
+{{- if not $applicable -}}
+{{- fail (printf "networkPolicy: %s has no egress entry for %s; add `egress: [{cidr: ..., port: ...}]` (or selectors) to it, or set networkPolicy.enabled=false" .what .comp) -}}
+{{- end -}}
+{{- range $e := $applicable -}}
+{{- $ports := list -}}
+{{- if hasKey $e "port" -}}
+{{- $ports = list (toString (int (get $e "port"))) -}}
+{{- else -}}
+{{- range $ctx.ports -}}
+{{- if not . -}}
+{{- fail (printf "networkPolicy: the port of %s cannot be derived from its URL; set `port` on its egress entries" $ctx.what) -}}
+{{- end -}}
+{{- $ports = append $ports . -}}
+{{- end -}}
+{{- end -}}
+{{- if not $ports -}}
+{{- fail (printf "networkPolicy: %s has no URL to derive a port from; set `port` on its egress entries" $ctx.what) -}}
+{{- end -}}
+{{- $pl := list -}}
+{{- range ($ports | uniq) -}}
+{{- $pl = append $pl (dict "port" (int .) "protocol" $ctx.protocol) -}}
+{{- end -}}
+{{- printf "%s\n" (toJson (dict "to" (list (include "xcai.peer" (dict "entry" $e "what" $ctx.what) | fromJson)) "ports" $pl)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRule per line, possibly repeated.
+  both gateways:       local registry, repositories, Imaging Document Sources (their URLs' ports),
+                       Redis, the audit repository, the OTLP collector (if set)
+  initiating-gateway:  every community with an endpoint (iti38 / iti39 / rad75 URL ports),
+                       every consumer with replyTo (async responses; replyTo URL ports)
+  responding-gateway:  every community with acceptRequests and replyTo (async responses; replyTo URL ports)
+*/}}
+{{- define "xcai.egressRules" -}}
+{{- $root := .root -}}
+{{- $comp := .comp -}}
+{{- $d := $root.Values.directory -}}
+{{- $local := default (dict) (get $d "local") -}}
+{{- $targets := list -}}
+{{- with (get $local "registry") -}}
+{{- $targets = append $targets (dict "entries" (get . "egress") "urls" (list (get . "url")) "what" "directory.local.registry") -}}
+{{- end -}}
+{{- range $listKey := list "repositories" "imagingDocumentSources" -}}
+{{- range $i, $r := (default (list) (get $local $listKey)) -}}
+{{- $targets = append $targets (dict "entries" (get $r "egress") "urls" (list (get $r "url")) "what" (printf "directory.local.%s[%d] (%s)" $listKey $i (get $r "repositoryUniqueId"))) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $c := (default (list) (get $d "communities")) -}}
+{{- $what := printf "directory.communities[%d] (%s)" $i (get $c "homeCommunityId") -}}
+{{- if eq $comp "initiating-gateway" -}}
+{{- $urls := list -}}
+{{- $eps := default (dict) (get $c "endpoints") -}}
+{{- range $k := list "iti38" "iti39" "rad75" -}}
+{{- with (get $eps $k) -}}
+{{- $urls = append $urls (get . "url") -}}
+{{- end -}}
+{{- end -}}
+{{- if $urls -}}
+{{- $targets = append $targets (dict "entries" (get $c "egress") "urls" $urls "what" $what) -}}
+{{- end -}}
+{{- else -}}
+{{- $reply := default (list) (get $c "replyTo") -}}
+{{- if and (get $c "acceptRequests") $reply -}}
+{{- $targets = append $targets (dict "entries" (get $c "egress") "urls" $reply "what" $what) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $comp "initiating-gateway" -}}
+{{- range $i, $c := (default (list) (get $d "consumers")) -}}
+{{- $reply := default (list) (get $c "replyTo") -}}
+{{- if $reply -}}
+{{- $targets = append $targets (dict "entries" (get $c "egress") "urls" $reply "what" (printf "directory.consumers[%d] (%s)" $i (get $c "name"))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $t := $targets -}}
+{{- $ports := list -}}
+{{- range $t.urls -}}
+{{- $ports = append $ports (include "xcai.urlPort" .) -}}
+{{- end -}}
+{{- include "xcai.egress.target" (dict "entries" $t.entries "ports" $ports "protocol" "TCP" "what" $t.what "comp" $comp) -}}
+{{- end -}}
+{{- include "xcai.egress.target" (dict "entries" $root.Values.redis.egress "ports" (list (include "xcai.urlPort" $root.Values.redis.url)) "protocol" "TCP" "what" "redis" "comp" $comp) -}}
+{{- $auditProto := ternary "UDP" "TCP" (eq $root.Values.audit.transport "udp") -}}
+{{- include "xcai.egress.target" (dict "entries" $root.Values.audit.egress "ports" (list (toString (int $root.Values.audit.port))) "protocol" $auditProto "what" "audit" "comp" $comp) -}}
+{{- if $root.Values.tracing.otlpEndpoint -}}
+{{- include "xcai.egress.target" (dict "entries" $root.Values.tracing.egress "ports" (list (include "xcai.urlPort" $root.Values.tracing.otlpEndpoint)) "protocol" "TCP" "what" "tracing.otlpEndpoint" "comp" $comp) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks that values.schema.json cannot express (and the critical ones it can, for renderers without it). */}}
+{{- define "xcai.validate" -}}
+{{- $hcid := "^urn:oid:[0-2](\\.(0|[1-9][0-9]*))+$" -}}
+{{- $d := .Values.directory -}}
+{{- if not (regexMatch $hcid (toString (get $d "homeCommunityId"))) -}}
+{{- fail (printf "directory.homeCommunityId %q is not urn:oid:<OID>" (toString (get $d "homeCommunityId"))) -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- $_ := set $seen (toString (get $d "homeCommunityId")) true -}}
+{{- $trustDirs := list -}}
+{{- range .Values.trust.secrets -}}
+{{- $trustDirs = append $trustDirs (printf "/etc/xcai/trust/%s/" (default .secretName (get . "dir"))) -}}
+{{- end -}}
+{{- $identities := list -}}
+{{- range $i, $c := (default (list) (get $d "communities")) -}}
+{{- $id := toString (get $c "homeCommunityId") -}}
+{{- if not (regexMatch $hcid $id) -}}
+{{- fail (printf "directory.communities[%d].homeCommunityId %q is not urn:oid:<OID>" $i $id) -}}
+{{- end -}}
+{{- if hasKey $seen $id -}}
+{{- fail (printf "directory.communities[%d].homeCommunityId %s is used twice (or is our own)" $i $id) -}}
+{{- end -}}
+{{- $_ := set $seen $id true -}}
+{{- range $k, $ep := (default (dict) (get $c "endpoints")) -}}
+{{- if not (hasPrefix "https://" (toString (get $ep "url"))) -}}
+{{- fail (printf "directory.communities[%d].endpoints.%s.url must be https:// (no plaintext between communities, R27)" $i $k) -}}
+{{- end -}}
+{{- end -}}
+{{- range (default (list) (get $c "replyTo")) -}}
+{{- if not (hasPrefix "https://" (toString .)) -}}
+{{- fail (printf "directory.communities[%d].replyTo %q must be https://" $i (toString .)) -}}
+{{- end -}}
+{{- end -}}
+{{- with (get $c "identity") -}}
+{{- $identities = append $identities (dict "what" (printf "directory.communities[%d]" $i) "identity" .) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $c := (default (list) (get $d "consumers")) -}}
+{{- with (get $c "identity") -}}
+{{- $identities = append $identities (dict "what" (printf "directory.consumers[%d]" $i) "identity" .) -}}
+{{- end -}}
+{{- end -}}
+{{- range $identities -}}
+{{- $what := .what -}}
+{{- range (default (list) (get .identity "trustAnchors")) -}}
+{{- $path := toString . -}}
+{{- $ok := or (eq $path "/etc/xcai/tls/ca.crt") -}}
+{{- range $trustDirs -}}
+{{- if hasPrefix . $path -}}
+{{- $ok = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $ok -}}
+{{- fail (printf "%s.identity.trustAnchors: %s is not under a mounted trust Secret (trust.secrets -> /etc/xcai/trust/<dir>/) nor /etc/xcai/tls/ca.crt" $what $path) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not (has .Values.audit.transport (list "tls" "udp")) -}}
+{{- fail "audit.transport must be tls or udp" -}}
+{{- end -}}
+{{- if not (regexMatch "^rediss?://" .Values.redis.url) -}}
+{{- fail "redis.url must start with redis:// or rediss://" -}}
+{{- end -}}
+{{- $root := . -}}
+{{- range $key, $comp := (include "xcai.components" . | fromJson) -}}
+{{- $c := dict "key" $key "comp" $comp -}}
+{{- $v := index $root.Values $key -}}
+{{- if $v.enabled -}}
+{{- if $v.image.digest -}}
+{{- if not (regexMatch "^sha256:[a-f0-9]{64}$" $v.image.digest) -}}
+{{- fail (printf "%s.image.digest must be sha256:<64 hex>" $c.key) -}}
+{{- end -}}
+{{- else if $root.Values.global.requireImageDigest -}}
+{{- fail (printf "global.requireImageDigest: %s.image.digest is not set" $c.key) -}}
+{{- end -}}
+{{- if and $v.publicUrl (not (hasPrefix "https://" $v.publicUrl)) -}}
+{{- fail (printf "%s.publicUrl must be https://" $c.key) -}}
+{{- end -}}
+{{- if not (has $v.tls.clientAuth (list "required" "optional")) -}}
+{{- fail (printf "%s.tls.clientAuth must be required or optional" $c.key) -}}
+{{- end -}}
+{{- if and (eq $c.key "respondingGateway") (ne $v.tls.clientAuth "required") -}}
+{{- fail "respondingGateway.tls.clientAuth must be required: the community-facing side always uses mutual TLS (R27)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,232 @@
+/**
+ * Types of the reference-community seed generator: what to generate (SeedSpec) and what was generated
+ * (SeedManifest, written to `<outDir>/manifest.json`).
+ */
+
+/** DICOM Specific Character Set choices the generator writes. */
+export type CharacterSet =
+  /** Default repertoire (ASCII); (0008,0005) is left out. */
+  | 'ISO_IR 6'
+  /** `\ISO 2022 IR 87`: ASCII in G0, JIS X 0208 via ESC $ B … ESC ( B (PS3.5 Annex H). */
+  | 'ISO 2022 IR 87'
+  /** UTF-8. */
+  | 'ISO_IR 192';
+
+/** A DICOM PN value split into its component groups; each group is `family^given^middle^prefix^suffix`. */
+export interface PersonNameSpec {
+  alphabetic: string;
+  ideographic?: string;
+  phonetic?: string;
+}
+
+export interface StudySpec {
+  /** StudyDescription (LO) and the base of the XDS title; may be Japanese for non-ASCII patients. */
+  description: string;
+  /** DICOM modality: CT and MR give CT/MR Image Storage, CR gives CR Image Storage, others Secondary Capture. */
+  modality: string;
+  /** Study date YYYYMMDD, local time of the community (see SeedSpec.utcOffset). */
+  date: string;
+  /** Study time hhmmss, local; default 090000. */
+  time?: string;
+  /** AccessionNumber (SH, ≤ 16 chars); default derived from community label and indexes. */
+  accessionNumber?: string;
+  /** Number of series. */
+  series: number;
+  /** Instances per series: one count for all series, or one count per series. */
+  instancesPerSeries: number | number[];
+  /** Target size of each instance file in bytes (the image matrix is chosen to come as close as possible). */
+  instanceSize: number;
+  /**
+   * Transfer syntaxes, cycled per series (series k uses entry k mod n). Only
+   * 1.2.840.10008.1.2.1 (Explicit VR LE) and 1.2.840.10008.1.2 (Implicit VR LE). Default: Explicit VR LE.
+   */
+  transferSyntaxes?: string[];
+  /**
+   * Also generate an older, Deprecated KOS manifest for this study (referencing the first series only)
+   * that the current manifest replaces (RPLC association).
+   */
+  replacesEarlierManifest?: boolean;
+}
+
+export interface PatientSpec {
+  /** Affinity-domain patient id in HL7 CX form `ID^^^&OID&ISO`; used in DICOM and XDS patientId. */
+  id: string;
+  /** The community's local id (CX) for XDS sourcePatientId / PID-3; default: `id`. */
+  localId?: string;
+  name: PersonNameSpec;
+  /** Default 'ISO_IR 6' (ASCII only). */
+  characterSet?: CharacterSet;
+  /** YYYYMMDD */
+  birthDate: string;
+  sex: 'M' | 'F' | 'O';
+  studies: StudySpec[];
+}
+
+export interface SeedSpec {
+  /** Short label of the community, e.g. 'A' (used in accession numbers and titles). */
+  community: string;
+  /** `urn:oid:…` */
+  homeCommunityId: string;
+  /** OID root under which every DICOM and XDS uniqueId of this community is made (UIDs stay ≤ 64 chars). */
+  uidRoot: string;
+  /** XDS repository holding the KOS manifests (ITI-43). */
+  repositoryUniqueId: string;
+  /** Imaging Document Source (RAD-69) = RetrieveLocationUID in the KOS. */
+  idsRepositoryUniqueId: string;
+  /** XDS SubmissionSet.sourceId; default `${uidRoot}.9`. */
+  sourceId?: string;
+  /** Institution in DICOM InstitutionName and XDS authorInstitution; default `Community ${community} Hospital`, OID `${uidRoot}.8`. */
+  institution?: { name: string; oid: string };
+  /** XDS authorPerson (XCN); default `^Suzuki^Ichiro^^^`. */
+  authorPerson?: string;
+  /** Local time zone of the community's DICOM dates/times, ±hhmm; XDS times are UTC. Default '+0900'. */
+  utcOffset?: string;
+  patients: PatientSpec[];
+}
+
+export interface CodedValue {
+  code: string;
+  scheme: string;
+  display: string;
+}
+
+export interface XdsAuthor {
+  /** XON values */
+  authorInstitution: string[];
+  /** XCN */
+  authorPerson: string;
+  authorRole: string[];
+  authorSpecialty: string[];
+}
+
+export interface XdsDocumentEntry {
+  entryUUID: string;
+  uniqueId: string;
+  homeCommunityId: string;
+  /** Stable DocumentEntry */
+  objectType: string;
+  patientId: string;
+  sourcePatientId: string;
+  /** `PID-3|…`, `PID-5|…` (UTF-8, alphabetic~ideographic~phonetic), `PID-7|…`, `PID-8|…` */
+  sourcePatientInfo: string[];
+  mimeType: 'application/dicom';
+  formatCode: CodedValue;
+  classCode: CodedValue;
+  typeCode: CodedValue;
+  confidentialityCode: CodedValue[];
+  healthcareFacilityTypeCode: CodedValue;
+  practiceSettingCode: CodedValue;
+  eventCodeList: CodedValue[];
+  /** YYYYMMDDhhmmss UTC */
+  creationTime: string;
+  serviceStartTime: string;
+  languageCode: string;
+  title: string;
+  hash: string;
+  size: number;
+  repositoryUniqueId: string;
+  availabilityStatus: string;
+  author: XdsAuthor[];
+  /** `urn:ihe:iti:xds:2013:referenceIdList`: Study Instance UID and accession number (CXi). */
+  referenceIdList: string[];
+  /** Where the document bytes are, relative to outDir (not XDS metadata). */
+  path: string;
+}
+
+export interface XdsSubmissionSet {
+  entryUUID: string;
+  uniqueId: string;
+  sourceId: string;
+  homeCommunityId: string;
+  patientId: string;
+  submissionTime: string;
+  contentTypeCode: CodedValue;
+  title: string;
+  author: XdsAuthor[];
+  availabilityStatus: string;
+}
+
+export interface XdsAssociation {
+  entryUUID: string;
+  /** HasMember (submission set → document entry) or RPLC (new document entry → replaced one). */
+  associationType: string;
+  sourceObject: string;
+  targetObject: string;
+  /** 'Original' on HasMember associations */
+  submissionSetStatus?: string;
+}
+
+export interface ManifestInstance {
+  sopInstanceUid: string;
+  sopClassUid: string;
+  transferSyntaxUid: string;
+  /** relative to outDir, '/' separated */
+  path: string;
+  size: number;
+  sha1: string;
+}
+
+export interface ManifestSeries {
+  seriesInstanceUid: string;
+  seriesNumber: number;
+  modality: string;
+  transferSyntaxUid: string;
+  instances: ManifestInstance[];
+}
+
+export interface ManifestKos {
+  path: string;
+  documentUniqueId: string;
+  entryUUID: string;
+  size: number;
+  sha1: string;
+  availabilityStatus: string;
+}
+
+export interface ManifestStudy {
+  studyInstanceUid: string;
+  accessionNumber: string;
+  description: string;
+  modality: string;
+  date: string;
+  /** The current (Approved) KOS manifest. */
+  kos: ManifestKos;
+  /** Older manifests this study's KOS replaced (Deprecated). */
+  deprecatedKos: ManifestKos[];
+  series: ManifestSeries[];
+}
+
+export interface ManifestPatient {
+  /** CX, affinity domain */
+  id: string;
+  sourcePatientId: string;
+  /** Readable name: ideographic group if any, else alphabetic, '^' → ' ' */
+  displayName: string;
+  /** The PN value as Unicode (`alpha=ideo=phon`) */
+  dicomName: string;
+  characterSet: CharacterSet;
+  birthDate: string;
+  sex: string;
+  studies: ManifestStudy[];
+}
+
+export interface SeedManifest {
+  generator: { name: string; version: number };
+  spec: {
+    community: string;
+    uidRoot: string;
+    patients: number;
+    studies: number;
+    series: number;
+    instances: number;
+    instanceBytes: number;
+    kosDocuments: number;
+  };
+  homeCommunityId: string;
+  repositoryUniqueId: string;
+  idsRepositoryUniqueId: string;
+  patients: ManifestPatient[];
+  documentEntries: XdsDocumentEntry[];
+  submissionSets: XdsSubmissionSet[];
+  associations: XdsAssociation[];
+}

@@ -1,0 +1,88 @@
+/**
+ * ITI-39 Cross Gateway Retrieve, served by the Responding Gateway (ITI TF-2 3.39).
+ *
+ * HomeCommunityId is mandatory in every DocumentRequest (XDSMissingHomeCommunityId) and must be
+ * ours (XDSUnknownCommunity). The documents are split by RepositoryUniqueId into ITI-43 requests
+ * to our repositories, merged, and every DocumentResponse carries our HomeCommunityId.
+ */
+import {
+  Action,
+  decodeRetrieveDocumentSetRequest,
+  encodeRetrieveDocumentSetRequest,
+  encodeRetrieveResult,
+  mergeRetrieve,
+  missingHome,
+  planRetrieve,
+  repositoryFailed,
+  retrieveAuditEvents,
+  unknownCommunity,
+  unknownRepository,
+  type DocumentRequest,
+  type RetrieveAnswer,
+  type RetrieveResult,
+  type Transaction,
+} from '@xcai/shared';
+
+export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResult> = {
+  name: 'ITI-39',
+  requestAction: Action.ITI39,
+  responseAction: Action.ITI39Response,
+
+  decode: (ctx) => decodeRetrieveDocumentSetRequest(ctx.envelope.payload),
+
+  validate: () => [],
+
+  plan(docs, ctx) {
+    const dir = ctx.gateway.directory;
+    return planRetrieve(docs, (d) => {
+      if (!d.homeCommunityId) return missingHome(d);
+      if (d.homeCommunityId !== dir.homeCommunityId)
+        return unknownCommunity(d, 'is not served by this gateway');
+      const repo = dir.local.repositories.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
+      if (!repo) return unknownRepository(d);
+      return {
+        key: repo.repositoryUniqueId,
+        target: {
+          kind: 'local',
+          location: repo.repositoryUniqueId,
+          label: `repository ${repo.repositoryUniqueId}`,
+          endpoint: repo,
+        },
+        maxPerCall: Number.MAX_SAFE_INTEGER,
+        action: Action.ITI43,
+        responseAction: Action.ITI43Response,
+        body: encodeRetrieveDocumentSetRequest,
+        failed: (doc, reason) =>
+          repositoryFailed(doc, repo.repositoryUniqueId, `the repository did not answer: ${reason}`),
+      };
+    });
+  },
+
+  async merge(_docs, outcomes, errors, ctx) {
+    const own = ctx.gateway.directory.homeCommunityId;
+    return mergeRetrieve(
+      outcomes,
+      errors,
+      {
+        home: () => own,
+        verification: () => undefined,
+        documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+        lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
+      },
+      ctx,
+    );
+  },
+
+  encode: (res) => encodeRetrieveResult(res),
+
+  audit: (docs, res, ctx, delivery) =>
+    retrieveAuditEvents({
+      served: 'ITI-39',
+      requested: docs,
+      res,
+      ctx,
+      delivery,
+      subTransaction: () => 'ITI-43',
+      imaging: false,
+    }),
+};

@@ -1,0 +1,102 @@
+/**
+ * RAD-75 Cross Gateway Retrieve Imaging Document Set, served by the Responding Imaging Gateway
+ * (XCA-I, RAD TF-1 29.3.2, RAD TF-3 4.75).
+ *
+ * HomeCommunityId is mandatory in every DocumentRequest and must be ours. The documents are split
+ * by RepositoryUniqueId into RAD-69 requests to our Imaging Document Sources, keeping the
+ * Study/Series nesting and the transfer syntax list; the answers merge into one streamed MTOM
+ * response, our HomeCommunityId on every DocumentResponse, every instance checked on the way.
+ */
+import {
+  Action,
+  decodeRetrieveImagingDocumentSetRequest,
+  encodeRetrieveImagingDocumentSetRequest,
+  encodeRetrieveResult,
+  imagingDocuments,
+  mergeRetrieve,
+  missingHome,
+  nestImagingDocuments,
+  planRetrieve,
+  repositoryFailed,
+  retrieveAuditEvents,
+  unknownCommunity,
+  unknownRepository,
+  validateImagingRequest,
+  type ImagingRequest,
+  type RetrieveAnswer,
+  type RetrieveResult,
+  type Transaction,
+} from '@xcai/shared';
+
+export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> = {
+  name: 'RAD-75',
+  requestAction: Action.RAD75,
+  responseAction: Action.RAD75Response,
+
+  decode: (ctx) => decodeRetrieveImagingDocumentSetRequest(ctx.envelope.payload),
+
+  validate: (req) => validateImagingRequest(req),
+
+  plan(req, ctx) {
+    const dir = ctx.gateway.directory;
+    return planRetrieve(imagingDocuments(req), (d) => {
+      if (!d.homeCommunityId) return missingHome(d);
+      if (d.homeCommunityId !== dir.homeCommunityId)
+        return unknownCommunity(d, 'is not served by this gateway');
+      const ids = dir.local.imagingDocumentSources.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
+      if (!ids) return unknownRepository(d);
+      return {
+        key: ids.repositoryUniqueId,
+        target: {
+          kind: 'local',
+          location: ids.repositoryUniqueId,
+          label: `Imaging Document Source ${ids.repositoryUniqueId}`,
+          endpoint: ids,
+        },
+        maxPerCall: Number.MAX_SAFE_INTEGER,
+        action: Action.RAD69,
+        responseAction: Action.RAD69Response,
+        body: (docs) =>
+          encodeRetrieveImagingDocumentSetRequest(nestImagingDocuments(docs, req.transferSyntaxUids)),
+        failed: (doc, reason) =>
+          repositoryFailed(
+            doc,
+            ids.repositoryUniqueId,
+            `the Imaging Document Source did not answer: ${reason}`,
+          ),
+      };
+    });
+  },
+
+  async merge(req, outcomes, errors, ctx) {
+    const own = ctx.gateway.directory.homeCommunityId;
+    return mergeRetrieve(
+      outcomes,
+      errors,
+      {
+        home: () => own,
+        verification: (_t, r) => ({
+          kind: 'dicom',
+          sopInstanceUid: r.documentUniqueId,
+          transferSyntaxUids: req.transferSyntaxUids,
+        }),
+        documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+        lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
+      },
+      ctx,
+    );
+  },
+
+  encode: (res) => encodeRetrieveResult(res),
+
+  audit: (req, res, ctx, delivery) =>
+    retrieveAuditEvents({
+      served: 'RAD-75',
+      requested: imagingDocuments(req),
+      res,
+      ctx,
+      delivery,
+      subTransaction: () => 'RAD-69',
+      imaging: true,
+    }),
+};

@@ -1,0 +1,661 @@
+/**
+ * Renders helm/xcai-gateway with helmlite (../shared/tools/helmlite: Go text/template + sprig, the engine of
+ * Helm 3; no real helm binary exists here) and asserts on the rendered objects. helmlite is built once and
+ * cached by the hash of its sources; the suite is skipped, with a message, only when neither a cached binary
+ * nor `go` is available (CI installs go). Set HELMLITE=/path/to/helmlite to use a prebuilt binary.
+ */
+import { execFileSync, spawnSync } from 'child_process';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import YAML from 'yaml';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
+import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const chartDir = path.join(repoRoot, 'helm', 'xcai-gateway');
+const fullValuesFile = path.join(chartDir, 'examples', 'full-values.yaml');
+const kitDir = process.env.XCAI_KIT_DIR ?? path.resolve(repoRoot, '..', 'shared');
+const helmliteSrc = path.join(kitDir, 'tools', 'helmlite');
+const k8sValidate = path.join(kitDir, 'tools', 'k8s-validate.js');
+
+/** Path of a helmlite binary (cached by the hash of main.go + build.sh), or a reason why there is none. */
+function findHelmlite(): { bin?: string; reason?: string } {
+  if (process.env.HELMLITE) return { bin: process.env.HELMLITE };
+  if (!fs.existsSync(path.join(helmliteSrc, 'main.go')))
+    return { reason: `no helmlite sources at ${helmliteSrc}` };
+  const hash = createHash('sha256');
+  for (const f of ['main.go', 'build.sh']) hash.update(fs.readFileSync(path.join(helmliteSrc, f)));
+  const cacheRoot = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
+  const bin = path.join(cacheRoot, 'xcai-helmlite', hash.digest('hex').slice(0, 16), 'helmlite');
+  if (fs.existsSync(bin)) return { bin };
+  if (spawnSync('go', ['version']).status !== 0) return { reason: '`go` is not installed (CI installs it)' };
+  const tmp = `${bin}.${process.pid}.tmp`;
+  fs.mkdirSync(path.dirname(bin), { recursive: true });
+  execFileSync(path.join(helmliteSrc, 'build.sh'), [tmp], { stdio: ['ignore', 'ignore', 'inherit'] });
+  fs.renameSync(tmp, bin); // atomic: parallel workers never see a half-written binary
+  return { bin };
+}
+
+const helmlite = findHelmlite();
+if (!helmlite.bin) console.warn(`SKIPPING the helm chart tests: ${helmlite.reason}`);
+const suite = helmlite.bin ? describe : describe.skip;
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: unknown;
+  [k: string]: unknown;
+}
+type Values = Record<string, unknown>;
+
+const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xcai-helm-test-'));
+afterAll(() => fs.rmSync(tmpDir, { recursive: true, force: true }));
+let tmpCount = 0;
+function valuesFile(values: unknown): string {
+  const f = path.join(tmpDir, `values-${++tmpCount}.yaml`);
+  fs.writeFileSync(f, YAML.stringify(values));
+  return f;
+}
+
+function helmliteArgs(files: string[], sets: string[]): string[] {
+  return [...files.flatMap((f) => ['-f', f]), ...sets.flatMap((s) => ['-set', s])];
+}
+
+/** Renders the chart; throws with helmlite's stderr on failure. */
+function renderText(files: string[] = [], sets: string[] = []): string {
+  const args = ['-name', 'hie-a', '-namespace', 'xcai', ...helmliteArgs(files, sets), chartDir];
+  const r = spawnSync(helmlite.bin as string, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`helmlite failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+function render(files: string[] = [], sets: string[] = []): K8sObject[] {
+  return YAML.parseAllDocuments(renderText(files, sets))
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((d): d is K8sObject => d !== null);
+}
+/** Renders expecting failure; returns stderr. */
+function renderFails(files: string[] = [], sets: string[] = []): string {
+  const r = spawnSync(helmlite.bin as string, [...helmliteArgs(files, sets), chartDir], { encoding: 'utf8' });
+  expect(r.status).not.toBe(0);
+  return r.stderr;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+function mergeValues(base: unknown, over: unknown): unknown {
+  if (!isObj(base) || !isObj(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeValues(base[k], v) : v;
+  return out;
+}
+const readYaml = (f: string) => YAML.parse(fs.readFileSync(f, 'utf8')) as Values;
+const defaultValues = readYaml(path.join(chartDir, 'values.yaml'));
+const fullValues = mergeValues(defaultValues, readYaml(fullValuesFile)) as Values;
+
+const COMPONENTS = {
+  initiatingGateway: 'initiating-gateway',
+  respondingGateway: 'responding-gateway',
+} as const;
+const component = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'];
+const ofKind = (docs: K8sObject[], kind: string) => docs.filter((d) => d.kind === kind);
+const workloads = (docs: K8sObject[]) =>
+  docs.filter((d) => d.kind === 'Deployment' || d.kind === 'StatefulSet');
+function workloadOf(docs: K8sObject[], comp: string): K8sObject {
+  const w = workloads(docs).filter((d) => component(d) === comp);
+  expect(w).toHaveLength(1);
+  return w[0];
+}
+function podSpec(w: K8sObject): IPodSpec {
+  return (w.spec as { template: { spec: IPodSpec } }).template.spec;
+}
+function podAnnotations(w: K8sObject): Record<string, string> {
+  return (w.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata
+    .annotations;
+}
+const env = (spec: IPodSpec) =>
+  Object.fromEntries((spec.containers[0].env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+
+/* ---------- the expected NetworkPolicy egress, computed independently from the values ---------- */
+
+interface EgressEntry {
+  cidr?: string;
+  except?: string[];
+  namespaceSelector?: unknown;
+  podSelector?: unknown;
+  port?: number;
+  components?: string[];
+}
+interface Endpoint {
+  url: string;
+  egress?: EgressEntry[];
+}
+interface Directory {
+  local: { registry?: Endpoint; repositories: Endpoint[]; imagingDocumentSources: Endpoint[] };
+  communities: Array<{
+    homeCommunityId: string;
+    endpoints: Partial<Record<'iti38' | 'iti39' | 'rad75', Endpoint>>;
+    acceptRequests: boolean;
+    replyTo: string[];
+    egress?: EgressEntry[];
+  }>;
+  consumers: Array<{ replyTo: string[]; egress?: EgressEntry[] }>;
+}
+
+/** Canonical JSON (sorted keys) so that peers compare by value. */
+function canon(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
+  if (isObj(v))
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canon(v[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+function peerOf(e: EgressEntry): INetworkPolicyPeer {
+  if (e.cidr) return { ipBlock: e.except ? { cidr: e.cidr, except: e.except } : { cidr: e.cidr } };
+  const p: Record<string, unknown> = {};
+  if (e.namespaceSelector) p.namespaceSelector = e.namespaceSelector;
+  if (e.podSelector) p.podSelector = e.podSelector;
+  return p as INetworkPolicyPeer;
+}
+/** Port of a URL by the WHATWG parser (independent of the template's regexes). */
+function urlPort(u: string): number {
+  const url = new URL(u);
+  if (url.port) return Number(url.port);
+  const port = { 'https:': 443, 'http:': 80, 'redis:': 6379, 'rediss:': 6379 }[url.protocol];
+  if (!port) throw new Error(`no default port for ${u}`);
+  return port;
+}
+function expectedEgress(values: Values, comp: string): Set<string> {
+  const out = new Set<string>();
+  const add = (entries: EgressEntry[] | undefined, ports: number[], proto = 'TCP') => {
+    for (const e of entries ?? []) {
+      if (e.components && !e.components.includes(comp)) continue;
+      for (const port of e.port ? [e.port] : ports) out.add(`${canon(peerOf(e))} ${port}/${proto}`);
+    }
+  };
+  const dir = values.directory as Directory;
+  for (const ep of [dir.local.registry, ...dir.local.repositories, ...dir.local.imagingDocumentSources])
+    if (ep) add(ep.egress, [urlPort(ep.url)]);
+  for (const c of dir.communities) {
+    if (comp === 'initiating-gateway') {
+      const eps = Object.values(c.endpoints).filter((e): e is Endpoint => !!e);
+      if (eps.length)
+        add(
+          c.egress,
+          eps.map((e) => urlPort(e.url)),
+        );
+    } else if (c.acceptRequests && c.replyTo.length) add(c.egress, c.replyTo.map(urlPort));
+  }
+  if (comp === 'initiating-gateway')
+    for (const c of dir.consumers) if (c.replyTo.length) add(c.egress, c.replyTo.map(urlPort));
+  const redis = values.redis as { url: string; egress: EgressEntry[] };
+  add(redis.egress, [urlPort(redis.url)]);
+  const audit = values.audit as { transport: string; port: number; egress: EgressEntry[] };
+  add(audit.egress, [audit.port], audit.transport === 'udp' ? 'UDP' : 'TCP');
+  const tracing = values.tracing as { otlpEndpoint: string; egress: EgressEntry[] };
+  if (tracing.otlpEndpoint) add(tracing.egress, [urlPort(tracing.otlpEndpoint)]);
+  const dns = (values.networkPolicy as { dns: { peers: EgressEntry[] } }).dns.peers;
+  for (const p of dns) for (const proto of ['UDP', 'TCP']) out.add(`${canon(peerOf(p))} 53/${proto}`);
+  return out;
+}
+/** The rendered egress as (peer, port/protocol) pairs; every rule must name peers and ports. */
+function renderedEgress(np: INetworkPolicy): Set<string> {
+  const out = new Set<string>();
+  for (const rule of np.spec?.egress ?? []) {
+    expect(rule.to?.length).toBeGreaterThan(0); // a rule without `to` would allow every destination
+    expect(rule.ports?.length).toBeGreaterThan(0); // ... and one without ports every port
+    for (const peer of rule.to ?? [])
+      for (const p of rule.ports ?? []) out.add(`${canon(peer)} ${String(p.port)}/${p.protocol ?? 'TCP'}`);
+  }
+  return out;
+}
+const sorted = (s: Set<string>) => [...s].sort();
+
+/* ---------------------------------------------------------------------------------------------- */
+
+suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
+  let defaults: K8sObject[];
+  let full: K8sObject[];
+  beforeAll(() => {
+    defaults = render();
+    full = render([fullValuesFile]);
+  });
+
+  it('lints (strict) with the default values and with examples/full-values.yaml', () => {
+    for (const files of [[], [fullValuesFile]]) {
+      const r = spawnSync(
+        helmlite.bin as string,
+        ['-lint', '-strict', ...helmliteArgs(files, []), chartDir],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
+  });
+
+  it('passes the Kubernetes schema check (k8s-validate.js) for both renders', () => {
+    for (const files of [[], [fullValuesFile]]) {
+      const f = path.join(tmpDir, `rendered-${++tmpCount}.yaml`);
+      fs.writeFileSync(f, renderText(files));
+      const r = spawnSync(process.execPath, [k8sValidate, f], { cwd: repoRoot, encoding: 'utf8' });
+      expect(r.stdout).toMatch(/ 0 failed, 0 skipped/);
+      expect(r.status).toBe(0);
+    }
+  });
+
+  it('deploys both gateways by default, each with its Service, ServiceAccount, PDB and NetworkPolicy', () => {
+    for (const comp of Object.values(COMPONENTS)) {
+      expect(workloadOf(defaults, comp).kind).toBe('Deployment');
+      for (const kind of ['Service', 'ServiceAccount', 'PodDisruptionBudget', 'NetworkPolicy'])
+        expect(ofKind(defaults, kind).filter((d) => component(d) === comp)).toHaveLength(1);
+    }
+    expect(ofKind(defaults, 'ConfigMap')).toHaveLength(1);
+    expect(ofKind(defaults, 'HorizontalPodAutoscaler')).toHaveLength(0);
+    // Nothing the chart does not own: no Secrets (keys are never generated), no Ingress, no RBAC.
+    expect(new Set(defaults.map((d) => d.kind))).toEqual(
+      new Set([
+        'ConfigMap',
+        'Deployment',
+        'Service',
+        'ServiceAccount',
+        'PodDisruptionBudget',
+        'NetworkPolicy',
+      ]),
+    );
+  });
+
+  it.each(Object.entries(COMPONENTS))('renders nothing for %s when it is disabled', (key, comp) => {
+    const docs = render([], [`${key}.enabled=false`]);
+    expect(docs.filter((d) => component(d) === comp)).toEqual([]);
+    const other = Object.values(COMPONENTS).find((c) => c !== comp) as string;
+    expect(workloadOf(docs, other).kind).toBe('Deployment');
+    expect(ofKind(docs, 'ConfigMap')).toHaveLength(1);
+  });
+
+  it('renders nothing when both gateways are disabled', () => {
+    expect(render([], ['initiatingGateway.enabled=false', 'respondingGateway.enabled=false'])).toEqual([]);
+  });
+
+  it('runs every pod non-root, read-only, without privilege escalation, all capabilities dropped', () => {
+    for (const docs of [defaults, full]) {
+      const ws = workloads(docs);
+      expect(ws).toHaveLength(2);
+      for (const w of ws) {
+        const spec = podSpec(w);
+        expect(spec.securityContext).toMatchObject({
+          runAsNonRoot: true,
+          runAsUser: 10001,
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        expect(spec.automountServiceAccountToken).toBe(false);
+        expect(spec.hostNetwork ?? false).toBe(false);
+        expect(spec.containers).toHaveLength(1);
+        expect(spec.initContainers ?? []).toEqual([]);
+        for (const c of spec.containers) {
+          expect(c.securityContext).toMatchObject({
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            privileged: false,
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
+          expect(c.securityContext?.capabilities?.add).toBeUndefined();
+          // Only the SOAP and management ports (no debug / SSH ports, R31, R59).
+          expect((c.ports ?? []).map((p) => [p.name, p.containerPort])).toEqual([
+            ['soap', 8443],
+            ['mgmt', 9090],
+          ]);
+        }
+      }
+      for (const sa of ofKind(docs, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
+    }
+  });
+
+  it('gives the only writable paths, /tmp and the audit spool, their own volumes', () => {
+    for (const w of workloads(defaults)) {
+      const spec = podSpec(w);
+      const mounts = spec.containers[0].volumeMounts ?? [];
+      const writable = mounts.filter((m) => !m.readOnly).map((m) => m.mountPath);
+      expect(writable.sort()).toEqual(['/tmp', '/var/spool/xcai-audit']);
+      const vol = (name: string) => spec.volumes?.find((v) => v.name === name);
+      expect(vol('tmp')?.emptyDir).toBeDefined();
+      expect(vol('audit-spool')?.emptyDir).toEqual({ sizeLimit: '512Mi' });
+    }
+  });
+
+  it('keeps the audit spool on a per-pod PVC (StatefulSet) when persistence is enabled', () => {
+    const rg = workloadOf(full, 'responding-gateway') as unknown as IStatefulSet;
+    expect(rg.kind).toBe('StatefulSet');
+    expect(rg.spec?.volumeClaimTemplates?.map((t) => t.metadata?.name)).toEqual(['audit-spool']);
+    expect(rg.spec?.volumeClaimTemplates?.[0].spec).toMatchObject({
+      storageClassName: 'encrypted-ssd',
+      resources: { requests: { storage: '2Gi' } },
+    });
+    expect(rg.spec?.template.spec?.volumes?.find((v) => v.name === 'audit-spool')).toBeUndefined();
+    expect(workloadOf(full, 'initiating-gateway').kind).toBe('Deployment');
+  });
+
+  it('sets the service contract environment: directory, ports, TLS paths, Redis, audit, tracing', () => {
+    const ig = podSpec(workloadOf(full, 'initiating-gateway'));
+    const rg = podSpec(workloadOf(full, 'responding-gateway'));
+    expect(env(ig)).toEqual({
+      XCAI_DIRECTORY: '/etc/xcai/directory.yaml',
+      XCAI_HOST: '0.0.0.0',
+      XCAI_PORT: '8443',
+      XCAI_MGMT_PORT: '9090',
+      XCAI_PUBLIC_URL: 'https://ig.hie-a.example:8443',
+      XCAI_TLS_CERT: '/etc/xcai/tls/tls.crt',
+      XCAI_TLS_KEY: '/etc/xcai/tls/tls.key',
+      XCAI_TLS_CA: '/etc/xcai/tls/ca.crt',
+      XCAI_TLS_CLIENT_AUTH: 'required',
+      REDIS_URL: 'rediss://redis.hie-a.example:6380/0',
+      REDIS_PASSWORD: { secretKeyRef: { name: 'xcai-redis', key: 'redis-password' } },
+      XCAI_AUDIT_TRANSPORT: 'tls',
+      XCAI_AUDIT_HOST: 'arr.hie-a.example',
+      XCAI_AUDIT_PORT: '6514',
+      XCAI_AUDIT_SPOOL_DIR: '/var/spool/xcai-audit',
+      XCAI_AUDIT_MAX_SPOOL_BYTES: '805306368',
+      XCAI_OTLP_ENDPOINT: 'http://otel-collector.observability.svc.cluster.local:4318',
+      XCAI_LOG_LEVEL: 'info',
+      XCAI_DEADLINE_MS: '180000',
+      NODE_OPTIONS: '--enable-source-maps --max-old-space-size=384',
+    });
+    expect(env(rg)).toMatchObject({
+      XCAI_TLS_CLIENT_AUTH: 'required',
+      XCAI_PUBLIC_URL: 'https://rg.hie-a.example:8443',
+    });
+    // Defaults: the consumer-facing side accepts clients without certificates; no password, no tracing.
+    const igDefault = env(podSpec(workloadOf(defaults, 'initiating-gateway')));
+    expect(igDefault).toMatchObject({
+      XCAI_TLS_CLIENT_AUTH: 'optional',
+      XCAI_PUBLIC_URL: 'https://hie-a-xcai-gateway-initiating-gateway.xcai.svc:8443',
+    });
+    for (const k of ['REDIS_PASSWORD', 'XCAI_OTLP_ENDPOINT', 'XCAI_DEADLINE_MS'])
+      expect(igDefault).not.toHaveProperty(k);
+    expect(env(podSpec(workloadOf(defaults, 'responding-gateway')))).toMatchObject({
+      XCAI_TLS_CLIENT_AUTH: 'required',
+    });
+  });
+
+  it('probes /healthz (startup, liveness) and /readyz (readiness) on the management port', () => {
+    for (const w of workloads(full)) {
+      const c = podSpec(w).containers[0];
+      expect(c.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'mgmt' });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'mgmt' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'mgmt' });
+    }
+  });
+
+  it('pins images by digest when given, and can refuse to render without one (R26)', () => {
+    expect(podSpec(workloadOf(full, 'initiating-gateway')).containers[0].image).toBe(
+      'registry.hie-a.example:5000/xcai/initiating-gateway@sha256:' + '1'.repeat(64),
+    );
+    expect(podSpec(workloadOf(defaults, 'responding-gateway')).containers[0].image).toBe(
+      'registry.invalid/xcai/responding-gateway:0.1.0',
+    );
+    expect(renderFails([], ['global.requireImageDigest=true'])).toMatch(/image\.digest is not set/);
+    expect(renderFails([], ['respondingGateway.image.digest=sha256:abc'])).toMatch(/sha256:<64 hex>/);
+  });
+
+  it('mounts TLS material only from the named Secrets (and trust anchors under /etc/xcai/trust)', () => {
+    const spec = podSpec(workloadOf(full, 'initiating-gateway'));
+    const tls = spec.volumes?.find((v) => v.name === 'tls');
+    expect(tls?.projected?.sources).toEqual([
+      {
+        secret: {
+          name: 'ig-tls',
+          items: [
+            { key: 'tls.crt', path: 'tls.crt' },
+            { key: 'tls.key', path: 'tls.key' },
+          ],
+        },
+      },
+      { secret: { name: 'community-trust-bundle', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+    ]);
+    const mounts = Object.fromEntries((spec.containers[0].volumeMounts ?? []).map((m) => [m.name, m]));
+    expect(mounts.tls).toMatchObject({ mountPath: '/etc/xcai/tls', readOnly: true });
+    expect(mounts.tls.subPath).toBeUndefined(); // a rotated Secret must reach the pod
+    const trust = (spec.volumes ?? []).filter((v) => v.name.startsWith('trust-'));
+    expect(trust.map((v) => v.secret?.secretName)).toEqual([
+      'community-trust-bundle',
+      'community-b-trust',
+      'community-c-trust',
+    ]);
+    expect(trust.map((v) => mounts[v.name].mountPath)).toEqual([
+      '/etc/xcai/trust/community',
+      '/etc/xcai/trust/community-b',
+      '/etc/xcai/trust/community-c',
+    ]);
+    const rgTls = podSpec(workloadOf(full, 'responding-gateway')).volumes?.find((v) => v.name === 'tls');
+    expect(rgTls?.projected?.sources?.map((s) => s.secret?.name)).toEqual(['rg-tls', 'rg-tls']);
+    const dflt = podSpec(workloadOf(defaults, 'initiating-gateway')).volumes?.find((v) => v.name === 'tls');
+    expect(dflt?.projected?.sources?.map((s) => s.secret?.name)).toEqual([
+      'hie-a-xcai-gateway-initiating-gateway-tls',
+      'hie-a-xcai-gateway-initiating-gateway-tls',
+    ]);
+    // The chart never renders key material.
+    for (const docs of [defaults, full]) expect(ofKind(docs, 'Secret')).toEqual([]);
+    expect(renderText([fullValuesFile])).not.toMatch(/BEGIN [A-Z ]*PRIVATE KEY|BEGIN CERTIFICATE/);
+  });
+
+  it('puts the directory (without the chart-only egress keys) in the ConfigMap both gateways mount', () => {
+    const cms = ofKind(full, 'ConfigMap') as unknown as IConfigMap[];
+    expect(cms).toHaveLength(1);
+    const rendered = YAML.parse(cms[0].data?.['directory.yaml'] ?? '') as unknown;
+    const strip = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(strip)
+        : isObj(v)
+          ? Object.fromEntries(
+              Object.entries(v)
+                .filter(([k]) => k !== 'egress')
+                .map(([k, x]) => [k, strip(x)]),
+            )
+          : v;
+    expect(rendered).toEqual(strip(fullValues.directory));
+    expect(JSON.stringify(rendered)).not.toContain('"egress"');
+    for (const w of workloads(full)) {
+      const spec = podSpec(w);
+      expect(spec.volumes?.find((v) => v.name === 'directory')?.configMap?.name).toBe(cms[0].metadata?.name);
+      expect(spec.containers[0].volumeMounts).toContainEqual({
+        name: 'directory',
+        mountPath: '/etc/xcai/directory.yaml',
+        subPath: 'directory.yaml',
+        readOnly: true,
+      });
+    }
+  });
+
+  it('rolls the pods when the directory changes (checksum annotation), but not for egress-only changes', () => {
+    const sum = (docs: K8sObject[]) => {
+      const sums = workloads(docs).map((w) => podAnnotations(w)['checksum/directory']);
+      expect(new Set(sums).size).toBe(1);
+      const cm = ofKind(docs, 'ConfigMap')[0] as unknown as IConfigMap;
+      const data = cm.data?.['directory.yaml'] ?? '';
+      // The annotation is the hash of the directory file as rendered (the ConfigMap's data).
+      expect(sums[0]).toBe(createHash('sha256').update(data.replace(/\n$/, '')).digest('hex'));
+      expect(cm.metadata?.annotations?.['xcai.io/directory-sha256']).toBe(sums[0]);
+      return sums[0];
+    };
+    const base = sum(full);
+    expect(sum(render([fullValuesFile], ['directory.deadlineMs=99999']))).not.toBe(base);
+    const dir = structuredClone(fullValues.directory) as Directory;
+    dir.communities[0].replyTo = ['https://ig2.community-b.example:9443/async-response'];
+    expect(sum(render([fullValuesFile, valuesFile({ directory: dir })]))).not.toBe(base);
+    const egressOnly = structuredClone(fullValues.directory) as Directory;
+    egressOnly.communities[0].egress = [{ cidr: '198.51.100.99/32' }];
+    const docs = render([fullValuesFile, valuesFile({ directory: egressOnly })]);
+    expect(sum(docs)).toBe(base);
+    expect(JSON.stringify(ofKind(docs, 'NetworkPolicy'))).toContain('198.51.100.99/32');
+  });
+
+  it.each([
+    ['default', () => defaultValues, () => [] as string[]],
+    ['full', () => fullValues, () => [fullValuesFile]],
+  ])(
+    'limits egress to exactly the configured peers, Redis, audit, tracing and DNS (%s values)',
+    (_n, values, files) => {
+      const docs = render(files());
+      const nps = ofKind(docs, 'NetworkPolicy') as unknown as INetworkPolicy[];
+      expect(nps).toHaveLength(2);
+      for (const np of nps) {
+        const comp = np.metadata?.labels?.['app.kubernetes.io/component'] as string;
+        expect(np.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+        expect(np.spec?.podSelector.matchLabels?.['app.kubernetes.io/component']).toBe(comp);
+        expect(sorted(renderedEgress(np))).toEqual(sorted(expectedEgress(values(), comp)));
+      }
+    },
+  );
+
+  it('derives egress ports from the URLs (per component) unless an entry names one', () => {
+    const np = (comp: string) =>
+      (ofKind(full, 'NetworkPolicy') as unknown as INetworkPolicy[]).find(
+        (n) => n.metadata?.labels?.['app.kubernetes.io/component'] === comp,
+      ) as INetworkPolicy;
+    const ig = renderedEgress(np('initiating-gateway'));
+    const rg = renderedEgress(np('responding-gateway'));
+    const b = canon({ ipBlock: { cidr: '198.51.100.10/32' } });
+    expect(ig).toContain(`${b} 8443/TCP`); // community B's RG endpoints
+    expect(ig).not.toContain(`${b} 9443/TCP`);
+    expect(rg).toContain(`${b} 9443/TCP`); // community B's async receiver (replyTo)
+    expect(rg).not.toContain(`${b} 8443/TCP`);
+    const c = canon({ ipBlock: { cidr: '203.0.113.0/29' } });
+    expect(ig).toContain(`${c} 443/TCP`);
+    expect(ig).toContain(`${c} 8443/TCP`);
+    expect([...rg].some((x) => x.startsWith(c))).toBe(false); // components: [initiating-gateway]
+    expect(rg).toContain(`${canon({ ipBlock: { cidr: '203.0.113.8/32' } })} 7443/TCP`);
+    // UDP audit transport → UDP rule
+    const udp = render([fullValuesFile], ['audit.transport=udp', 'audit.port=514']);
+    const udpNp = ofKind(udp, 'NetworkPolicy')[0] as unknown as INetworkPolicy;
+    expect(renderedEgress(udpNp)).toContain(`${canon({ ipBlock: { cidr: '10.30.0.5/32' } })} 514/UDP`);
+  });
+
+  it('allows ingress only to the SOAP and management ports, from the configured sources', () => {
+    for (const docs of [defaults, full]) {
+      for (const np of ofKind(docs, 'NetworkPolicy') as unknown as INetworkPolicy[]) {
+        const ports = (np.spec?.ingress ?? []).flatMap((r) => (r.ports ?? []).map((p) => p.port));
+        expect(ports).toEqual([8443, 9090]);
+      }
+    }
+    const rg = (ofKind(full, 'NetworkPolicy') as unknown as INetworkPolicy[]).find(
+      (n) => n.metadata?.labels?.['app.kubernetes.io/component'] === 'responding-gateway',
+    );
+    expect(rg?.spec?.ingress?.[0].from).toEqual([
+      { ipBlock: { cidr: '198.51.100.10/32' } },
+      { ipBlock: { cidr: '203.0.113.0/28' } },
+    ]);
+    expect(render([], ['networkPolicy.enabled=false']).filter((d) => d.kind === 'NetworkPolicy')).toEqual([]);
+  });
+
+  it('refuses a directory entry without egress, or whose port cannot be derived, while NetworkPolicy is on', () => {
+    const noEgress = structuredClone(fullValues.directory) as Directory;
+    delete noEgress.communities[1].egress;
+    expect(renderFails([fullValuesFile, valuesFile({ directory: noEgress })])).toMatch(
+      /directory\.communities\[1\] \(urn:oid:2\.999\.3\) has no egress entry for initiating-gateway/,
+    );
+    const wildcard = structuredClone(fullValues.directory) as Directory;
+    wildcard.consumers[0].replyTo = ['http://127.0.0.1:*'];
+    expect(renderFails([fullValuesFile, valuesFile({ directory: wildcard })])).toMatch(/cannot be derived/);
+    // ... which is fine once the entry names its port, or with NetworkPolicy off
+    wildcard.consumers[0].egress = [{ cidr: '127.0.0.1/32', port: 18080 }];
+    expect(() => render([fullValuesFile, valuesFile({ directory: wildcard })])).not.toThrow();
+    expect(() =>
+      render([fullValuesFile, valuesFile({ directory: noEgress })], ['networkPolicy.enabled=false']),
+    ).not.toThrow();
+  });
+
+  it('fails to render a bad homeCommunityId and other values the schema rejects (helmlite has no schema check)', () => {
+    expect(renderFails([], ['directory.homeCommunityId=urn:oid:1.02'])).toMatch(/directory\.homeCommunityId/);
+    const badPeer = structuredClone(fullValues.directory) as Directory;
+    badPeer.communities[0].homeCommunityId = '2.999.2';
+    expect(renderFails([fullValuesFile, valuesFile({ directory: badPeer })])).toMatch(
+      /communities\[0\]\.homeCommunityId "2\.999\.2" is not urn:oid/,
+    );
+    const dup = structuredClone(fullValues.directory) as Directory;
+    dup.communities[1].homeCommunityId = dup.communities[0].homeCommunityId;
+    expect(renderFails([fullValuesFile, valuesFile({ directory: dup })])).toMatch(/used twice/);
+    const plain = structuredClone(fullValues.directory) as Directory;
+    (plain.communities[0].endpoints.iti38 as Endpoint).url = 'http://rg.community-b.example/iti38';
+    expect(renderFails([fullValuesFile, valuesFile({ directory: plain })])).toMatch(/must be https/);
+    const anchor = structuredClone(fullValues.directory) as Directory & {
+      communities: Array<{ identity: { trustAnchors: string[] } }>;
+    };
+    anchor.communities[0].identity.trustAnchors = ['/etc/xcai/trust/not-mounted/ca.crt'];
+    expect(renderFails([fullValuesFile, valuesFile({ directory: anchor })])).toMatch(
+      /not under a mounted trust Secret/,
+    );
+    expect(renderFails([], ['respondingGateway.tls.clientAuth=optional'])).toMatch(/mutual TLS/);
+    expect(renderFails([], ['respondingGateway.publicUrl=http://rg.example'])).toMatch(
+      /publicUrl must be https/,
+    );
+  });
+
+  it('adds an autoscaling/v2 HPA per component when enabled, targeting its workload', () => {
+    const hpas = ofKind(full, 'HorizontalPodAutoscaler') as unknown as IHorizontalPodAutoscaler[];
+    expect(hpas).toHaveLength(2);
+    for (const h of hpas) {
+      const comp = h.metadata?.labels?.['app.kubernetes.io/component'] as string;
+      const w = workloadOf(full, comp);
+      expect(h.apiVersion).toBe('autoscaling/v2');
+      expect(h.spec?.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: w.kind, name: w.metadata.name });
+      expect((w.spec as { replicas?: number }).replicas).toBeUndefined(); // the HPA owns replicas
+    }
+    const ig = hpas.find((h) => h.metadata?.name === 'hie-a-initiating-gateway');
+    expect(ig?.spec).toMatchObject({ minReplicas: 3, maxReplicas: 10 });
+    expect(ig?.spec?.metrics?.map((m) => m.resource?.name)).toEqual(['cpu', 'memory']);
+    const only = render([], ['respondingGateway.autoscaling.enabled=true']);
+    expect(ofKind(only, 'HorizontalPodAutoscaler').map(component)).toEqual(['responding-gateway']);
+    expect((workloadOf(only, 'initiating-gateway').spec as { replicas?: number }).replicas).toBe(2);
+  });
+
+  it('adds a PodDisruptionBudget per component when enabled', () => {
+    const pdbs = ofKind(full, 'PodDisruptionBudget') as unknown as IPodDisruptionBudget[];
+    expect(pdbs.map((p) => [p.metadata?.name, p.spec?.minAvailable, p.spec?.maxUnavailable])).toEqual([
+      ['hie-a-initiating-gateway', undefined, 1],
+      ['hie-a-responding-gateway', 2, undefined],
+    ]);
+    const off = render([], ['initiatingGateway.podDisruptionBudget.enabled=false']);
+    expect(ofKind(off, 'PodDisruptionBudget').map(component)).toEqual(['responding-gateway']);
+    const pct = render([], ['initiatingGateway.podDisruptionBudget.minAvailable=50%']);
+    const igPdb = ofKind(pct, 'PodDisruptionBudget')[0] as unknown as IPodDisruptionBudget;
+    expect(igPdb.spec).toMatchObject({ minAvailable: '50%' });
+  });
+
+  it('exposes SOAP + management in-cluster, and only SOAP on the optional external Service', () => {
+    const services = ofKind(full, 'Service') as unknown as IService[];
+    for (const s of services.filter((x) => !x.metadata?.name?.endsWith('-external'))) {
+      expect(s.spec?.type).toBe('ClusterIP');
+      expect(s.spec?.ports?.map((p) => [p.name, p.port, p.targetPort])).toEqual([
+        ['soap', 8443, 'soap'],
+        ['mgmt', 9090, 'mgmt'],
+      ]);
+    }
+    const ext = services.filter((x) => x.metadata?.name?.endsWith('-external'));
+    expect(ext.map((s) => s.metadata?.name)).toEqual(['hie-a-responding-gateway-external']);
+    expect(ext[0].spec).toMatchObject({
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      loadBalancerSourceRanges: ['198.51.100.10/32', '203.0.113.0/28'],
+    });
+    expect(ext[0].spec?.ports?.map((p) => p.name)).toEqual(['soap']);
+  });
+});
