@@ -6,8 +6,11 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
+import type { Readable } from 'node:stream';
 import {
   Action,
+  contentIdKey,
+  readSoapMessage,
   decodeEnvelope,
   encodeAdhocQueryResponse,
   encodeEnvelope,
@@ -124,37 +127,66 @@ export async function startAsyncPeer(home: string, mode: PeerMode, objects = 1):
   return peer;
 }
 
+export interface ReceivedMessage {
+  /** The SOAP envelope (the root part for MTOM). */
+  xml: string;
+  envelope: SoapEnvelope;
+  contentType: string;
+  path: string;
+  /** MTOM attachments by Content-ID key. */
+  parts: Map<string, Buffer>;
+}
+
 export interface ReplyReceiver {
   url: string;
   /** The next message POSTed with this RelatesTo. */
-  next(
-    relatesTo: string,
-  ): Promise<{ xml: string; envelope: SoapEnvelope; contentType: string; path: string }>;
+  next(relatesTo: string): Promise<ReceivedMessage>;
   count(): number;
   close(): Promise<void>;
 }
 
-/** Collects async responses POSTed to it (answers 202), keyed by RelatesTo. */
+/** Reads a plain or MTOM SOAP message into memory (tests only). */
+export async function readMessage(
+  body: Readable,
+  contentType: string,
+): Promise<Omit<ReceivedMessage, 'path'>> {
+  const msg = await readSoapMessage(body, contentType, {
+    maxRootBytes: 1 << 26,
+    maxPartHeaderBytes: 1 << 14,
+    maxParts: 100_000,
+    maxTotalBytes: 2 ** 34,
+  });
+  const parts = new Map<string, Buffer>();
+  for (let p = await msg.attachments.next(); p; p = await msg.attachments.next()) {
+    const bufs: Buffer[] = [];
+    for await (const c of p.body) bufs.push(c as Buffer);
+    parts.set(contentIdKey(p.headers.contentId ?? ''), Buffer.concat(bufs));
+  }
+  const xml = msg.envelope.toString('utf8');
+  const limits = { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 };
+  return { xml, envelope: decodeEnvelope(xml, limits, false), contentType, parts };
+}
+
+/** Collects async responses POSTed to it (answers `status` once the body was read), keyed by RelatesTo. */
 export async function startReplyReceiver(status = 202): Promise<ReplyReceiver> {
-  const got = new Map<string, { xml: string; envelope: SoapEnvelope; contentType: string; path: string }>();
-  const waiting = new Map<
-    string,
-    (m: { xml: string; envelope: SoapEnvelope; contentType: string; path: string }) => void
-  >();
+  const got = new Map<string, ReceivedMessage>();
+  const waiting = new Map<string, (m: ReceivedMessage) => void>();
   let n = 0;
   const server = createServer((req, res) => {
-    void readAll(req).then((xml) => {
-      n++;
-      res.writeHead(status).end();
-      const envelope = decodeEnvelope(xml, {}, false);
-      const m = { xml, envelope, contentType: String(req.headers['content-type']), path: req.url ?? '' };
-      const rel = envelope.wsa.relatesTo ?? '';
-      const w = waiting.get(rel);
-      if (w) {
-        waiting.delete(rel);
-        w(m);
-      } else got.set(rel, m);
-    });
+    void readMessage(req, String(req.headers['content-type'])).then(
+      (r) => {
+        n++;
+        res.writeHead(status).end();
+        const m: ReceivedMessage = { ...r, path: req.url ?? '' };
+        const rel = m.envelope.wsa.relatesTo ?? '';
+        const w = waiting.get(rel);
+        if (w) {
+          waiting.delete(rel);
+          w(m);
+        } else got.set(rel, m);
+      },
+      () => res.writeHead(400).end(),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {

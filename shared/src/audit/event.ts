@@ -88,7 +88,12 @@ export interface TransactionAuditEvent {
 
 /** Security-relevant events that are not one of the six transactions. */
 export interface SecurityAuditEvent {
-  kind: 'node-authentication-failure' | 'rejected-async-response' | 'configuration-loaded' | 'application-start' | 'application-stop';
+  kind:
+    | 'node-authentication-failure'
+    | 'rejected-async-response'
+    | 'configuration-loaded'
+    | 'application-start'
+    | 'application-stop';
   eventDateTime: Date;
   outcome: EventOutcome;
   description: string;

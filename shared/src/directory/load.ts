@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parseReplyToPattern } from '../async/reply-to';
 import type {
   Directory,
   Endpoint,
@@ -218,8 +219,11 @@ class Reader {
     return this.arr(v, path)
       .map((p, i) => {
         const s = this.str(p, `${path}[${i}]`);
-        if (s && !/^https?:\/\/[^/?#]+/.test(s)) {
-          this.problem(`${path}[${i}]`, `"${s}" must be an http(s) URL prefix (a port may be "*")`);
+        if (s && !parseReplyToPattern(s)) {
+          this.problem(
+            `${path}[${i}]`,
+            `"${s}" must be an http(s) URL prefix, ASCII, without credentials, query or fragment (a port may be "*")`,
+          );
           return undefined;
         }
         return s;

@@ -1,0 +1,339 @@
+/**
+ * `npm start`: a three-community federation on loopback, in the foreground.
+ *
+ *   community A: initiating-gateway + its reference community (registry, repository, IDS)
+ *   community B: responding-gateway + its reference community
+ *   community C: responding-gateway + its reference community
+ *
+ * Every service runs in its own process, as it would be deployed. Gateways talk mutual TLS with
+ * certificates from deploy/certs/make-certs.sh (a throwaway CA per run). When ready, the endpoints,
+ * homeCommunityIds and seeded patients are printed, and written as JSON to $DEMO_ENDPOINTS_FILE
+ * (default <run dir>/endpoints.json). SIGINT/SIGTERM stop everything.
+ *
+ * Environment: DEMO_RUN_DIR (default .run/demo), DEMO_PORT (consumer-facing port of the initiating
+ * gateway, default a free one), DEMO_ENDPOINTS_FILE.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { defaultDemoSpecs, generateCommunitySeed } from '../seed/generate';
+import type { SeedManifest } from '../seed/types';
+
+const ROOT = resolve(__dirname, '../../../..');
+const LABELS = ['A', 'B', 'C'] as const;
+type Label = (typeof LABELS)[number];
+
+export interface DemoEndpoints {
+  runDir: string;
+  consumer: { iti18: string; iti43: string; rad69: string; wsdl: string };
+  tls: { ca: string; clientCertificate: string; clientKey: string };
+  communities: {
+    label: Label;
+    homeCommunityId: string;
+    gateway: Record<string, string>;
+    registry: string;
+    repository: string;
+    imagingDocumentSource: string;
+    repositoryUniqueId: string;
+    idsRepositoryUniqueId: string;
+    seedDir: string;
+  }[];
+  patients: { id: string; name: string; communities: Label[] }[];
+  auditDir?: string;
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+}
+
+const children: Child[] = [];
+
+function spawnService(name: string, args: string[], env: NodeJS.ProcessEnv, logDir: string): ChildProcess {
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(join(logDir, `${name}.log`));
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  children.push({ name, proc });
+  proc.once('exit', (code, signal) => {
+    if (!stopping) {
+      process.stderr.write(
+        `${name} stopped unexpectedly (${signal ?? code}); see ${join(logDir, `${name}.log`)}\n`,
+      );
+      void stop(1);
+    }
+  });
+  return proc;
+}
+
+/** Resolves with the first stdout line `pick` accepts (a ready message), or rejects if the process dies. */
+function readyLine<T>(proc: ChildProcess, name: string, pick: (line: string) => T | undefined): Promise<T> {
+  return new Promise((res, rej) => {
+    const rl = createInterface({ input: proc.stdout! });
+    const timer = setTimeout(() => rej(new Error(`${name} did not start within 30 s`)), 30_000);
+    rl.on('line', (l) => {
+      const v = pick(l);
+      if (v !== undefined) {
+        clearTimeout(timer);
+        res(v);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`${name} exited (${code}) during start-up`));
+    });
+  });
+}
+
+function gatewayUrl(line: string): string | undefined {
+  try {
+    const rec = JSON.parse(line) as { msg?: string; url?: string };
+    return rec.msg === 'gateway started' ? rec.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let stopping = false;
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((r) => {
+          if (c.proc.exitCode !== null || c.proc.signalCode !== null) return r();
+          c.proc.once('exit', () => r());
+          c.proc.kill('SIGTERM');
+          setTimeout(() => c.proc.kill('SIGKILL'), 5000).unref();
+        }),
+    ),
+  );
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  const runDir = resolve(process.env.DEMO_RUN_DIR ?? join(ROOT, '.run/demo'));
+  rmSync(runDir, { recursive: true, force: true });
+  const dirs = {
+    seeds: join(runDir, 'seeds'),
+    certs: join(runDir, 'certs'),
+    config: join(runDir, 'config'),
+    logs: join(runDir, 'logs'),
+  };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  process.once('SIGINT', () => void stop(0));
+  process.once('SIGTERM', () => void stop(0));
+
+  process.stdout.write('Generating seed data and certificates…\n');
+  const manifests = {} as Record<Label, SeedManifest>;
+  for (const spec of defaultDemoSpecs())
+    manifests[spec.community as Label] = await generateCommunitySeed(spec, join(dirs.seeds, spec.community));
+  execFileSync(
+    join(ROOT, 'deploy/certs/make-certs.sh'),
+    [dirs.certs, 'gw-a', 'gw-b', 'gw-c', 'consumer', 'audit-repository'],
+    { stdio: 'ignore' },
+  );
+  const cert = (n: string) => ({
+    XCAI_TLS_CERT: join(dirs.certs, `${n}.crt`),
+    XCAI_TLS_KEY: join(dirs.certs, `${n}.key`),
+    XCAI_TLS_CA: join(dirs.certs, 'ca.crt'),
+  });
+
+  // Reference communities: local systems of each community (plain HTTP on loopback).
+  const refMain = join(ROOT, 'services/reference-community/dist/main.js');
+  const refs = {} as Record<Label, { registry: string; repository: string; ids: string }>;
+  await Promise.all(
+    LABELS.map(async (k) => {
+      const proc = spawnService(`reference-${k}`, [refMain, '--seed', join(dirs.seeds, k)], {}, dirs.logs);
+      refs[k] = await readyLine(proc, `reference community ${k}`, (l) =>
+        l.startsWith('{"url"') ? (JSON.parse(l) as (typeof refs)[Label]) : undefined,
+      );
+    }),
+  );
+  const local = (k: Label) => ({
+    registry: { url: refs[k].registry },
+    repositories: [{ repositoryUniqueId: manifests[k].repositoryUniqueId, url: refs[k].repository }],
+    imagingDocumentSources: [{ repositoryUniqueId: manifests[k].idsRepositoryUniqueId, url: refs[k].ids }],
+  });
+  const caFile = join(dirs.certs, 'ca.crt');
+
+  // Responding gateways of B and C; they accept community A's gateway (certificate gw-a).
+  const rgUrls = {} as Record<'B' | 'C', string>;
+  await Promise.all(
+    (['B', 'C'] as const).map(async (k) => {
+      const file = join(dirs.config, `directory-${k}.json`);
+      writeFileSync(
+        file,
+        JSON.stringify(
+          {
+            homeCommunityId: manifests[k].homeCommunityId,
+            name: `Community ${k}`,
+            local: local(k),
+            communities: [
+              {
+                homeCommunityId: manifests.A.homeCommunityId,
+                name: 'Community A',
+                identity: { trustAnchors: [caFile], names: ['gw-a'] },
+                replyTo: ['https://127.0.0.1:*'],
+              },
+            ],
+            policy: { unknownPatient: 'empty-success' },
+          },
+          null,
+          2,
+        ),
+      );
+      const proc = spawnService(
+        `responding-gateway-${k}`,
+        [join(ROOT, 'services/responding-gateway/dist/main.js')],
+        {
+          XCAI_DIRECTORY: file,
+          XCAI_PORT: '0',
+          XCAI_MGMT_PORT: '0',
+          XCAI_HOST: '127.0.0.1',
+          ...cert(`gw-${k.toLowerCase()}`),
+          XCAI_TLS_CLIENT_AUTH: 'required',
+        },
+        dirs.logs,
+      );
+      rgUrls[k] = await readyLine(proc, `responding gateway ${k}`, gatewayUrl);
+    }),
+  );
+
+  // Initiating gateway of A.
+  const igFile = join(dirs.config, 'directory-A.json');
+  writeFileSync(
+    igFile,
+    JSON.stringify(
+      {
+        homeCommunityId: manifests.A.homeCommunityId,
+        name: 'Community A',
+        local: local('A'),
+        communities: (['B', 'C'] as const).map((k) => ({
+          homeCommunityId: manifests[k].homeCommunityId,
+          name: `Community ${k}`,
+          endpoints: {
+            iti38: `${rgUrls[k]}/iti38`,
+            iti39: `${rgUrls[k]}/iti39`,
+            rad75: `${rgUrls[k]}/rad75`,
+          },
+          identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
+        })),
+        consumers: [
+          {
+            name: 'demo PACS',
+            identity: { trustAnchors: [caFile], names: ['consumer'] },
+            replyTo: ['http://127.0.0.1:*', 'https://127.0.0.1:*'],
+          },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
+  const igProc = spawnService(
+    'initiating-gateway-A',
+    [join(ROOT, 'services/initiating-gateway/dist/main.js')],
+    {
+      XCAI_DIRECTORY: igFile,
+      XCAI_PORT: process.env.DEMO_PORT ?? '0',
+      XCAI_MGMT_PORT: '0',
+      XCAI_HOST: '127.0.0.1',
+      ...cert('gw-a'),
+      XCAI_TLS_CLIENT_AUTH: 'optional',
+    },
+    dirs.logs,
+  );
+  const igUrl = await readyLine(igProc, 'initiating gateway A', gatewayUrl);
+
+  const endpoints: DemoEndpoints = {
+    runDir,
+    consumer: {
+      iti18: `${igUrl}/iti18`,
+      iti43: `${igUrl}/iti43`,
+      rad69: `${igUrl}/rad69`,
+      wsdl: `${igUrl}/rad69?wsdl`,
+    },
+    tls: {
+      ca: caFile,
+      clientCertificate: join(dirs.certs, 'consumer.crt'),
+      clientKey: join(dirs.certs, 'consumer.key'),
+    },
+    communities: LABELS.map((k) => ({
+      label: k,
+      homeCommunityId: manifests[k].homeCommunityId,
+      gateway: (k === 'A'
+        ? { role: 'initiating', iti18: `${igUrl}/iti18`, iti43: `${igUrl}/iti43`, rad69: `${igUrl}/rad69` }
+        : {
+            role: 'responding',
+            iti38: `${rgUrls[k]}/iti38`,
+            iti39: `${rgUrls[k]}/iti39`,
+            rad75: `${rgUrls[k]}/rad75`,
+          }) as Record<string, string>,
+      registry: refs[k].registry,
+      repository: refs[k].repository,
+      imagingDocumentSource: refs[k].ids,
+      repositoryUniqueId: manifests[k].repositoryUniqueId,
+      idsRepositoryUniqueId: manifests[k].idsRepositoryUniqueId,
+      seedDir: join(dirs.seeds, k),
+    })),
+    patients: patientsOf(manifests),
+  };
+  const endpointsFile = process.env.DEMO_ENDPOINTS_FILE ?? join(runDir, 'endpoints.json');
+  writeFileSync(endpointsFile, JSON.stringify(endpoints, null, 2));
+  process.stdout.write(summary(endpoints, endpointsFile));
+}
+
+function patientsOf(manifests: Record<Label, SeedManifest>): DemoEndpoints['patients'] {
+  const byId = new Map<string, { id: string; name: string; communities: Label[] }>();
+  for (const k of LABELS) {
+    for (const p of manifests[k].patients) {
+      const e = byId.get(p.id) ?? { id: p.id, name: p.displayName, communities: [] };
+      if (p.studies.length) e.communities.push(k);
+      byId.set(p.id, e);
+    }
+  }
+  return [...byId.values()];
+}
+
+function summary(e: DemoEndpoints, file: string): string {
+  const lines = [
+    '',
+    'XCA-I demo federation is ready (Ctrl-C stops it).',
+    '',
+    'Consumer-facing endpoints (initiating gateway, community A; mutual TLS optional for consumers):',
+    `  ITI-18 Registry Stored Query        ${e.consumer.iti18}`,
+    `  ITI-43 Retrieve Document Set        ${e.consumer.iti43}`,
+    `  RAD-69 Retrieve Imaging Document Set ${e.consumer.rad69}`,
+    '',
+    'Communities:',
+    ...e.communities.map(
+      (c) =>
+        `  ${c.label}  ${c.homeCommunityId}  ${Object.entries(c.gateway)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('  ')}`,
+    ),
+    '',
+    'Patients (id with assigning authority → communities holding studies):',
+    ...e.patients.map((p) => `  ${p.id}  ${p.name}  → ${p.communities.join(', ')}`),
+    '',
+    `TLS: demo CA ${e.tls.ca}`,
+    `     consumer certificate ${e.tls.clientCertificate} (key ${e.tls.clientKey})`,
+    '',
+    `Endpoints as JSON: ${file}`,
+    `Logs: ${join(e.runDir, 'logs')}`,
+    `Try: npm run demo:consumer -- --patient '${e.patients[0]?.id ?? ''}'`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`demo failed to start: ${e.message}\n`);
+  void stop(2);
+});

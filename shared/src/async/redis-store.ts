@@ -1,0 +1,80 @@
+import type { Redis } from './redis';
+import {
+  asClaimState,
+  decodePending,
+  encodePending,
+  type ClaimState,
+  type CorrelationStore,
+  type PendingRecord,
+} from './store';
+
+/**
+ * Correlation state in Redis, shared by every replica. Key families (under the client's prefix),
+ * all written with a TTL (see README.md):
+ *   pending:<uuid>   one outbound async request awaiting its response
+ *   claim:<uuid>     what became of it (answered / expired / cancelled), for duplicates and late answers
+ *   served:<sha256>  an inbound async request being served (duplicate MessageIDs are not run twice)
+ *   replica:<id>     where a replica takes handovers (refreshed by a heartbeat)
+ */
+export class RedisCorrelationStore implements CorrelationStore {
+  readonly kind = 'redis' as const;
+
+  constructor(private readonly redis: Redis) {}
+
+  available(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async putPending(id: string, rec: PendingRecord, ttlMs: number): Promise<void> {
+    await this.redis.set(`pending:${id}`, encodePending(rec), 'PX', ttl(ttlMs));
+  }
+
+  async getPending(id: string): Promise<PendingRecord | undefined> {
+    return decodePending(await this.redis.get(`pending:${id}`));
+  }
+
+  async dropPending(id: string): Promise<void> {
+    await this.redis.del(`pending:${id}`);
+  }
+
+  async claim(id: string, state: ClaimState, ttlMs: number): Promise<'first' | ClaimState> {
+    const before = await this.redis.set(`claim:${id}`, state, 'PX', ttl(ttlMs), 'NX', 'GET');
+    return before === null ? 'first' : (asClaimState(before) ?? 'answered');
+  }
+
+  async claimState(id: string): Promise<ClaimState | undefined> {
+    return asClaimState(await this.redis.get(`claim:${id}`));
+  }
+
+  async markServed(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(`served:${key}`, owner, 'PX', ttl(ttlMs), 'NX')) === 'OK';
+  }
+
+  async registerReplica(id: string, url: string, ttlMs: number): Promise<void> {
+    await this.redis.set(`replica:${id}`, url, 'PX', ttl(ttlMs));
+  }
+
+  async replicaUrl(id: string): Promise<string | undefined> {
+    return (await this.redis.get(`replica:${id}`)) ?? undefined;
+  }
+
+  async dropReplica(id: string): Promise<void> {
+    await this.redis.del(`replica:${id}`);
+  }
+
+  onReady(cb: () => void): void {
+    this.redis.on('ready', cb);
+  }
+
+  async stats(): Promise<Record<string, unknown>> {
+    return { status: this.redis.status };
+  }
+
+  async close(): Promise<void> {
+    // The client is owned by whoever created it (it may be shared with the integrity store).
+  }
+}
+
+function ttl(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}

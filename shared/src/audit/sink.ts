@@ -1,0 +1,768 @@
+/**
+ * The ATNA audit sink: `record()` enqueues (never blocks, never throws); a single writer turns
+ * events into AuditMessages and appends them, hash-chained, to the durable disk spool; a single
+ * sender delivers spooled records in order, rate-limited, over RFC 5425 TLS (or RFC 5426 UDP) and
+ * advances a persisted cursor only once a record is confirmed (see README.md "Delivery").
+ */
+import { hostname } from 'node:os';
+import type { AuditEvent, AuditSink, AuditSourceInfo } from './event';
+import { buildAuditMessages, type BuildOptions } from './messages';
+import { Spool, SpoolReader, type SpoolRecord } from './spool';
+import { DEFAULT_SD_ID, formatSyslogMessage, sdElement } from './syslog';
+import {
+  connectTls,
+  connectUdp,
+  MAX_UDP_PAYLOAD,
+  type AuditConnection,
+  type AuditTlsOptions,
+} from './transport';
+
+export interface AuditLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** JSON lines on stderr. */
+export const stderrAuditLogger: AuditLogger = {
+  info: (msg, fields) => log('info', msg, fields),
+  warn: (msg, fields) => log('warn', msg, fields),
+  error: (msg, fields) => log('error', msg, fields),
+};
+
+function log(level: string, msg: string, fields?: Record<string, unknown>): void {
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level, component: 'audit', msg, ...fields })}\n`,
+  );
+}
+
+export interface AuditSinkConfig {
+  /** 'tls' = RFC 5425 (ATNA default), 'udp' = RFC 5426 (no delivery guarantee), 'none' = local spool only. */
+  transport: 'tls' | 'udp' | 'none';
+  host?: string;
+  /** Default 6514 (tls) / 514 (udp). */
+  port?: number;
+  /** Required for transport 'tls'. */
+  tls?: AuditTlsOptions;
+  /** Spool directory (created 0700). One process per directory. */
+  spoolDir: string;
+  /** Bound on undelivered spooled bytes; at it the sink refuses records and reports unhealthy. Default 256 MiB. */
+  maxSpoolBytes?: number;
+  /** Delivery rate cap, records per second (token bucket, 50 ms burst). Default 200. */
+  ratePerSecond?: number;
+  source: AuditSourceInfo;
+  /** Retention of delivered records in the spool (for the local report): bytes, default 1 GiB. */
+  retainBytes?: number;
+  /** Retention of delivered records in the spool: days, default 1830 (5 years, R17). */
+  retainDays?: number;
+  /** Spool segment size, default 8 MiB. */
+  segmentBytes?: number;
+  /** fdatasync every written batch, default true. */
+  fsync?: boolean;
+  /**
+   * TLS: a record counts as delivered once it has been handed to the kernel and the connection
+   * then stayed up this long (or the ARR closed cleanly after reading it). Default 2000 ms.
+   */
+  confirmMs?: number;
+  /** Reconnect backoff: first delay and cap (exponential, with jitter). Defaults 250 ms / 30 s. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** In-memory queue bound between record() and the disk writer. Default 1000 events. */
+  maxPendingEvents?: number;
+  /** Fill ratio that raises the log alarm. Default 0.8. */
+  alarmRatio?: number;
+  /** close(): how long to keep delivering before giving up (records stay spooled). Default 5000 ms. */
+  closeTimeoutMs?: number;
+  /** SD-ID of the structured-data element carrying id/seq/prev/hash. Default 'xcai@32473'. */
+  sdId?: string;
+  build?: BuildOptions;
+  /** Called (coalesced, at most every 100 ms) when the metrics change. */
+  onMetrics?: (m: AuditSinkMetrics) => void;
+  logger?: AuditLogger;
+}
+
+export interface AuditSinkMetrics {
+  /** False when records are being refused or cannot be written: the gateway must refuse new transactions. */
+  healthy: boolean;
+  full: boolean;
+  connected: boolean;
+  /** Records not yet confirmed delivered (spooled + queued in memory). */
+  depth: number;
+  /** Undelivered bytes in the spool. */
+  bytes: number;
+  maxBytes: number;
+  fillRatio: number;
+  /** Events queued in memory, not yet on disk. */
+  pending: number;
+  /** Counters since start. */
+  written: number;
+  delivered: number;
+  refused: number;
+  buildErrors: number;
+  connects: number;
+  connectFailures: number;
+  lastError?: string;
+  lastDeliveredAt?: string;
+  writeError?: string;
+}
+
+export interface ManagedAuditSink extends AuditSink {
+  healthy(): boolean;
+  depth(): number;
+  bytes(): number;
+  metrics(): AuditSinkMetrics;
+  /** Resolves when everything recorded so far is on disk. */
+  flush(): Promise<void>;
+  /** Resolves true when everything recorded so far is confirmed delivered, false on timeout. */
+  drain(timeoutMs: number): Promise<boolean>;
+  readonly spoolDir: string;
+}
+
+class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+  available(): number {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+    this.last = now;
+    return Math.floor(this.tokens);
+  }
+  consume(n: number): void {
+    this.tokens -= n;
+  }
+  waitMs(): number {
+    return Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.rate));
+  }
+}
+
+interface Inflight {
+  seq: number;
+  flushedAt?: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when `p` settles or after `ms`, whichever is first (the timer is cleared). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((r) => (t = setTimeout(r, Math.max(0, ms)))),
+  ]);
+  if (t) clearTimeout(t);
+}
+
+class Sender {
+  private conn?: AuditConnection;
+  private inflight: Inflight[] = [];
+  private rewind = true;
+  private failures = 0;
+  private committedOnConn = false;
+  private nextConnectAt = 0;
+  private wakeFn?: () => void;
+  private stopped = false;
+  private draining = false;
+  private readonly reader: SpoolReader;
+  private readonly limiter: RateLimiter;
+  private readonly ticker: NodeJS.Timeout;
+  private loop?: Promise<void>;
+  private lastFailureLog = 0;
+  private connectedAt = 0;
+  connects = 0;
+  connectFailures = 0;
+  lastError?: string;
+  lastDeliveredAt?: string;
+  delivered = 0;
+
+  constructor(
+    private readonly sink: SpooledAuditSink,
+    private readonly spool: Spool,
+    private readonly cfg: Required<
+      Pick<
+        AuditSinkConfig,
+        'transport' | 'confirmMs' | 'backoffInitialMs' | 'backoffMaxMs' | 'ratePerSecond' | 'sdId'
+      >
+    > & {
+      host: string;
+      port: number;
+      tls?: AuditTlsOptions;
+    },
+    private readonly header: { hostname: string; appName: string; procId: string },
+    private readonly logger: AuditLogger,
+  ) {
+    this.reader = new SpoolReader(spool);
+    this.limiter = new RateLimiter(cfg.ratePerSecond, Math.max(1, Math.ceil(cfg.ratePerSecond / 20)));
+    const tick = Math.max(20, Math.min(250, Math.floor(cfg.confirmMs / 4) || 20));
+    this.ticker = setInterval(() => this.commit(false), tick);
+    this.ticker.unref();
+  }
+
+  get connected(): boolean {
+    return this.conn !== undefined;
+  }
+
+  start(): void {
+    this.loop = this.run().catch((err: unknown) => {
+      this.logger.error('audit sender stopped unexpectedly', { error: String(err) });
+    });
+  }
+
+  wake(): void {
+    const w = this.wakeFn;
+    this.wakeFn = undefined;
+    w?.();
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeFn = undefined;
+        resolve();
+      }, ms);
+      this.wakeFn = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private backoff(): number {
+    const base = Math.min(
+      this.cfg.backoffMaxMs,
+      this.cfg.backoffInitialMs * 2 ** Math.min(this.failures - 1, 20),
+    );
+    return Math.round(base * (0.75 + Math.random() * 0.5));
+  }
+
+  private async connect(): Promise<AuditConnection> {
+    if (this.cfg.transport === 'udp') return connectUdp(this.cfg.host, this.cfg.port);
+    return connectTls(this.cfg.host, this.cfg.port, this.cfg.tls as AuditTlsOptions);
+  }
+
+  private noteFailure(err: unknown, what: string): void {
+    this.failures++;
+    this.lastError = err instanceof Error ? err.message : String(err ?? what);
+    const now = Date.now();
+    if (this.failures <= 1 || now - this.lastFailureLog > 60_000) {
+      this.lastFailureLog = now;
+      this.logger.warn(`audit: ${what}; records stay spooled`, {
+        error: this.lastError,
+        host: this.cfg.host,
+        port: this.cfg.port,
+        depth: this.spool.depth(),
+      });
+    }
+    this.sink.changed();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (this.rewind) {
+        this.rewind = false;
+        await this.reader.seek(this.spool.delivered + 1);
+      }
+      if (!this.conn) {
+        const delay = this.nextConnectAt - Date.now();
+        if (delay > 0) {
+          await this.wait(delay);
+          continue;
+        }
+        try {
+          const conn = await this.connect();
+          if (this.stopped) {
+            conn.destroy();
+            break;
+          }
+          this.conn = conn;
+          this.connectedAt = Date.now();
+          this.connects++;
+          this.committedOnConn = false;
+          this.inflight = [];
+          this.rewind = false;
+          await this.reader.seek(this.spool.delivered + 1);
+          conn.onClose((err) => this.onClose(conn, err));
+          if (this.failures > 0)
+            this.logger.info('audit: connected to the ARR', { host: this.cfg.host, peer: conn.peer });
+          this.sink.changed();
+        } catch (err) {
+          this.connectFailures++;
+          this.noteFailure(err, 'cannot connect to the Audit Record Repository');
+          this.nextConnectAt = Date.now() + this.backoff();
+        }
+        continue;
+      }
+      const conn = this.conn;
+      const tokens = this.limiter.available();
+      if (tokens < 1) {
+        await sleep(this.limiter.waitMs());
+        continue;
+      }
+      const records = await this.reader.read(Math.min(tokens, 256));
+      if (records.length === 0) {
+        if (this.draining && this.inflight.length === 0) await this.wait(20);
+        else await this.wait(this.draining ? 20 : 1000);
+        continue;
+      }
+      if (this.conn !== conn || this.rewind) continue;
+      this.limiter.consume(records.length);
+      for (const rec of records) {
+        if (this.conn !== conn) break;
+        const msg = this.toSyslog(rec);
+        const entry: Inflight = { seq: rec.seq };
+        this.inflight.push(entry);
+        if (conn.kind === 'udp' && msg.length > MAX_UDP_PAYLOAD) {
+          this.logger.error('audit: record too large for UDP, not sent (kept in the spool)', {
+            seq: rec.seq,
+            bytes: msg.length,
+          });
+          entry.flushedAt = Date.now();
+          continue;
+        }
+        if (!conn.write(msg, () => (entry.flushedAt = Date.now()))) await conn.drained();
+      }
+      if (this.cfg.transport === 'udp') this.commit(false);
+    }
+  }
+
+  toSyslog(rec: SpoolRecord): Buffer {
+    const sd = sdElement(this.cfg.sdId, { id: rec.id, seq: String(rec.seq), prev: rec.prev, hash: rec.hash });
+    return formatSyslogMessage({ timestamp: rec.time, ...this.header }, sd, rec.xml);
+  }
+
+  private onClose(conn: AuditConnection, err?: Error): void {
+    if (this.conn !== conn) return;
+    const hadInflight = this.inflight.length > 0;
+    const lifetime = Date.now() - this.connectedAt;
+    this.conn = undefined;
+    this.inflight = [];
+    this.rewind = true;
+    if (!this.committedOnConn && (hadInflight || lifetime < Math.max(1000, this.cfg.confirmMs))) {
+      this.noteFailure(
+        err ?? new Error('connection closed by the ARR'),
+        'connection to the ARR lost before any record was confirmed',
+      );
+      this.nextConnectAt = Date.now() + this.backoff();
+    } else {
+      this.failures = 0;
+      this.lastError = err?.message ?? 'connection closed';
+      this.logger.warn('audit: connection to the ARR lost; unconfirmed records will be resent', {
+        error: this.lastError,
+      });
+      this.nextConnectAt = Date.now() + this.cfg.backoffInitialMs;
+    }
+    this.sink.changed();
+    this.wake();
+  }
+
+  /** Confirms flushed records older than the confirmation window (all of them when `all`). */
+  private commit(all: boolean): void {
+    if (!all && !this.conn) return;
+    const now = Date.now();
+    let upTo = -1;
+    let n = 0;
+    while (this.inflight.length > 0) {
+      const head = this.inflight[0] as Inflight;
+      if (!all && (head.flushedAt === undefined || now - head.flushedAt < this.cfg.confirmMs)) break;
+      upTo = head.seq;
+      n++;
+      this.inflight.shift();
+    }
+    if (upTo < 0) return;
+    this.spool.markDelivered(upTo);
+    this.delivered += n;
+    this.committedOnConn = true;
+    this.failures = 0;
+    this.lastDeliveredAt = new Date().toISOString();
+    this.sink.delivered();
+  }
+
+  /** Everything written so far handed to the kernel? */
+  private allSent(): boolean {
+    return (
+      this.reader.position() > this.spool.lastSeq && this.inflight.every((e) => e.flushedAt !== undefined)
+    );
+  }
+
+  /** Delivers what is spooled (until the deadline), then closes the connection gracefully. */
+  async stop(deadline: number): Promise<void> {
+    this.draining = true;
+    this.wake();
+    while (Date.now() < deadline && !(this.conn && this.allSent())) {
+      if (this.spool.delivered >= this.spool.lastSeq) break;
+      await sleep(20);
+    }
+    this.stopped = true;
+    this.wake();
+    const conn = this.conn;
+    if (conn) {
+      const sentAll = this.allSent();
+      const unconfirmed = this.inflight;
+      // Detach first so the close event does not rewind.
+      this.conn = undefined;
+      this.inflight = [];
+      if (sentAll) {
+        const clean = await conn.end(Math.max(100, deadline - Date.now()));
+        // The ARR closed its side after reading our end-of-stream: it has read every record.
+        if (clean) {
+          this.inflight = unconfirmed;
+          this.commit(true);
+        }
+      }
+      conn.destroy();
+    }
+    clearInterval(this.ticker);
+    await this.loop;
+    await this.reader.close();
+  }
+
+  /** Waits until every record up to `seq` is confirmed. */
+  async waitDelivered(seq: number, deadline: number): Promise<boolean> {
+    while (this.spool.delivered < seq) {
+      if (Date.now() >= deadline) return false;
+      await sleep(20);
+    }
+    return true;
+  }
+}
+
+class SpooledAuditSink implements ManagedAuditSink {
+  readonly spoolDir: string;
+  private readonly spool: Spool;
+  private readonly sender?: Sender;
+  private readonly logger: AuditLogger;
+  private readonly maxBytes: number;
+  private readonly maxPending: number;
+  private readonly alarmRatio: number;
+  private pending: AuditEvent[] = [];
+  private writing?: Promise<void>;
+  private scheduled = false;
+  private full = false;
+  private alarmed = false;
+  private closed = false;
+  private closing?: Promise<void>;
+  private writeError?: string;
+  private written = 0;
+  private refused = 0;
+  private buildErrors = 0;
+  private lastRefusalLog = 0;
+  private refusedSinceLog = 0;
+  private metricsTimer?: NodeJS.Timeout;
+  private persistTimer?: NodeJS.Timeout;
+  private persisting = false;
+  private lastPurge = 0;
+
+  constructor(private readonly config: AuditSinkConfig) {
+    this.logger = config.logger ?? stderrAuditLogger;
+    this.spoolDir = config.spoolDir;
+    this.maxBytes = config.maxSpoolBytes ?? 256 * 1024 * 1024;
+    this.maxPending = config.maxPendingEvents ?? 1000;
+    this.alarmRatio = config.alarmRatio ?? 0.8;
+    this.spool = Spool.open(config.spoolDir, {
+      segmentBytes: config.segmentBytes,
+      fsync: config.fsync,
+      retainBytes: config.retainBytes,
+      retainMs: (config.retainDays ?? 1830) * 24 * 3600 * 1000,
+      onWarning: (m) => this.logger.warn(m),
+    });
+    if (config.transport !== 'none') {
+      if (!config.host) throw new Error('audit: transport needs a host');
+      if (config.transport === 'tls' && !config.tls)
+        throw new Error('audit: transport tls needs tls.cert/key/ca');
+      const rate = config.ratePerSecond ?? 200;
+      if (!(rate > 0)) throw new Error('audit: ratePerSecond must be > 0');
+      this.sender = new Sender(
+        this,
+        this.spool,
+        {
+          transport: config.transport,
+          host: config.host,
+          port: config.port ?? (config.transport === 'tls' ? 6514 : 514),
+          tls: config.tls,
+          confirmMs: config.transport === 'udp' ? 0 : (config.confirmMs ?? 2000),
+          backoffInitialMs: config.backoffInitialMs ?? 250,
+          backoffMaxMs: config.backoffMaxMs ?? 30_000,
+          ratePerSecond: rate,
+          sdId: config.sdId ?? DEFAULT_SD_ID,
+        },
+        {
+          hostname: config.source.hostName ?? hostname(),
+          appName: config.source.applicationName ?? 'xcai-gateway',
+          procId: String(process.pid),
+        },
+        this.logger,
+      );
+    } else {
+      this.spool.markDelivered(this.spool.lastSeq);
+    }
+    this.updateFullness();
+    this.sender?.start();
+    if (this.spool.depth() > 0) {
+      this.logger.info('audit: resuming delivery of spooled records', { depth: this.spool.depth() });
+    }
+  }
+
+  record(event: AuditEvent): void {
+    try {
+      if (this.closed || this.full || this.pending.length >= this.maxPending) {
+        this.refuse(event);
+        return;
+      }
+      this.pending.push(event);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.startWriter());
+      }
+    } catch {
+      // never throw on the request path
+    }
+  }
+
+  private refuse(event: AuditEvent): void {
+    this.refused++;
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastRefusalLog > 1000) {
+      this.lastRefusalLog = now;
+      this.logger.error('audit: record REFUSED (sink closed, spool full or writer failing)', {
+        refused: this.refusedSinceLog,
+        kind: event?.kind,
+        transaction: event?.kind === 'transaction' ? event.transaction : undefined,
+        full: this.full,
+        closed: this.closed,
+        writeError: this.writeError,
+      });
+      this.refusedSinceLog = 0;
+    }
+    this.changed();
+  }
+
+  private startWriter(): void {
+    this.scheduled = false;
+    if (this.writing) return;
+    this.writing = this.writeLoop()
+      .catch((err: unknown) => this.logger.error('audit: writer failed', { error: String(err) }))
+      .finally(() => {
+        this.writing = undefined;
+        if (this.pending.length > 0 && !this.scheduled) {
+          this.scheduled = true;
+          setImmediate(() => this.startWriter());
+        }
+      });
+  }
+
+  private async writeLoop(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.slice(0, 256);
+      const xmls: string[] = [];
+      for (const ev of batch) {
+        try {
+          xmls.push(...buildAuditMessages(ev, this.config.source, this.config.build));
+        } catch (err) {
+          this.buildErrors++;
+          this.logger.error('audit: cannot build the audit record', {
+            error: String(err),
+            kind: (ev as Partial<AuditEvent> | null)?.kind,
+          });
+        }
+      }
+      try {
+        const recs = await this.spool.append(xmls);
+        this.pending.splice(0, batch.length);
+        this.written += recs.length;
+        if (this.writeError) this.logger.info('audit: spool writable again');
+        this.writeError = undefined;
+        if (!this.sender) {
+          this.spool.markDelivered(this.spool.lastSeq);
+          this.schedulePersist();
+        }
+        this.sender?.wake();
+      } catch (err) {
+        if (!this.writeError)
+          this.logger.error('audit: cannot write the spool', { error: String(err), dir: this.spoolDir });
+        this.writeError = String(err);
+        this.changed();
+        if (this.closed) return;
+        await sleep(1000);
+      }
+      this.updateFullness();
+      this.changed();
+    }
+  }
+
+  private updateFullness(): void {
+    const ratio = this.spool.undeliveredBytes / this.maxBytes;
+    if (!this.full && ratio >= 1) {
+      this.full = true;
+      this.logger.error('audit: spool FULL - refusing records, sink unhealthy (fail closed)', {
+        bytes: this.spool.undeliveredBytes,
+        maxBytes: this.maxBytes,
+      });
+    } else if (this.full && ratio < 0.9) {
+      this.full = false;
+      this.logger.info('audit: spool below 90% again - accepting records', {
+        bytes: this.spool.undeliveredBytes,
+      });
+    }
+    if (!this.alarmed && ratio >= this.alarmRatio) {
+      this.alarmed = true;
+      this.logger.warn(`audit: spool ${Math.round(ratio * 100)}% full`, {
+        bytes: this.spool.undeliveredBytes,
+        maxBytes: this.maxBytes,
+        lastError: this.sender?.lastError,
+      });
+    } else if (this.alarmed && ratio < this.alarmRatio * 0.9) {
+      this.alarmed = false;
+      this.logger.info('audit: spool fill alarm cleared', { bytes: this.spool.undeliveredBytes });
+    }
+  }
+
+  /** Called by the sender after records were confirmed. */
+  delivered(): void {
+    this.updateFullness();
+    this.schedulePersist();
+    this.changed();
+  }
+
+  private schedulePersist(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      void this.persist();
+    }, 50);
+    this.persistTimer.unref();
+  }
+
+  private async persist(): Promise<void> {
+    if (this.persisting) {
+      this.schedulePersist();
+      return;
+    }
+    this.persisting = true;
+    try {
+      await this.spool.persistCursor();
+      if (Date.now() - this.lastPurge > 60_000) {
+        this.lastPurge = Date.now();
+        await this.spool.purge();
+      }
+    } catch (err) {
+      this.logger.error('audit: cannot persist the delivery cursor', { error: String(err) });
+    } finally {
+      this.persisting = false;
+    }
+  }
+
+  changed(): void {
+    if (!this.config.onMetrics || this.metricsTimer) return;
+    this.metricsTimer = setTimeout(() => {
+      this.metricsTimer = undefined;
+      try {
+        this.config.onMetrics?.(this.metrics());
+      } catch {
+        // a metrics callback must not break auditing
+      }
+    }, 100);
+    this.metricsTimer.unref();
+  }
+
+  healthy(): boolean {
+    return (
+      !this.closed && !this.full && this.writeError === undefined && this.pending.length < this.maxPending
+    );
+  }
+
+  depth(): number {
+    return this.spool.depth() + this.pending.length;
+  }
+
+  bytes(): number {
+    return this.spool.undeliveredBytes;
+  }
+
+  metrics(): AuditSinkMetrics {
+    return {
+      healthy: this.healthy(),
+      full: this.full,
+      connected: this.sender?.connected ?? false,
+      depth: this.depth(),
+      bytes: this.bytes(),
+      maxBytes: this.maxBytes,
+      fillRatio: this.spool.undeliveredBytes / this.maxBytes,
+      pending: this.pending.length,
+      written: this.written,
+      delivered: this.sender?.delivered ?? this.written,
+      refused: this.refused,
+      buildErrors: this.buildErrors,
+      connects: this.sender?.connects ?? 0,
+      connectFailures: this.sender?.connectFailures ?? 0,
+      lastError: this.sender?.lastError,
+      lastDeliveredAt: this.sender?.lastDeliveredAt,
+      writeError: this.writeError,
+    };
+  }
+
+  async flush(): Promise<void> {
+    while (this.pending.length > 0 || this.writing || this.scheduled) {
+      if (this.writing) await this.writing;
+      else await sleep(1);
+      if (this.writeError && this.closed) return;
+    }
+  }
+
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    await within(this.flush(), timeoutMs);
+    if (!this.sender) return this.pending.length === 0;
+    return this.sender.waitDelivered(this.spool.lastSeq, deadline);
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    const deadline = Date.now() + (this.config.closeTimeoutMs ?? 5000);
+    await within(this.flush(), deadline - Date.now());
+    this.closed = true;
+    if (this.pending.length > 0) {
+      this.logger.error('audit: closing with records not written to the spool', {
+        lost: this.pending.length,
+      });
+    }
+    await this.sender?.stop(deadline);
+    if (this.persistTimer) clearTimeout(this.persistTimer);
+    if (this.metricsTimer) clearTimeout(this.metricsTimer);
+    this.persistTimer = undefined;
+    this.metricsTimer = undefined;
+    try {
+      await this.spool.purge();
+    } catch {
+      // retention is retried at the next start
+    }
+    await this.spool.close();
+    if (this.spool.depth() > 0) {
+      this.logger.warn('audit: closed with undelivered records; they are sent at the next start', {
+        depth: this.spool.depth(),
+      });
+    }
+    try {
+      this.config.onMetrics?.(this.metrics());
+    } catch {
+      // ignore
+    }
+  }
+}
+
+/**
+ * Creates the audit sink. Synchronous (opens and recovers the spool, takes its lock); throws on a
+ * bad configuration or an unusable spool directory, so call it at start-up.
+ */
+export function createAuditSink(config: AuditSinkConfig): ManagedAuditSink {
+  return new SpooledAuditSink(config);
+}

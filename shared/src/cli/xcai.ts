@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+/**
+ * xcai — operator command line of the cross-community gateway.
+ *
+ *   xcai validate [--json] <directory.yaml>...
+ *   xcai probe --directory FILE --community <homeCommunityId> [--patient CX]
+ *              [--tls-cert FILE --tls-key FILE] [--tls-ca FILE[,FILE]] [--timeout MS] [--json]
+ *   xcai report --patient <CX> [--from ISO] [--to ISO] [--json] <spoolDir|arrDir>...
+ *   xcai report --security [--from ISO] [--to ISO] [--json] <dir>...
+ *
+ * probe's client certificate defaults to XCAI_TLS_CERT / XCAI_TLS_KEY (the gateway's own); the trust
+ * anchors to --tls-ca, else XCAI_TLS_CA, else the community's identity.trustAnchors, else the system
+ * store. Verification is always on.
+ *
+ * Exit status: 0 ok, 1 invalid directory / failed probe / failed report, 2 usage error.
+ */
+import { main as auditMain } from '../audit/cli';
+import { option, optionList, parseArgs, UsageError } from './args';
+import { formatProbe, probeCommunity } from './probe';
+import { formatValidation, validateDirectoryFile } from './validate';
+
+export const USAGE = `usage:
+  xcai validate [--json] <directory.yaml>...
+  xcai probe --directory FILE --community <homeCommunityId> [--patient CX]
+             [--tls-cert FILE --tls-key FILE] [--tls-ca FILE[,FILE]] [--timeout MS] [--json]
+  xcai report --patient <CX> [--from ISO] [--to ISO] [--json] <spoolDir|arrDir>...
+  xcai report --security [--from ISO] [--to ISO] [--json] <dir>...
+`;
+
+export interface CliIo {
+  out(s: string): void;
+  err(s: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: CliIo = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  env: process.env,
+};
+
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'validate':
+        return validate(rest, io);
+      case 'probe':
+        return await probe(rest, io);
+      case 'report':
+        // The ATNA module's per-patient access report (and the security-event report).
+        return auditMain(['report', ...rest], io.out);
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE);
+        return 0;
+      default:
+        throw new UsageError(cmd ? `unknown command ${cmd}` : 'no command given');
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`${e.message}\n${USAGE}`);
+      return 2;
+    }
+    io.err(`error: ${(e as Error)?.message ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+function validate(argv: string[], io: CliIo): number {
+  const a = parseArgs(argv, [], ['json']);
+  if (a.positional.length === 0) throw new UsageError('validate needs at least one directory file');
+  const results = a.positional.map(validateDirectoryFile);
+  if (a.flags.has('json')) io.out(JSON.stringify(results, null, 2) + '\n');
+  else for (const r of results) io.out(formatValidation(r));
+  return results.every((r) => r.ok) ? 0 : 1;
+}
+
+async function probe(argv: string[], io: CliIo): Promise<number> {
+  const a = parseArgs(
+    argv,
+    ['directory', 'community', 'patient', 'tls-cert', 'tls-key', 'tls-ca', 'timeout'],
+    ['json'],
+  );
+  if (a.positional.length) throw new UsageError(`unexpected argument ${a.positional[0]}`);
+  const directoryFile = option(a, 'directory') ?? io.env.XCAI_DIRECTORY;
+  const community = option(a, 'community');
+  if (!directoryFile || !community)
+    throw new UsageError('probe needs --directory (or XCAI_DIRECTORY) and --community');
+  const timeout = option(a, 'timeout');
+  const timeoutMs = timeout === undefined ? undefined : Number(timeout);
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0))
+    throw new UsageError('--timeout must be a positive number of ms');
+  const cert = option(a, 'tls-cert') ?? io.env.XCAI_TLS_CERT;
+  const key = option(a, 'tls-key') ?? io.env.XCAI_TLS_KEY;
+  if ((cert === undefined) !== (key === undefined))
+    throw new UsageError('give both --tls-cert and --tls-key, or neither');
+  const ca = optionList(a, 'tls-ca');
+  const r = await probeCommunity({
+    directoryFile,
+    community,
+    patient: option(a, 'patient'),
+    tls: {
+      cert,
+      key,
+      ca: ca.length
+        ? ca
+        : (io.env.XCAI_TLS_CA ?? '')
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+    },
+    timeoutMs,
+  });
+  io.out(a.flags.has('json') ? JSON.stringify(r, null, 2) + '\n' : formatProbe(r));
+  return r.ok ? 0 : 1;
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

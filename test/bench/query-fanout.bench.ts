@@ -1,0 +1,213 @@
+/**
+ * Query-path benchmarks (issue 2), run by hand: `node test/bench/run.js query-fanout [--smoke]`
+ * (after `npm run build`).
+ *
+ * (a) ITI-18 fanned out to 20 remote communities that each answer after 200 ms: p50 latency ÷ 200 ms
+ *     (goal ≤ 1.15; a gateway that fans out one community after another would be ≈ 20).
+ * (b) ITI-38 through a responding gateway vs the registry directly, 100-entry LeafClass answers:
+ *     throughput ratio (goal ≥ 0.5). Registry and gateway each run in their own process; the load
+ *     comes from this process (wrk when installed, else undici).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import {
+  Action,
+  encodeAdhocQueryRequest,
+  encodeEnvelope,
+  quoteParam,
+  StoredQuery,
+  silentLogger,
+} from '@xcai/shared';
+import { directory, spawnCommunity, startIG, startRG } from '../support/federation';
+import { spawnGateway } from '../support/processes';
+import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
+import type { SeedSpec } from '../../services/reference-community/src/seed/types';
+
+const smoke = process.argv.includes('--smoke');
+const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
+const PATIENT = 'BENCH1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
+
+function spec(studies: number): SeedSpec {
+  return {
+    community: 'Q',
+    homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.180',
+    uidRoot: '1.3.6.1.4.1.21367.13.70.180.1',
+    repositoryUniqueId: '1.3.6.1.4.1.21367.13.70.180.2',
+    idsRepositoryUniqueId: '1.3.6.1.4.1.21367.13.70.180.3',
+    patients: [
+      {
+        id: PATIENT,
+        name: { alphabetic: 'Bench^Patient', ideographic: '試験^患者' },
+        characterSet: 'ISO_IR 192',
+        birthDate: '19700101',
+        sex: 'O',
+        studies: Array.from({ length: studies }, (_, i) => ({
+          description: `study ${i}`,
+          modality: 'CT',
+          date: '20240101',
+          series: 1,
+          instancesPerSeries: 1,
+          instanceSize: 4096,
+        })),
+      },
+    ],
+  };
+}
+
+const findDocuments = encodeAdhocQueryRequest({
+  queryId: StoredQuery.FindDocuments,
+  params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT), $XDSDocumentEntryStatus: `('${APPROVED}')` },
+});
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+async function fanout(seedDir: string): Promise<void> {
+  const n = smoke ? 4 : 20;
+  const runs = smoke ? 5 : 40;
+  const registry = await spawnCommunity([seedDir], { delayMs: 200 });
+  const home = (i: number) => `urn:oid:1.3.6.1.4.1.21367.13.70.${200 + i}`;
+  const rgs = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      startRG(
+        directory({
+          homeCommunityId: home(i),
+          local: { registry: { url: registry.registry } },
+          communities: [],
+        }),
+        { log: silentLogger },
+      ),
+    ),
+  );
+  const ig = await startIG(
+    directory({
+      homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.199',
+      communities: rgs.map((rg, i) => ({
+        homeCommunityId: home(i),
+        name: `C${i}`,
+        endpoints: { iti38: `${rg.url}/iti38` },
+      })),
+    }),
+    { log: silentLogger },
+  );
+  const body = encodeEnvelope({ action: Action.ITI18, body: findDocuments, request: true });
+  const lat: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const res = await request(`${ig.url}/iti18`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/soap+xml' },
+      body,
+    });
+    const text = await res.body.text();
+    lat.push(performance.now() - t0);
+    if (!text.includes('ResponseStatusType:Success'))
+      throw new Error(`fan-out answer not Success: ${text.slice(0, 300)}`);
+  }
+  const p50 = pct(lat.slice(2), 50);
+  console.log(
+    `(a) ITI-18 fanned out to ${n} communities answering after 200 ms: p50 ${p50.toFixed(1)} ms, p95 ${pct(lat.slice(2), 95).toFixed(1)} ms`,
+  );
+  console.log(`    p50 / 200 ms = ${(p50 / 200).toFixed(3)}  (goal ≤ 1.15; sequential ≈ ${n})`);
+  await ig.close();
+  await Promise.all(rgs.map((r) => r.close()));
+  await registry.stop();
+}
+
+/** Requests per second with `conns` connections for `seconds`. */
+async function load(url: string, action: string, seconds: number, conns: number): Promise<number> {
+  const body = encodeEnvelope({ action, body: findDocuments, request: true });
+  const wrk = (() => {
+    try {
+      execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch (e) {
+      return (e as { status?: number }).status === 1; // wrk --version exits 1 after printing
+    }
+  })();
+  if (wrk) {
+    const dir = mkdtempSync(join(tmpdir(), 'wrk-'));
+    writeFileSync(join(dir, 'body.xml'), body);
+    writeFileSync(
+      join(dir, 'post.lua'),
+      `local f = io.open("${join(dir, 'body.xml')}", "r"); wrk.method = "POST"; wrk.body = f:read("*a"); f:close()\n` +
+        `wrk.headers["Content-Type"] = "application/soap+xml; charset=UTF-8"\n` +
+        `done = function(summary, latency, requests) io.write(string.format("RPS %f ERR %d\\n", summary.requests / (summary.duration / 1e6), summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout)) end\n`,
+    );
+    const out = execFileSync(
+      'wrk',
+      ['-t2', `-c${conns}`, `-d${seconds}s`, '-s', join(dir, 'post.lua'), url],
+      { encoding: 'utf8' },
+    );
+    const m = /RPS ([\d.]+) ERR (\d+)/.exec(out);
+    if (!m || Number(m[2]) > 0) throw new Error(`wrk: ${out}`);
+    return Number(m[1]);
+  }
+  const agent = new Agent({ connections: conns });
+  let done = 0;
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (Date.now() < end) {
+        const res = await request(url, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/soap+xml' },
+          body,
+        });
+        await res.body.text();
+        done++;
+      }
+    }),
+  );
+  await agent.close();
+  return done / seconds;
+}
+
+async function throughput(seedDir: string): Promise<void> {
+  const seconds = smoke ? 1 : 10;
+  const registry = await spawnCommunity([seedDir]);
+  const rg = await spawnGateway('responding', {
+    homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.180',
+    local: { registry: { url: registry.registry, maxConcurrent: 64 } },
+    communities: [],
+  });
+  // Check the answer size once.
+  const res = await request(`${rg.url}/iti38`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/soap+xml' },
+    body: encodeEnvelope({ action: Action.ITI38, body: findDocuments, request: true }),
+  });
+  const text = await res.body.text();
+  const entries = (text.match(/<rim:ExtrinsicObject /g) ?? []).length;
+  await load(registry.registry, Action.ITI18, 1, 8); // warm-up
+  await load(`${rg.url}/iti38`, Action.ITI38, 1, 8);
+  const direct = await load(registry.registry, Action.ITI18, seconds, 16);
+  const through = await load(`${rg.url}/iti38`, Action.ITI38, seconds, 16);
+  console.log(
+    `(b) ${entries}-entry LeafClass answers (${(text.length / 1024).toFixed(0)} KiB): registry directly ${direct.toFixed(0)} req/s, through the responding gateway ${through.toFixed(0)} req/s`,
+  );
+  console.log(`    throughput ratio ${(through / direct).toFixed(3)}  (goal ≥ 0.5)`);
+  await rg.stop();
+  await registry.stop();
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-query-'));
+  await generateCommunitySeed(spec(100), dir);
+  await fanout(dir);
+  await throughput(dir);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
