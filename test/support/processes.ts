@@ -22,13 +22,14 @@ export async function spawnGateway(
   role: 'initiating' | 'responding',
   directory: unknown,
   env: Record<string, string> = {},
+  nodeArgs: string[] = [],
 ): Promise<GatewayProcess> {
   const main = join(ROOT, `services/${role}-gateway/dist/main.js`);
   if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
   const dir = mkdtempSync(join(tmpdir(), `xcai-${role}-`));
   const file = join(dir, 'directory.json');
   writeFileSync(file, JSON.stringify(directory));
-  const proc = spawn(process.execPath, [main], {
+  const proc = spawn(process.execPath, [...nodeArgs, main], {
     env: {
       ...process.env,
       XCAI_DIRECTORY: file,

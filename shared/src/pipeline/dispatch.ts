@@ -162,7 +162,13 @@ export function responseXmlLimits(ctx: Ctx, call: Call<unknown>): Partial<XmlLim
   const max = retrieve
     ? Math.min(ctx.gateway.limits.maxRetrieveRootBytes, call.target.endpoint.maxResponseBytes)
     : call.target.endpoint.maxResponseBytes;
-  return { ...ctx.gateway.limits.xml, maxBytes: max, maxTextLength: max, maxElements: 2_000_000 };
+  return {
+    ...ctx.gateway.limits.xml,
+    maxBytes: max,
+    maxTextLength: max,
+    maxElements: 2_000_000,
+    treeDepth: call.responseTreeDepth ?? Number.MAX_SAFE_INTEGER,
+  };
 }
 
 async function exchangeSync(

@@ -115,6 +115,8 @@ export interface Call<Sub> {
   body: string;
   /** Send as MTOM (ITI-39/43 and RAD-69/75 requests are MTOM per IHE). */
   mtom: boolean;
+  /** Keep only this many levels of the answer's XML tree (see XmlLimits.treeDepth). */
+  responseTreeDepth?: number;
   /** Reads the answer. Streams inside it (attachments) may stay open for the merge to consume. */
   read(res: SubResponse, ctx: Ctx): Promise<Sub>;
   /** The RegistryErrors that stand for this call when it fails. */

@@ -65,9 +65,13 @@ export function queryCall(
   kind: QueryKind,
   body: string,
   failed: (why: CallFailure) => RegistryError[],
+  opts: { relayOnly?: boolean } = {},
 ): Call<AdhocQueryResponse> {
   return {
     target,
+    // Relaying needs the registry objects but not their insides: Envelope/Body/AdhocQueryResponse/
+    // RegistryObjectList/object is level 5.
+    responseTreeDepth: opts.relayOnly ? 5 : undefined,
     action: kind === 'ITI-18' ? Action.ITI18 : Action.ITI38,
     responseAction: kind === 'ITI-18' ? Action.ITI18Response : Action.ITI38Response,
     body,

@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * A small, strict, namespace-aware XML parser for SOAP traffic.
  *
@@ -17,6 +19,12 @@ export interface XmlLimits {
   /** Maximum length (characters) of one text node; inline base64 documents need more. */
   maxTextLength: number;
   maxElements: number;
+  /**
+   * Elements nested deeper than this (the root is level 1) are checked like all others but not
+   * kept in the tree. A gateway relaying RegistryObjects byte-exact needs only the objects
+   * themselves; not keeping their insides makes a large answer cheap to parse.
+   */
+  treeDepth: number;
 }
 
 export const DEFAULT_XML_LIMITS: XmlLimits = {
@@ -26,6 +34,7 @@ export const DEFAULT_XML_LIMITS: XmlLimits = {
   maxAttributesPerElement: 64,
   maxTextLength: 1024 * 1024,
   maxElements: 200_000,
+  treeDepth: Number.MAX_SAFE_INTEGER,
 };
 
 export type XmlErrorCode =
@@ -131,7 +140,9 @@ export interface XmlDocument {
 const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
 const EMPTY_SCOPE: NsScope = new Map([['xml', XML_NS]]);
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+const NO_DECLARATIONS: ReadonlyMap<string, string> = new Map();
+const NO_ATTRIBUTES: XmlAttribute[] = [];
+const ATTR_WS = /[\t\n\r]/;
 
 /** Parses UTF-8 bytes (or an already decoded string) into a namespace-resolved element tree. */
 export function parseXml(input: Buffer | Uint8Array | string, limits: Partial<XmlLimits> = {}): XmlDocument {
@@ -148,11 +159,10 @@ export function parseXml(input: Buffer | Uint8Array | string, limits: Partial<Xm
     ) {
       throw new XmlError('bad-encoding', 'only UTF-8 is accepted (UTF-16 byte order mark found)');
     }
-    try {
-      source = utf8.decode(input);
-    } catch {
-      throw new XmlError('bad-encoding', 'the message is not valid UTF-8');
-    }
+    const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    if (!isUtf8(buf)) throw new XmlError('bad-encoding', 'the message is not valid UTF-8');
+    source = buf.toString('utf8');
+    if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
   }
   return new Parser(source, lim).parse();
 }
@@ -227,7 +237,7 @@ class Parser {
         if (root && stack.length === 0) this.fail('malformed', 'more than one root element');
         const el = this.startTag(top);
         if (!root) root = el;
-        if (top) top.children.push(el);
+        if (top && this.depth < this.lim.treeDepth) top.children.push(el);
         if (!el.selfClosing) {
           stack.push(el);
           this.depth++;
@@ -308,7 +318,11 @@ class Parser {
     if (nameEnd === start + 1) this.fail('malformed', 'element without a name');
     const qname = s.slice(start + 1, nameEnd);
     let p = nameEnd;
-    const rawAttrs: { qname: string; raw: string }[] = [];
+    // Attributes are collected once, namespace-resolved after the declarations of this tag are
+    // known; no per-element scratch collections (a large answer has tens of thousands of elements).
+    let attributes: XmlAttribute[] = NO_ATTRIBUTES;
+    let decls: Map<string, string> | undefined;
+    let count = 0;
     let selfClosing = false;
     while (true) {
       const afterWs = this.skipWs(p);
@@ -330,21 +344,30 @@ class Parser {
       let q = this.skipWs(an);
       if (s.charCodeAt(q) !== 0x3d /* = */) this.fail('malformed', `attribute ${aq} without a value`);
       q = this.skipWs(q + 1);
-      const quote = s.charAt(q);
-      if (quote !== '"' && quote !== "'") this.fail('malformed', `attribute ${aq} value not quoted`);
-      const close = s.indexOf(quote, q + 1);
+      const quote = s.charCodeAt(q);
+      if (quote !== 0x22 && quote !== 0x27) this.fail('malformed', `attribute ${aq} value not quoted`);
+      const close = s.indexOf(quote === 0x22 ? '"' : "'", q + 1);
       if (close < 0) this.fail('malformed', `unterminated attribute ${aq}`);
       if (close - q - 1 > this.lim.maxAttributeLength) {
         this.fail('attribute-too-long', `attribute ${aq} longer than ${this.lim.maxAttributeLength}`);
       }
       const raw = s.slice(q + 1, close);
       if (raw.includes('<')) this.fail('malformed', `'<' in the value of attribute ${aq}`);
-      rawAttrs.push({ qname: aq, raw });
-      if (rawAttrs.length > this.lim.maxAttributesPerElement) {
-        this.fail(
-          'too-many-attributes',
-          `more than ${this.lim.maxAttributesPerElement} attributes on <${qname}>`,
-        );
+      if (++count > this.lim.maxAttributesPerElement) {
+        this.fail('too-many-attributes', `more than ${this.lim.maxAttributesPerElement} attributes on <${qname}>`);
+      }
+      const value = raw.includes('&') || ATTR_WS.test(raw) ? decodeEntities(raw, true, this) : raw;
+      if (aq === 'xmlns' || aq.startsWith('xmlns:')) {
+        const prefix = aq === 'xmlns' ? '' : aq.slice(6);
+        if (prefix === 'xmlns' || (prefix !== '' && value === '')) {
+          this.fail('malformed', `bad namespace declaration ${aq}`);
+        }
+        decls ??= new Map();
+        if (decls.has(prefix)) this.fail('malformed', `duplicate namespace declaration ${aq}`);
+        decls.set(prefix, value);
+      } else {
+        if (attributes === NO_ATTRIBUTES) attributes = [];
+        attributes.push({ ns: '', local: aq, qname: aq, value, raw });
       }
       p = close + 1;
     }
@@ -352,24 +375,7 @@ class Parser {
       this.fail('too-many-elements', `more than ${this.lim.maxElements} elements`);
     }
 
-    // Namespace declarations first, then resolve names.
     const parentScope = parent ? parent.scope : EMPTY_SCOPE;
-    let decls: Map<string, string> | undefined;
-    const plain: { qname: string; raw: string; value: string }[] = [];
-    for (const a of rawAttrs) {
-      const value = decodeEntities(a.raw, true, this);
-      if (a.qname === 'xmlns' || a.qname.startsWith('xmlns:')) {
-        const prefix = a.qname === 'xmlns' ? '' : a.qname.slice(6);
-        if (prefix === 'xmlns' || (prefix !== '' && value === '')) {
-          this.fail('malformed', `bad namespace declaration ${a.qname}`);
-        }
-        decls ??= new Map();
-        if (decls.has(prefix)) this.fail('malformed', `duplicate namespace declaration ${a.qname}`);
-        decls.set(prefix, value);
-      } else {
-        plain.push({ qname: a.qname, raw: a.raw, value });
-      }
-    }
     let scope: NsScope = parentScope;
     if (decls) {
       const m = new Map(parentScope);
@@ -379,22 +385,26 @@ class Parser {
       }
       scope = m;
     }
-    const [eprefix, elocal] = splitQName(qname);
-    const ens = eprefix === '' ? (scope.get('') ?? '') : scope.get(eprefix);
-    if (ens === undefined) this.fail('malformed', `undeclared namespace prefix '${eprefix}' on <${qname}>`);
-    const attributes: XmlAttribute[] = [];
-    const seen = new Set<string>();
-    for (const a of plain) {
-      const [apfx, alocal] = splitQName(a.qname);
-      const ans = apfx === '' ? '' : scope.get(apfx);
-      if (ans === undefined)
-        this.fail('malformed', `undeclared namespace prefix '${apfx}' on attribute ${a.qname}`);
-      const key = `${ans}|${alocal}`;
-      if (seen.has(key)) this.fail('malformed', `duplicate attribute ${a.qname} on <${qname}>`);
-      seen.add(key);
-      attributes.push({ ns: ans, local: alocal, qname: a.qname, value: a.value, raw: a.raw });
+    const ec = colonOf(qname);
+    const elocal = ec < 0 ? qname : qname.slice(ec + 1);
+    const ens = ec < 0 ? (scope.get('') ?? '') : scope.get(qname.slice(0, ec));
+    if (ens === undefined) this.fail('malformed', `undeclared namespace prefix '${qname.slice(0, ec)}' on <${qname}>`);
+    for (let i = 0; i < attributes.length; i++) {
+      const a = attributes[i];
+      const ac = colonOf(a.qname);
+      if (ac >= 0) {
+        const ans = scope.get(a.qname.slice(0, ac));
+        if (ans === undefined) this.fail('malformed', `undeclared namespace prefix '${a.qname.slice(0, ac)}' on attribute ${a.qname}`);
+        a.ns = ans;
+        a.local = a.qname.slice(ac + 1);
+      }
+      for (let j = 0; j < i; j++) {
+        if (attributes[j].local === a.local && attributes[j].ns === a.ns) {
+          this.fail('malformed', `duplicate attribute ${a.qname} on <${qname}>`);
+        }
+      }
     }
-    const el = new XmlElement(ens, elocal, qname, attributes, decls ?? new Map(), scope, start, parent);
+    const el = new XmlElement(ens, elocal, qname, attributes, decls ?? NO_DECLARATIONS, scope, start, parent);
     el.startTagEnd = p;
     el.selfClosing = selfClosing;
     if (selfClosing) {
@@ -464,13 +474,14 @@ class Parser {
   }
 }
 
-function splitQName(q: string): [string, string] {
+/** Index of the prefix colon of a qualified name, -1 without prefix; malformed names are refused. */
+function colonOf(q: string): number {
   const i = q.indexOf(':');
-  if (i < 0) return ['', q];
+  if (i < 0) return -1;
   if (i === 0 || i === q.length - 1 || q.indexOf(':', i + 1) >= 0) {
     throw new XmlError('malformed', `bad qualified name '${q}'`);
   }
-  return [q.slice(0, i), q.slice(i + 1)];
+  return i;
 }
 
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' };

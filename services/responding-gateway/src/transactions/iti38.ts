@@ -76,9 +76,13 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     // The registry is a plain XDS registry: `home` is ours by now and is not passed on.
     return {
       calls: [
-        queryCall(target, 'ITI-18', adhocQueryRequestXml(req, undefined), (why) => [
-          registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`, own),
-        ]),
+        queryCall(
+          target,
+          'ITI-18',
+          adhocQueryRequestXml(req, undefined),
+          (why) => [registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`, own)],
+          { relayOnly: true },
+        ),
       ],
       errors: [],
     };
