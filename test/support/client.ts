@@ -1,5 +1,16 @@
+import { Writable } from 'node:stream';
 import { request } from 'undici';
-import { decodeEnvelope, encodeEnvelope, newMessageId, type SoapEnvelope } from '@xcai/shared';
+import {
+  cidFromHref,
+  contentIdKey,
+  decodeEnvelope,
+  decodeRetrieveDocumentSetResponse,
+  encodeEnvelope,
+  MtomWriter,
+  newMessageId,
+  readSoapMessage,
+  type SoapEnvelope,
+} from '@xcai/shared';
 
 export interface SoapAnswer {
   status: number;
@@ -70,9 +81,6 @@ export async function retrieveCall(
   action: string,
   body: string,
 ): Promise<RetrieveAnswerForTest> {
-  const { MtomWriter, readSoapMessage, decodeRetrieveDocumentSetResponse, contentIdKey, cidFromHref } =
-    await import('@xcai/shared');
-  const { Writable } = await import('node:stream');
   const messageId = newMessageId();
   const chunks: Buffer[] = [];
   const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {

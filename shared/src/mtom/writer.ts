@@ -29,6 +29,11 @@ export class MtomWriter {
   readonly boundary: string;
   readonly rootContentId: string;
   private readonly action: string | undefined;
+  /**
+   * "CRLF--boundary", written right after each part (not before the next one), so a package cut
+   * short still ends every part already written: a reader keeps those and sees no close delimiter.
+   */
+  private readonly delimiter: Buffer;
   private state: 'start' | 'parts' | 'busy' | 'ended' | 'failed' = 'start';
 
   constructor(
@@ -43,6 +48,7 @@ export class MtomWriter {
         'MIME boundary must be 1-70 RFC 2046 boundary characters (no spaces)',
       );
     }
+    this.delimiter = Buffer.from(`\r\n--${this.boundary}`, 'latin1');
     this.rootContentId = checkContentId(opts.rootContentId ?? `root.${randomUUID()}@xcai`);
     if (opts.action !== undefined) checkHeaderValue('action', opts.action);
     this.action = opts.action;
@@ -70,7 +76,7 @@ export class MtomWriter {
         'Content-Transfer-Encoding: binary\r\n' +
         `Content-ID: <${this.rootContentId}>\r\n\r\n`;
       const body = typeof xml === 'string' ? Buffer.from(xml, 'utf8') : xml;
-      return this.write(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+      return this.write(Buffer.concat([Buffer.from(head, 'latin1'), body, this.delimiter]));
     });
   }
 
@@ -92,15 +98,14 @@ export class MtomWriter {
     return this.step('parts', 'parts', async () => {
       await this.write(head);
       await this.write(data);
+      await this.write(this.delimiter);
       return data.length;
     });
   }
 
   /** Writes the close delimiter (does not end the output stream). */
   end(): Promise<void> {
-    return this.step('parts', 'ended', () =>
-      this.write(Buffer.from(`\r\n--${this.boundary}--\r\n`, 'latin1')),
-    );
+    return this.step('parts', 'ended', () => this.write(Buffer.from('--\r\n', 'latin1')));
   }
 
   /** Runs one write step in order: `from` → busy → `to`, or → failed if it throws. */
@@ -125,8 +130,7 @@ export class MtomWriter {
     const cid = checkContentId(contentId);
     checkHeaderValue('Content-Type', contentType);
     return Buffer.from(
-      `\r\n--${this.boundary}\r\n` +
-        `Content-Type: ${contentType}\r\n` +
+      `\r\nContent-Type: ${contentType}\r\n` +
         'Content-Transfer-Encoding: binary\r\n' +
         `Content-ID: <${cid}>\r\n\r\n`,
       'latin1',
@@ -191,7 +195,10 @@ export class MtomWriter {
       const onDrain = (): void => {
         body.resume();
       };
-      const onEnd = (): void => finish(null);
+      const onEnd = (): void => {
+        out.write(this.delimiter);
+        finish(null);
+      };
       const onBodyError = (err: Error): void =>
         finish(new MtomError('source-error', `MTOM part body failed: ${err.message}`, { cause: err }));
       const onBodyClose = (): void => {
@@ -204,7 +211,7 @@ export class MtomWriter {
       if (out.destroyed || out.writableEnded) return onOutClose();
       // The head is small: written without waiting for 'drain'; the body's chunks then wait as needed.
       out.write(head);
-      if (body.readableEnded) return finish(null);
+      if (body.readableEnded) return onEnd();
       if (body.errored) return onBodyError(body.errored);
       if (body.destroyed) return onBodyClose();
       body.on('data', onData);

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 import { quietly } from '../util/quietly';
 import type { HumanRequestor, TransactionAuditEvent } from '../audit/event';
+import { auditRefusal } from '../audit/gateway';
 import { BodyTooLargeError } from '../http/body';
 import { MtomError } from '../mtom/errors';
 import { readSoapMessage } from '../mtom/read';
@@ -140,6 +142,9 @@ async function handleInboundNow(
     }
     // These requests carry no binary parts; anything attached is read and dropped (bounded above).
     await msg.attachments.discard();
+    // Fail closed: no transaction runs while its audit record cannot be written (spool full/unwritable).
+    const auditDown = auditRefusal(gw.audit);
+    if (auditDown) throw auditDown;
     const admission = (await hooks.admit?.(tx, envelope, o.caller)) ?? {
       humanRequestors: [],
       forwardHeaders: securityHeaderWithAssertions(envelope),
@@ -259,9 +264,27 @@ export async function writeMtomReply(
     await new Promise<void>((resolve) => out.end(() => resolve()));
     return { ok: true };
   } catch (e) {
+    // Cut the package short, but only after what was already written (whole parts) has left:
+    // the requester keeps the documents before the break and sees no closing boundary.
+    await drained(out as unknown as Writable, 5_000);
     out.destroy(e as Error);
     return { ok: false, error: e as Error };
   }
+}
+
+function drained(out: Writable, ms: number): Promise<void> {
+  if (out.destroyed || out.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    out.once('drain', done);
+    out.once('close', done);
+  });
 }
 
 export function asFault(e: unknown): SoapFault {
