@@ -68,6 +68,8 @@ refuse() {
 refuse "directory.homeCommunityId is not urn:oid:" -set directory.homeCommunityId=1.2.3
 refuse "the responding gateway would accept clients without certificates" -set respondingGateway.tls.clientAuth=optional
 refuse "the image is not pinned by digest" -set global.requireImageDigest=true
+refuse "the audit trail would be turned off" -set audit.transport=off
+refuse "the audit spool volume is smaller than maxSpoolBytes + retainBytes" -set initiatingGateway.auditSpool.sizeLimit=128Mi
 
 if command -v helm >/dev/null; then
   step "helm lint --strict / helm template (real helm found)"

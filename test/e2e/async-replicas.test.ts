@@ -190,7 +190,11 @@ describe('async responses across initiating-gateway replicas', () => {
     expect(res.objects.length).toBeGreaterThan(0);
     expect(res.objects.every((o) => o.attr('home') === homeB)).toBe(true);
     // Replica 2 logs the hand-over when replica 1 acknowledges it, which may be just after replica 1 answered us.
-    expect(await eventually(() => ig2.logs.some((l) => l.msg === 'async response handed over to the waiting replica'))).toBe(true);
+    expect(
+      await eventually(() =>
+        ig2.logs.some((l) => l.msg === 'async response handed over to the waiting replica'),
+      ),
+    ).toBe(true);
     expect(ig2.logs.some((l) => /cannot be handed over|hand-over failed/.test(String(l.msg)))).toBe(false);
     const keys = [...(await keysUnder(redis, prefix)).keys()];
     expect(keys.filter((k) => k.includes(':replica:'))).toHaveLength(2);
@@ -254,7 +258,10 @@ describe('async responses across initiating-gateway replicas', () => {
       expect(bytes?.equals(files.get(d.documentUniqueId) as Buffer)).toBe(true);
     }
     expect(
-      await eventually(() => ig2.logs.filter((l) => l.msg === 'async response handed over to the waiting replica').length >= 3),
+      await eventually(
+        () =>
+          ig2.logs.filter((l) => l.msg === 'async response handed over to the waiting replica').length >= 3,
+      ),
     ).toBe(true);
   });
 

@@ -37,6 +37,8 @@ export async function spawnGateway(
       XCAI_MGMT_PORT: '0',
       XCAI_HOST: '127.0.0.1',
       XCAI_LOG_LEVEL: 'info',
+      // Each gateway keeps its local audit trail next to its directory file (not in /var/lib).
+      XCAI_AUDIT_SPOOL_DIR: join(dir, 'audit'),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

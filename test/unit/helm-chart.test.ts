@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import YAML from 'yaml';
+import { loadDirectory } from '@xcai/shared';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -206,7 +207,13 @@ function expectedEgress(values: Values, comp: string): Set<string> {
   const redis = values.redis as { url: string; egress: EgressEntry[] };
   add(redis.egress, [urlPort(redis.url)]);
   const audit = values.audit as { transport: string; port: number; egress: EgressEntry[] };
-  add(audit.egress, [audit.port], audit.transport === 'udp' ? 'UDP' : 'TCP');
+  if (audit.transport !== 'none') add(audit.egress, [audit.port], audit.transport === 'udp' ? 'UDP' : 'TCP');
+  // The initiating gateway's replicas hand async responses over to each other on the SOAP port.
+  if (comp === 'initiating-gateway') {
+    const self = { podSelector: { matchLabels: selectorOf(comp) } } as EgressEntry;
+    const soap = (values.initiatingGateway as { containerPorts: { soap: number } }).containerPorts.soap;
+    add([self], [soap]);
+  }
   const tracing = values.tracing as { otlpEndpoint: string; egress: EgressEntry[] };
   if (tracing.otlpEndpoint) add(tracing.egress, [urlPort(tracing.otlpEndpoint)]);
   const dns = (values.networkPolicy as { dns: { peers: EgressEntry[] } }).dns.peers;
@@ -225,6 +232,11 @@ function renderedEgress(np: INetworkPolicy): Set<string> {
   return out;
 }
 const sorted = (s: Set<string>) => [...s].sort();
+const selectorOf = (comp: string) => ({
+  'app.kubernetes.io/name': 'xcai-gateway',
+  'app.kubernetes.io/instance': 'hie-a',
+  'app.kubernetes.io/component': comp,
+});
 
 /* ---------------------------------------------------------------------------------------------- */
 
@@ -354,9 +366,31 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
     expect(workloadOf(full, 'initiating-gateway').kind).toBe('Deployment');
   });
 
-  it('sets the service contract environment: directory, ports, TLS paths, Redis, audit, tracing', () => {
+  it('sets the service contract environment: directory, ports, TLS paths, Redis, hand-over, audit, tracing', () => {
     const ig = podSpec(workloadOf(full, 'initiating-gateway'));
     const rg = podSpec(workloadOf(full, 'responding-gateway'));
+    const audit = {
+      XCAI_AUDIT_TRANSPORT: 'tls',
+      XCAI_AUDIT_HOST: 'arr.hie-a.example',
+      XCAI_AUDIT_PORT: '6514',
+      XCAI_AUDIT_TLS_CERT: '/etc/xcai/audit-tls/tls.crt',
+      XCAI_AUDIT_TLS_KEY: '/etc/xcai/audit-tls/tls.key',
+      XCAI_AUDIT_TLS_CA: '/etc/xcai/audit-tls/ca.crt',
+      XCAI_AUDIT_TLS_SERVERNAME: 'arr.hie-a.example',
+      XCAI_AUDIT_TLS_CIPHERS: 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384',
+      XCAI_AUDIT_SPOOL_DIR: '/var/spool/xcai-audit',
+      XCAI_AUDIT_MAX_SPOOL_BYTES: '805306368',
+      XCAI_AUDIT_RETAIN_BYTES: '134217728',
+      XCAI_AUDIT_RETAIN_DAYS: '1830',
+      XCAI_AUDIT_RATE: '100',
+      XCAI_AUDIT_ENTERPRISE_SITE_ID: '2.999.1',
+      XCAI_AUDIT_APP_NAME: 'hie-a-xcai',
+    };
+    const redis = {
+      REDIS_PASSWORD: { secretKeyRef: { name: 'xcai-redis', key: 'redis-password' } },
+      REDIS_URL: 'rediss://:$(REDIS_PASSWORD)@redis.hie-a.example:6380/0',
+      NODE_EXTRA_CA_CERTS: '/etc/xcai/redis-ca/ca.crt',
+    };
     expect(env(ig)).toEqual({
       XCAI_DIRECTORY: '/etc/xcai/directory.yaml',
       XCAI_HOST: '0.0.0.0',
@@ -367,33 +401,251 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
       XCAI_TLS_KEY: '/etc/xcai/tls/tls.key',
       XCAI_TLS_CA: '/etc/xcai/tls/ca.crt',
       XCAI_TLS_CLIENT_AUTH: 'required',
-      REDIS_URL: 'rediss://redis.hie-a.example:6380/0',
-      REDIS_PASSWORD: { secretKeyRef: { name: 'xcai-redis', key: 'redis-password' } },
-      XCAI_AUDIT_TRANSPORT: 'tls',
-      XCAI_AUDIT_HOST: 'arr.hie-a.example',
-      XCAI_AUDIT_PORT: '6514',
-      XCAI_AUDIT_SPOOL_DIR: '/var/spool/xcai-audit',
-      XCAI_AUDIT_MAX_SPOOL_BYTES: '805306368',
+      XCAI_TLS_MIN_VERSION: 'TLSv1.2',
+      XCAI_MAX_REQUEST_BYTES: '8MiB',
+      ...redis,
+      XCAI_REDIS_PREFIX: 'hie-a:hie-a-initiating-gateway:',
+      POD_IP: { fieldRef: { fieldPath: 'status.podIP' } },
+      XCAI_INTERNAL_URL: 'https://$(POD_IP):8443',
+      XCAI_HANDOVER_SECRET: { secretKeyRef: { name: 'xcai-handover', key: 'handover-secret' } },
+      XCAI_CIRCUIT_FAILURES: '3',
+      XCAI_CIRCUIT_COOLDOWN_MS: '60000',
+      ...audit,
+      XCAI_AUDIT_SOURCE_ID: 'hie-a-initiating-gateway',
       XCAI_OTLP_ENDPOINT: 'http://otel-collector.observability.svc.cluster.local:4318',
       XCAI_LOG_LEVEL: 'info',
-      XCAI_DEADLINE_MS: '180000',
       NODE_OPTIONS: '--enable-source-maps --max-old-space-size=384',
     });
+    // Kubernetes expands $(VAR) only from entries declared before: the password and the pod IP come first.
+    const names = (ig.containers[0].env ?? []).map((e) => e.name);
+    expect(names.indexOf('REDIS_PASSWORD')).toBeLessThan(names.indexOf('REDIS_URL'));
+    expect(names.indexOf('POD_IP')).toBeLessThan(names.indexOf('XCAI_INTERNAL_URL'));
+    // The responding gateway never receives async responses: no hand-over settings.
     expect(env(rg)).toMatchObject({
       XCAI_TLS_CLIENT_AUTH: 'required',
+      XCAI_TLS_MIN_VERSION: 'TLSv1.3',
       XCAI_PUBLIC_URL: 'https://rg.hie-a.example:8443',
+      XCAI_REDIS_PREFIX: 'hie-a:hie-a-responding-gateway:',
+      XCAI_AUDIT_SOURCE_ID: 'hie-a-responding-gateway',
+      ...redis,
+      ...audit,
     });
-    // Defaults: the consumer-facing side accepts clients without certificates; no password, no tracing.
+    for (const k of ['POD_IP', 'XCAI_INTERNAL_URL', 'XCAI_HANDOVER_SECRET'])
+      expect(env(rg)).not.toHaveProperty(k);
+    // Defaults: optional client certificates for consumers; no password, no tracing; the gateway's own
+    // certificate for the ARR; hand-over keyed from the TLS key.
     const igDefault = env(podSpec(workloadOf(defaults, 'initiating-gateway')));
     expect(igDefault).toMatchObject({
       XCAI_TLS_CLIENT_AUTH: 'optional',
       XCAI_PUBLIC_URL: 'https://hie-a-xcai-gateway-initiating-gateway.xcai.svc:8443',
+      REDIS_URL: 'redis://redis:6379/0',
+      XCAI_REDIS_PREFIX: 'xcai:xcai:hie-a-xcai-gateway-initiating-gateway:',
+      XCAI_INTERNAL_URL: 'https://$(POD_IP):8443',
+      XCAI_MAX_REQUEST_BYTES: '4MiB',
+      XCAI_CIRCUIT_FAILURES: '5',
+      XCAI_CIRCUIT_COOLDOWN_MS: '30000',
+      XCAI_AUDIT_TLS_CERT: '/etc/xcai/tls/tls.crt',
+      XCAI_AUDIT_TLS_KEY: '/etc/xcai/tls/tls.key',
+      XCAI_AUDIT_TLS_CA: '/etc/xcai/tls/ca.crt',
+      XCAI_AUDIT_RETAIN_BYTES: '134217728',
     });
-    for (const k of ['REDIS_PASSWORD', 'XCAI_OTLP_ENDPOINT', 'XCAI_DEADLINE_MS'])
+    for (const k of [
+      'XCAI_TLS_CIPHERS',
+      'REDIS_PASSWORD',
+      'NODE_EXTRA_CA_CERTS',
+      'XCAI_HANDOVER_SECRET',
+      'XCAI_OTLP_ENDPOINT',
+      'XCAI_AUDIT_SOURCE_ID',
+      'XCAI_AUDIT_ENTERPRISE_SITE_ID',
+      'XCAI_AUDIT_APP_NAME',
+      'XCAI_AUDIT_TLS_SERVERNAME',
+    ])
       expect(igDefault).not.toHaveProperty(k);
     expect(env(podSpec(workloadOf(defaults, 'responding-gateway')))).toMatchObject({
       XCAI_TLS_CLIENT_AUTH: 'required',
     });
+  });
+
+  it('sets only environment variables the services read (or that Kubernetes expands into them)', () => {
+    const known = new Set<string>();
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith('.ts'))
+          for (const m of fs.readFileSync(p, 'utf8').matchAll(/\b((?:XCAI|REDIS|OTEL)_[A-Z0-9_]+)\b/g))
+            known.add(m[1] as string);
+      }
+    };
+    for (const d of ['shared/src', 'services/initiating-gateway/src', 'services/responding-gateway/src'])
+      walk(path.join(repoRoot, d));
+    // Read by Node itself, or only expanded into other values ($(POD_IP), $(REDIS_PASSWORD)).
+    const notServiceSettings = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS', 'POD_IP', 'REDIS_PASSWORD'];
+    for (const docs of [defaults, full])
+      for (const w of workloads(docs))
+        for (const name of Object.keys(env(podSpec(w))))
+          expect({ name, read: known.has(name) || notServiceSettings.includes(name) }).toEqual({
+            name,
+            read: true,
+          });
+  });
+
+  it('builds REDIS_URL with the password from the Secret, keeping an ACL user name, never the password itself', () => {
+    const url = (sets: string[]) =>
+      env(podSpec(workloadOf(render([], sets), 'initiating-gateway'))).REDIS_URL;
+    expect(url([])).toBe('redis://redis:6379/0');
+    expect(url(['redis.existingSecret=r'])).toBe('redis://:$(REDIS_PASSWORD)@redis:6379/0');
+    expect(url(['redis.existingSecret=r', 'redis.url=rediss://gw@redis.x:6380/2'])).toBe(
+      'rediss://gw:$(REDIS_PASSWORD)@redis.x:6380/2',
+    );
+    expect(url(['redis.existingSecret=r', 'redis.url=redis://redis.x'])).toBe(
+      'redis://:$(REDIS_PASSWORD)@redis.x',
+    );
+    const prefixes = workloads(render([valuesFile({ redis: { keyPrefix: 'site1:' } })])).map(
+      (w) => env(podSpec(w)).XCAI_REDIS_PREFIX,
+    );
+    expect(prefixes).toEqual([
+      'site1:hie-a-xcai-gateway-initiating-gateway:',
+      'site1:hie-a-xcai-gateway-responding-gateway:',
+    ]);
+  });
+
+  it('mounts the optional Secrets (audit TLS, Redis CA, XUA IdP certificates) read-only, as directories', () => {
+    const spec = podSpec(workloadOf(full, 'initiating-gateway'));
+    const vol = (name: string) => spec.volumes?.find((v) => v.name === name);
+    expect(vol('audit-tls')?.projected?.sources).toEqual([
+      {
+        secret: {
+          name: 'arr-client-tls',
+          items: [
+            { key: 'tls.crt', path: 'tls.crt' },
+            { key: 'tls.key', path: 'tls.key' },
+          ],
+        },
+      },
+      { secret: { name: 'arr-trust', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+    ]);
+    expect(vol('redis-ca')?.secret).toMatchObject({
+      secretName: 'xcai-redis-ca',
+      items: [{ key: 'ca.crt', path: 'ca.crt' }],
+    });
+    expect(vol('xua-idp-0')?.secret?.secretName).toBe('hie-idp-signing');
+    const mounts = Object.fromEntries((spec.containers[0].volumeMounts ?? []).map((m) => [m.name, m]));
+    expect(mounts['audit-tls']).toEqual({
+      name: 'audit-tls',
+      mountPath: '/etc/xcai/audit-tls',
+      readOnly: true,
+    });
+    expect(mounts['redis-ca']).toEqual({ name: 'redis-ca', mountPath: '/etc/xcai/redis-ca', readOnly: true });
+    expect(mounts['xua-idp-0']).toEqual({
+      name: 'xua-idp-0',
+      mountPath: '/etc/xcai/xua/idp',
+      readOnly: true,
+    });
+    // Only the CA from a Secret: the gateway's own certificate stays the client certificate.
+    const caOnly = render([], ['audit.tls.caSecret=arr-trust']);
+    const e = env(podSpec(workloadOf(caOnly, 'responding-gateway')));
+    expect([e.XCAI_AUDIT_TLS_CERT, e.XCAI_AUDIT_TLS_CA]).toEqual([
+      '/etc/xcai/tls/tls.crt',
+      '/etc/xcai/audit-tls/ca.crt',
+    ]);
+    // Nothing of it by default.
+    const dflt = podSpec(workloadOf(defaults, 'initiating-gateway')).volumes?.map((v) => v.name);
+    expect(dflt).toEqual(['directory', 'tls', 'tmp', 'audit-spool']);
+  });
+
+  it('audits locally only with audit.transport none (no ARR host, no audit egress), over UDP with udp', () => {
+    const none = render([fullValuesFile], ['audit.transport=none']);
+    const e = env(podSpec(workloadOf(none, 'initiating-gateway')));
+    expect(e.XCAI_AUDIT_TRANSPORT).toBe('none');
+    for (const k of ['XCAI_AUDIT_HOST', 'XCAI_AUDIT_PORT', 'XCAI_AUDIT_TLS_CERT'])
+      expect(e).not.toHaveProperty(k);
+    expect(e.XCAI_AUDIT_SPOOL_DIR).toBe('/var/spool/xcai-audit');
+    const np = ofKind(none, 'NetworkPolicy') as unknown as INetworkPolicy[];
+    expect(JSON.stringify(np)).not.toContain('10.30.0.5/32');
+    expect(podSpec(workloadOf(none, 'initiating-gateway')).volumes?.some((v) => v.name === 'audit-tls')).toBe(
+      false,
+    );
+    expect(renderFails([], ['audit.transport=off'])).toMatch(/audit\.transport must be tls, udp or none/);
+  });
+
+  it('refuses an audit spool volume too small for maxSpoolBytes + retainBytes (eviction)', () => {
+    expect(renderFails([], ['initiatingGateway.auditSpool.sizeLimit=256Mi'])).toMatch(
+      /initiatingGateway\.auditSpool: the spool volume \(256Mi\) is smaller/,
+    );
+    expect(() => render([], ['initiatingGateway.auditSpool.sizeLimit=0.5Gi'])).not.toThrow();
+    expect(
+      renderFails(
+        [fullValuesFile],
+        ['respondingGateway.auditSpool.persistence.size=800M', 'respondingGateway.auditSpool.sizeLimit=2Gi'],
+      ),
+    ).toMatch(/respondingGateway\.auditSpool: the spool volume \(800M\)/);
+    expect(() => render([], ['audit.maxSpoolBytes=100000000', 'audit.retainBytes=300000000'])).not.toThrow();
+    expect(renderFails([], ['audit.retainBytes=400000000'])).toMatch(/auditSpool/);
+  });
+
+  it('hands async responses over between initiating-gateway replicas: pod address, egress and ingress to its own pods', () => {
+    const np = (docs: K8sObject[], comp: string) =>
+      (ofKind(docs, 'NetworkPolicy') as unknown as INetworkPolicy[]).find(
+        (n) => n.metadata?.labels?.['app.kubernetes.io/component'] === comp,
+      ) as INetworkPolicy;
+    const self = canon({ podSelector: { matchLabels: selectorOf('initiating-gateway') } });
+    expect(renderedEgress(np(full, 'initiating-gateway'))).toContain(`${self} 8443/TCP`);
+    const rgSelf = canon({ podSelector: { matchLabels: selectorOf('responding-gateway') } });
+    expect([...renderedEgress(np(full, 'responding-gateway'))].some((x) => x.startsWith(rgSelf))).toBe(false);
+    // A restricted SOAP ingress still admits the other replicas; an open one needs no rule.
+    expect(np(full, 'initiating-gateway').spec?.ingress?.[0].from).toContainEqual({
+      podSelector: { matchLabels: selectorOf('initiating-gateway') },
+    });
+    expect(np(defaults, 'initiating-gateway').spec?.ingress?.[0].from).toBeUndefined();
+    // An explicit internal URL (e.g. IPv6) is used as given, and must be https.
+    const v6 = render([], ['initiatingGateway.internalUrl=https://[$(POD_IP)]:8443']);
+    expect(env(podSpec(workloadOf(v6, 'initiating-gateway'))).XCAI_INTERNAL_URL).toBe(
+      'https://[$(POD_IP)]:8443',
+    );
+    expect(renderFails([], ['initiatingGateway.internalUrl=http://$(POD_IP):8080'])).toMatch(
+      /internalUrl must be https/,
+    );
+  });
+
+  it('validates XUA: IdP certificates only from mounted Secrets, and xua: required only with directory.xua', () => {
+    const dir = structuredClone(fullValues.directory) as Directory & { xua: { idpCertificates: string[] } };
+    dir.xua.idpCertificates = ['/etc/xcai/xua/elsewhere/idp.crt'];
+    expect(renderFails([fullValuesFile, valuesFile({ directory: dir })])).toMatch(
+      /idp\.crt is not under a mounted IdP Secret/,
+    );
+    const noXua = structuredClone(fullValues.directory) as Record<string, unknown>;
+    delete noXua.xua;
+    // values files merge maps: null removes the key from the merged values, as in Helm.
+    expect(renderFails([fullValuesFile, valuesFile({ directory: { ...noXua, xua: null } })])).toMatch(
+      /directory\.communities\[0\]\.xua is required but directory\.xua/,
+    );
+  });
+
+  it('renders a directory file the services load (loadDirectory), equal to the values without egress', () => {
+    for (const docs of [defaults, full]) {
+      const cm = ofKind(docs, 'ConfigMap')[0] as unknown as IConfigMap;
+      const f = path.join(tmpDir, `directory-${++tmpCount}.yaml`);
+      fs.writeFileSync(f, cm.data?.['directory.yaml'] ?? '');
+      expect(() => loadDirectory(f)).not.toThrow();
+    }
+    const d = loadDirectory(
+      (() => {
+        const f = path.join(tmpDir, `directory-${++tmpCount}.yaml`);
+        fs.writeFileSync(
+          f,
+          (ofKind(full, 'ConfigMap')[0] as unknown as IConfigMap).data?.['directory.yaml'] ?? '',
+        );
+        return f;
+      })(),
+    );
+    expect(d.xua).toMatchObject({ idpCertificates: ['/etc/xcai/xua/idp/idp.crt'], clockSkewMs: 60000 });
+    expect(d.communities[0].inboundLimits).toEqual({
+      maxConcurrentRequests: 64,
+      requestsPerSecond: 100,
+      burst: 200,
+    });
+    expect(d.inboundLimits?.maxRequestBytes).toBe(8 * 1024 * 1024);
   });
 
   it('probes /healthz (startup, liveness) and /readyz (readiness) on the management port', () => {
@@ -638,6 +890,45 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
     const pct = render([], ['initiatingGateway.podDisruptionBudget.minAvailable=50%']);
     const igPdb = ofKind(pct, 'PodDisruptionBudget')[0] as unknown as IPodDisruptionBudget;
     expect(igPdb.spec).toMatchObject({ minAvailable: '50%' });
+  });
+
+  it('prints NOTES.txt with every Secret the release expects and the async hand-over address', () => {
+    // helmlite parses NOTES.txt but does not print it: render it through a copy of the chart that includes it.
+    const copy = path.join(tmpDir, `chart-${++tmpCount}`);
+    fs.cpSync(chartDir, copy, { recursive: true });
+    fs.writeFileSync(
+      path.join(copy, 'templates', 'zz-notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n' +
+        '  notes: {{ include "xcai-gateway/templates/NOTES.txt" . | toJson }}\n',
+    );
+    const notes = (files: string[]) => {
+      const r = spawnSync(
+        helmlite.bin as string,
+        ['-name', 'hie-a', '-namespace', 'xcai', ...helmliteArgs(files, []), copy],
+        { encoding: 'utf8' },
+      );
+      expect(r.stderr).toBe('');
+      const cm = YAML.parseAllDocuments(r.stdout)
+        .map((d) => d.toJS() as K8sObject)
+        .find((d) => d?.metadata?.name === 'notes') as unknown as IConfigMap;
+      return cm.data?.notes ?? '';
+    };
+    const text = notes([fullValuesFile]);
+    for (const secret of [
+      'ig-tls',
+      'rg-tls',
+      'community-b-trust',
+      'hie-idp-signing',
+      'xcai-redis',
+      'xcai-redis-ca',
+      'xcai-handover',
+      'arr-client-tls',
+      'arr-trust',
+    ])
+      expect(text).toContain(`Secret ${secret}`);
+    expect(text).toContain('Replica hand-over: https://$(POD_IP):8443');
+    expect(text).toContain('Redis key prefix: hie-a:hie-a-initiating-gateway:');
+    expect(notes([])).toMatch(/WARNING: initiatingGateway\.image\.digest is not set/);
   });
 
   it('exposes SOAP + management in-cluster, and only SOAP on the optional external Service', () => {

@@ -216,6 +216,10 @@ describe('helm values.schema.json', () => {
     ]);
   });
 
+  it.each([4194304, '4MiB', '512KiB', '16MB', '1.5GiB', '1048576'])('accepts the size %j', (size) => {
+    expect(check(fullWith((v) => void (v.maxRequestBytes = size)))).toEqual([]);
+  });
+
   it.each(['urn:oid:1.2.392.200119.6.102', 'urn:oid:2.16.840.1.113883.3.72.5.9.1', 'urn:oid:0.0'])(
     'accepts the homeCommunityId %j',
     (good) => {
@@ -322,6 +326,69 @@ describe('helm values.schema.json', () => {
       '$.respondingGateway.image.digest',
     ],
     ['an unknown top-level key', (v) => void (v.redisUrl = 'redis://x'), '$.redisUrl'],
+    [
+      'the removed deadlineMs (the services never read XCAI_DEADLINE_MS)',
+      (v) => void (v.deadlineMs = 1000),
+      '$.deadlineMs',
+    ],
+    [
+      'audit turned off',
+      (v) => void ((v.audit as Record<string, unknown>).transport = 'off'),
+      '$.audit.transport',
+    ],
+    [
+      'a zero audit retainBytes (the service refuses it)',
+      (v) => void ((v.audit as Record<string, unknown>).retainBytes = 0),
+      '$.audit.retainBytes',
+    ],
+    [
+      'an XUA IdP certificate outside /etc/xcai/xua',
+      (v) => {
+        (v.directory as unknown as { xua: { idpCertificates: string[] } }).xua.idpCertificates = [
+          '/tmp/idp.crt',
+        ];
+      },
+      '$.directory.xua.idpCertificates[0]',
+    ],
+    [
+      'an XUA section without IdP certificates',
+      (v) => void ((v.directory as unknown as { xua: Record<string, unknown> }).xua = { audiences: ['x'] }),
+      'missing idpCertificates',
+    ],
+    [
+      'an unknown per-peer limit',
+      (v) => void (v.directory.communities[0].inboundLimits = { requestsPerMinute: 10 }),
+      '$.directory.communities[0].inboundLimits.requestsPerMinute',
+    ],
+    [
+      'a server timeout in a per-peer limit (only top-level)',
+      (v) => void (v.directory.consumers[0].inboundLimits = { requestTimeoutMs: 1000 }),
+      '$.directory.consumers[0].inboundLimits.requestTimeoutMs',
+    ],
+    [
+      'a malformed inbound maxRequestBytes',
+      (v) => {
+        (v.directory as unknown as { inboundLimits: Record<string, unknown> }).inboundLimits.maxRequestBytes =
+          '8 megs';
+      },
+      '$.directory.inboundLimits.maxRequestBytes',
+    ],
+    ['a malformed maxRequestBytes', (v) => void (v.maxRequestBytes = '4 MiBs'), '$.maxRequestBytes'],
+    [
+      'a plaintext internal URL',
+      (v) => void ((v.initiatingGateway as Record<string, unknown>).internalUrl = 'http://$(POD_IP):8443'),
+      '$.initiatingGateway.internalUrl',
+    ],
+    [
+      'a Redis key prefix with a space',
+      (v) => void ((v.redis as unknown as Record<string, unknown>).keyPrefix = 'a b'),
+      '$.redis.keyPrefix',
+    ],
+    [
+      'a circuit breaker that never opens',
+      (v) => void ((v.circuit as Record<string, unknown>).failureThreshold = 0),
+      '$.circuit.failureThreshold',
+    ],
   ];
   it.each(bad)('rejects %s', (_name, mutate, where) => {
     const errors = check(fullWith(mutate));

@@ -88,6 +88,66 @@ app.kubernetes.io/part-of: xcai-gateway
 {{- end -}}
 {{- end -}}
 
+{{/*
+The base URL the other replicas of the initiating gateway use to hand over async responses (XCAI_INTERNAL_URL):
+<gw>.internalUrl, else https://$(POD_IP):<soap port> ($(POD_IP) is expanded by Kubernetes from the env).
+*/}}
+{{- define "xcai.internalUrl" -}}
+{{- if .v.internalUrl -}}
+{{- .v.internalUrl -}}
+{{- else -}}
+{{- printf "https://$(POD_IP):%d" (int .v.containerPorts.soap) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+REDIS_URL: redis.url, with ":$(REDIS_PASSWORD)" inserted as the URL's password when redis.existingSecret is set
+(Kubernetes expands $(REDIS_PASSWORD) from the env entry declared before it). An ACL user name in the URL
+(redis://user@host) is kept.
+*/}}
+{{- define "xcai.redisUrl" -}}
+{{- $u := .Values.redis.url -}}
+{{- if .Values.redis.existingSecret -}}
+{{- $scheme := regexFind "^rediss?://" $u -}}
+{{- $rest := trimPrefix $scheme $u -}}
+{{- $user := "" -}}
+{{- if regexMatch "^[^/@]+@" $rest -}}
+{{- $user = regexFind "^[^/@]+" $rest -}}
+{{- $rest = regexReplaceAll "^[^/@]+@" $rest "" -}}
+{{- end -}}
+{{- printf "%s%s:$(REDIS_PASSWORD)@%s" $scheme $user $rest -}}
+{{- else -}}
+{{- $u -}}
+{{- end -}}
+{{- end -}}
+
+{{/* XCAI_REDIS_PREFIX: <redis.keyPrefix or "xcai:<namespace>:"><component name>: — one per gateway deployment. */}}
+{{- define "xcai.redisPrefix" -}}
+{{- $base := default (printf "xcai:%s:" .root.Release.Namespace) .root.Values.redis.keyPrefix -}}
+{{- printf "%s%s:" $base (include "xcai.componentName" .) -}}
+{{- end -}}
+
+{{/* A size value (integer bytes or a string such as 4MiB) as the services read it; never in float notation. */}}
+{{- define "xcai.sizeValue" -}}
+{{- if kindIs "string" . -}}
+{{- . -}}
+{{- else -}}
+{{- . | int64 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Bytes of a Kubernetes quantity (512Mi, 1Gi, 2G, 1.5Gi, 1000000); fails on anything else. */}}
+{{- define "xcai.quantityBytes" -}}
+{{- $q := toString . -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $unit := trimPrefix $num $q -}}
+{{- $mult := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- if or (not $num) (not (hasKey $mult $unit)) -}}
+{{- fail (printf "%q is not a quantity such as 512Mi or 1Gi" $q) -}}
+{{- end -}}
+{{- mulf (float64 $num) (index $mult $unit) | floor | int64 -}}
+{{- end -}}
+
 {{- define "xcai.directoryConfigMapName" -}}
 {{- printf "%s-directory" (include "xcai.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -217,9 +277,10 @@ An entry's own `port` wins over the derived ports; an entry with `components` ap
 {{/*
 All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRule per line, possibly repeated.
   both gateways:       local registry, repositories, Imaging Document Sources (their URLs' ports),
-                       Redis, the audit repository, the OTLP collector (if set)
+                       Redis, the audit repository (unless audit.transport is none), the OTLP collector (if set)
   initiating-gateway:  every community with an endpoint (iti38 / iti39 / rad75 URL ports),
-                       every consumer with replyTo (async responses; replyTo URL ports)
+                       every consumer with replyTo (async responses; replyTo URL ports),
+                       its own pods on the SOAP port (hand-over of async responses between replicas)
   responding-gateway:  every community with acceptRequests and replyTo (async responses; replyTo URL ports)
 */}}
 {{- define "xcai.egressRules" -}}
@@ -272,8 +333,15 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- include "xcai.egress.target" (dict "entries" $t.entries "ports" $ports "protocol" "TCP" "what" $t.what "comp" $comp) -}}
 {{- end -}}
 {{- include "xcai.egress.target" (dict "entries" $root.Values.redis.egress "ports" (list (include "xcai.urlPort" $root.Values.redis.url)) "protocol" "TCP" "what" "redis" "comp" $comp) -}}
+{{- if ne $root.Values.audit.transport "none" -}}
 {{- $auditProto := ternary "UDP" "TCP" (eq $root.Values.audit.transport "udp") -}}
 {{- include "xcai.egress.target" (dict "entries" $root.Values.audit.egress "ports" (list (toString (int $root.Values.audit.port))) "protocol" $auditProto "what" "audit" "comp" $comp) -}}
+{{- end -}}
+{{- if eq $comp "initiating-gateway" -}}
+{{- /* Hand-over of async responses to the replica waiting for them (XCAI_INTERNAL_URL, the pod's SOAP port). */ -}}
+{{- $self := dict "podSelector" (dict "matchLabels" (include "xcai.selectorLabels" . | fromYaml)) -}}
+{{- printf "%s\n" (toJson (dict "to" (list $self) "ports" (list (dict "port" (int .v.containerPorts.soap) "protocol" "TCP")))) -}}
+{{- end -}}
 {{- if $root.Values.tracing.otlpEndpoint -}}
 {{- include "xcai.egress.target" (dict "entries" $root.Values.tracing.egress "ports" (list (include "xcai.urlPort" $root.Values.tracing.otlpEndpoint)) "protocol" "TCP" "what" "tracing.otlpEndpoint" "comp" $comp) -}}
 {{- end -}}
@@ -336,8 +404,35 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if not (has .Values.audit.transport (list "tls" "udp")) -}}
-{{- fail "audit.transport must be tls or udp" -}}
+{{- $xua := get $d "xua" -}}
+{{- $idpDirs := list -}}
+{{- range .Values.trust.idpSecrets -}}
+{{- $idpDirs = append $idpDirs (printf "/etc/xcai/xua/%s/" (default .secretName (get . "dir"))) -}}
+{{- end -}}
+{{- if $xua -}}
+{{- range (default (list) (get $xua "idpCertificates")) -}}
+{{- $path := toString . -}}
+{{- $ok := false -}}
+{{- range $idpDirs -}}
+{{- if hasPrefix . $path -}}
+{{- $ok = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $ok -}}
+{{- fail (printf "directory.xua.idpCertificates: %s is not under a mounted IdP Secret (trust.idpSecrets -> /etc/xcai/xua/<dir>/)" $path) -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- range $listKey := list "communities" "consumers" -}}
+{{- range $i, $c := (default (list) (get $d $listKey)) -}}
+{{- if eq (toString (get $c "xua")) "required" -}}
+{{- fail (printf "directory.%s[%d].xua is required but directory.xua (the IdP certificates) is not set" $listKey $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not (has .Values.audit.transport (list "tls" "udp" "none")) -}}
+{{- fail "audit.transport must be tls, udp or none (the gateways always keep an audit trail)" -}}
 {{- end -}}
 {{- if not (regexMatch "^rediss?://" .Values.redis.url) -}}
 {{- fail "redis.url must start with redis:// or rediss://" -}}
@@ -362,6 +457,16 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- end -}}
 {{- if and (eq $c.key "respondingGateway") (ne $v.tls.clientAuth "required") -}}
 {{- fail "respondingGateway.tls.clientAuth must be required: the community-facing side always uses mutual TLS (R27)" -}}
+{{- end -}}
+{{- if and (get $v "internalUrl") (not (hasPrefix "https://" (toString (get $v "internalUrl")))) -}}
+{{- fail (printf "%s.internalUrl must be https:// (the hand-over runs over mutual TLS)" $c.key) -}}
+{{- end -}}
+{{- /* The spool holds up to maxSpoolBytes undelivered + retainBytes delivered (+ one 8 MiB segment each). */ -}}
+{{- $spool := $v.auditSpool -}}
+{{- $volume := ternary $spool.persistence.size $spool.sizeLimit $spool.persistence.enabled -}}
+{{- $need := add (int64 $root.Values.audit.maxSpoolBytes) (int64 $root.Values.audit.retainBytes) 16777216 -}}
+{{- if gt (int64 $need) (int64 (include "xcai.quantityBytes" $volume)) -}}
+{{- fail (printf "%s.auditSpool: the spool volume (%s) is smaller than audit.maxSpoolBytes + audit.retainBytes + 16Mi (%d bytes); an emptyDir over its sizeLimit gets the pod evicted" $c.key (toString $volume) (int64 $need)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

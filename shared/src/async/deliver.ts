@@ -1,4 +1,5 @@
 import { PassThrough, Readable } from 'node:stream';
+import type { PeerIdentity } from '../directory/types';
 import { CallFailure, type Outbound } from '../http/outbound';
 import { MtomWriter } from '../mtom/writer';
 import type { Delivery, OutgoingPart } from '../pipeline/transaction';
@@ -20,6 +21,8 @@ export interface DeliverOptions {
   attemptTimeoutMs: number;
   signal: AbortSignal;
   log: Logger;
+  /** The requester's identity: the ReplyTo server must prove it (TLS, security/peer-tls.ts). */
+  peerIdentity?: PeerIdentity;
 }
 
 const SOAP_XML = 'application/soap+xml; charset=UTF-8';
@@ -55,6 +58,7 @@ export async function deliver(o: DeliverOptions): Promise<Delivery> {
           signal: attemptSignal,
           headersTimeoutMs: o.attemptTimeoutMs,
           permit: (u) => u === o.url,
+          peerIdentity: o.peerIdentity,
         });
         res.body.resume();
         if (res.status >= 200 && res.status < 300) {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Express } from 'express';
+import { auditRejectedAsyncResponse } from '../audit/gateway';
 import type { RemoteCommunity } from '../directory/types';
 import { CallFailure } from '../http/outbound';
 import { callerOf } from '../http/server';
@@ -62,6 +63,7 @@ async function receive(
     );
     if (why) {
       log.warn('hand-over refused', { reason: why });
+      rejected(d, caller, `hand-over refused: ${why}`, firstHeader(req.headers[HANDOVER_RELATES_TO]), 8);
       return answer(res, 403, SoapFault.sender(why));
     }
   }
@@ -105,6 +107,7 @@ async function receive(
     log.warn('async response rejected: no RelatesTo naming one of our requests', {
       relatesTo: relatesTo?.slice(0, 100),
     });
+    rejected(d, caller, 'wsa:RelatesTo does not name a request of this gateway', relatesTo);
     return answer(
       res,
       400,
@@ -113,6 +116,7 @@ async function receive(
   }
   if (handover && relatesTo !== req.headers[HANDOVER_RELATES_TO]) {
     drop();
+    rejected(d, caller, 'hand-over RelatesTo does not match the message', relatesTo, 8);
     return answer(res, 403, SoapFault.sender('hand-over RelatesTo does not match the message'));
   }
   const ttl = (deadline: number) => deadline - Date.now() + d.graceMs;
@@ -145,6 +149,7 @@ async function receive(
       return answer(res, 202);
     }
     log.warn('async response rejected: RelatesTo matches no pending request', { relatesTo });
+    rejected(d, caller, 'wsa:RelatesTo matches no pending request', relatesTo);
     return answer(
       res,
       400,
@@ -160,6 +165,7 @@ async function receive(
       community: rec.community,
       reason: mismatch,
     });
+    rejected(d, caller, `response refused: ${mismatch}`, relatesTo, 8);
     return answer(res, 403, SoapFault.sender(`response refused: ${mismatch}`));
   }
   let claim: 'first' | ClaimState;
@@ -238,6 +244,7 @@ async function landHere(d: ReceiverDeps, w: Waiter, a: Arrival): Promise<void> {
       community: w.record.community,
       reason: mismatch,
     });
+    rejected(d, a.caller, `response refused: ${mismatch}`, relatesTo, 8);
     return answer(res, 403, SoapFault.sender(`response refused: ${mismatch}`));
   }
   a.limit.limit = Math.min(a.limit.limit, w.call.target.endpoint.maxResponseBytes);
@@ -272,6 +279,27 @@ async function landHere(d: ReceiverDeps, w: Waiter, a: Arrival): Promise<void> {
   if (a.source.errored)
     return answer(res, 400, SoapFault.sender(`message not readable: ${a.source.errored.message}`));
   answer(res, 202);
+}
+
+/** Audit record of a refused async response (Security Alert, Use of Restricted Function). */
+function rejected(
+  d: ReceiverDeps,
+  caller: Caller,
+  reason: string,
+  relatesTo?: string,
+  outcome: 4 | 8 = 4,
+): void {
+  auditRejectedAsyncResponse(d.gateway.audit, {
+    remoteAddress: caller.remoteAddress,
+    certificateSubject: caller.certificate?.subject,
+    reason,
+    relatesTo,
+    outcome,
+  });
+}
+
+function firstHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /** Why this caller may not answer for `home`, or undefined when it may (R30). */
@@ -365,6 +393,8 @@ async function handOver(
     signal: AbortSignal.timeout(wait),
     headersTimeoutMs: wait,
     permit: (u) => u === url,
+    // The owner is a replica of ours, reached at its pod address: it must present our identity.
+    tlsProfile: d.gateway.tlsIdentity ? { sameIdentityAs: d.gateway.tlsIdentity } : undefined,
   });
   res.body.resume();
   return res.status;

@@ -108,6 +108,7 @@ async function serve(
       attemptTimeoutMs: d.attemptTimeoutMs,
       signal: closing,
       log: ctx.log,
+      peerIdentity: ctx.caller.community?.identity ?? ctx.caller.consumer?.identity,
     });
   let delivery: Delivery;
   try {

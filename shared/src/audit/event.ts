@@ -84,6 +84,12 @@ export interface TransactionAuditEvent {
   traceId?: string;
   /** XUA PurposeOfUse codes from the assertion (written as EventIdentification/PurposeOfUse). */
   purposesOfUse?: { code: string; codeSystem?: string; displayName?: string }[];
+  /**
+   * Queries, served side: the registry objects of the answer (serialised). NOT written into the
+   * record; the sink reads patient ↔ document/study links from them to name the patient in later
+   * retrieve records of the same objects (see patient-links.ts), then drops them.
+   */
+  resultObjects?: readonly string[];
 }
 
 /** Security-relevant events that are not one of the six transactions. */

@@ -16,6 +16,8 @@ export {
   type AuditLogger,
 } from './sink';
 export { auditSinkConfigFromEnv } from './config';
+export * from './gateway';
+export { PatientLinks, documentEntryLinks } from './patient-links';
 export {
   verifySpool,
   type VerifyResult as SpoolVerifyResult,

@@ -219,7 +219,10 @@ function who(v: AuditRecordView): string {
 
 function sys(p: AuditParticipantView | undefined): string {
   if (!p) return '-';
-  return p.networkAccessPoint ? `${p.userId} (${p.networkAccessPoint})` : p.userId;
+  // UserName of a system participant = the subject of the certificate it authenticated with.
+  const uid = p.userId === 'http://www.w3.org/2005/08/addressing/anonymous' ? 'anonymous' : p.userId;
+  const id = p.userName ? `${uid} [${p.userName}]` : uid;
+  return p.networkAccessPoint ? `${id} (${p.networkAccessPoint})` : id;
 }
 
 /** Plain-text table of a report. */

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type { AuditEvent, AuditSink, AuditSourceInfo } from './event';
 import { buildAuditMessages, type BuildOptions } from './messages';
+import { PatientLinks } from './patient-links';
 import { Spool, SpoolReader, type SpoolRecord } from './spool';
 import { DEFAULT_SD_ID, formatSyslogMessage, sdElement } from './syslog';
 import {
@@ -76,6 +77,11 @@ export interface AuditSinkConfig {
   /** SD-ID of the structured-data element carrying id/seq/prev/hash. Default 'xcai@32473'. */
   sdId?: string;
   build?: BuildOptions;
+  /**
+   * Name the patient in retrieve records from the links query answers taught (patient-links.ts):
+   * the number of document/study ids remembered, 0 = off. Default 50 000.
+   */
+  patientLinks?: number;
   /** Called (coalesced, at most every 100 ms) when the metrics change. */
   onMetrics?: (m: AuditSinkMetrics) => void;
   logger?: AuditLogger;
@@ -456,8 +462,11 @@ class SpooledAuditSink implements ManagedAuditSink {
   private persistTimer?: NodeJS.Timeout;
   private persisting = false;
   private lastPurge = 0;
+  private readonly links?: PatientLinks;
 
   constructor(private readonly config: AuditSinkConfig) {
+    const maxLinks = config.patientLinks ?? 50_000;
+    if (maxLinks > 0) this.links = new PatientLinks(maxLinks);
     this.logger = config.logger ?? stderrAuditLogger;
     this.spoolDir = config.spoolDir;
     this.maxBytes = config.maxSpoolBytes ?? 256 * 1024 * 1024;
@@ -562,6 +571,7 @@ class SpooledAuditSink implements ManagedAuditSink {
       const xmls: string[] = [];
       for (const ev of batch) {
         try {
+          if (this.links && ev.kind === 'transaction') this.links.apply(ev);
           xmls.push(...buildAuditMessages(ev, this.config.source, this.config.build));
         } catch (err) {
           this.buildErrors++;

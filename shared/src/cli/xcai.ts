@@ -7,6 +7,7 @@
  *              [--tls-cert FILE --tls-key FILE] [--tls-ca FILE[,FILE]] [--timeout MS] [--json]
  *   xcai report --patient <CX> [--from ISO] [--to ISO] [--json] <spoolDir|arrDir>...
  *   xcai report --security [--from ISO] [--to ISO] [--json] <dir>...
+ *   xcai verify <spoolDir>
  *
  * probe's client certificate defaults to XCAI_TLS_CERT / XCAI_TLS_KEY (the gateway's own); the trust
  * anchors to --tls-ca, else XCAI_TLS_CA, else the community's identity.trustAnchors, else the system
@@ -25,6 +26,7 @@ export const USAGE = `usage:
              [--tls-cert FILE --tls-key FILE] [--tls-ca FILE[,FILE]] [--timeout MS] [--json]
   xcai report --patient <CX> [--from ISO] [--to ISO] [--json] <spoolDir|arrDir>...
   xcai report --security [--from ISO] [--to ISO] [--json] <dir>...
+  xcai verify <spoolDir>
 `;
 
 export interface CliIo {
@@ -50,6 +52,9 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'report':
         // The ATNA module's per-patient access report (and the security-event report).
         return auditMain(['report', ...rest], io.out);
+      case 'verify':
+        // The audit spool's hash chain (tamper evidence).
+        return auditMain(['verify', ...rest], io.out);
       case 'help':
       case '--help':
       case '-h':

@@ -5,10 +5,13 @@ import { parseReplyToPattern } from '../async/reply-to';
 import type {
   Directory,
   Endpoint,
+  InboundLimits,
   LocalConsumer,
   LocalEndpoint,
   PeerIdentity,
+  PeerLimits,
   RemoteCommunity,
+  XuaSettings,
 } from './types';
 
 export class DirectoryError extends Error {
@@ -53,6 +56,22 @@ export function parseSize(v: unknown): number | undefined {
   const unit = SIZE_UNITS[m[2].toLowerCase()];
   return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
 }
+
+/** Defaults of `inboundLimits` (see InboundLimits in types.ts). */
+export const INBOUND_LIMIT_DEFAULTS: InboundLimits = {
+  maxConcurrentRequests: 32,
+  requestsPerSecond: 50,
+  burst: 100,
+  maxConnections: 128,
+  headersTimeoutMs: 10_000,
+  bodyIdleTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  handshakeTimeoutMs: 10_000,
+  maxTrackedPeers: 10_000,
+};
+
+/** Default of `xua.clockSkewMs`. */
+export const XUA_DEFAULT_CLOCK_SKEW_MS = 60_000;
 
 const ENDPOINT_DEFAULTS = {
   timeoutMs: 10_000,
@@ -215,6 +234,106 @@ class Reader {
     return { trustAnchors, names };
   }
 
+  /**
+   * Per-peer limits (communities[].inboundLimits, consumers[].inboundLimits): any of
+   * maxConcurrentRequests, requestsPerSecond, burst, maxConnections (integers ≥ 1) and
+   * maxRequestBytes (a size). Absent keys fall back to the top-level `inboundLimits`.
+   */
+  peerLimits(v: unknown, path: string, checkKeys = true): Partial<PeerLimits> | undefined {
+    const o = this.obj(v, path, false);
+    if (!o) return undefined;
+    if (checkKeys)
+      this.known(o, path, [
+        'maxConcurrentRequests',
+        'requestsPerSecond',
+        'burst',
+        'maxConnections',
+        'maxRequestBytes',
+      ]);
+    const out: Partial<PeerLimits> = {};
+    const ints = ['maxConcurrentRequests', 'requestsPerSecond', 'burst', 'maxConnections'] as const;
+    for (const k of ints) if (o[k] !== undefined) out[k] = this.int(o[k], `${path}.${k}`, 1, 1, 1_000_000);
+    if (o.maxRequestBytes !== undefined)
+      out.maxRequestBytes = this.size(o.maxRequestBytes, `${path}.maxRequestBytes`, 0);
+    return out;
+  }
+
+  /**
+   * Top-level `inboundLimits`: the per-peer defaults above plus headersTimeoutMs, bodyIdleTimeoutMs,
+   * requestTimeoutMs, handshakeTimeoutMs (100 … 3 600 000; requestTimeoutMs ≥ headersTimeoutMs) and
+   * maxTrackedPeers. Defaults: INBOUND_LIMIT_DEFAULTS; maxRequestBytes defaults to the process
+   * setting XCAI_MAX_REQUEST_BYTES, which it can only lower.
+   */
+  inboundLimits(v: unknown, path: string): InboundLimits {
+    const o = this.obj(v, path, false) ?? {};
+    const d = INBOUND_LIMIT_DEFAULTS;
+    const timeouts = [
+      'headersTimeoutMs',
+      'bodyIdleTimeoutMs',
+      'requestTimeoutMs',
+      'handshakeTimeoutMs',
+    ] as const;
+    this.known(o, path, [
+      'maxConcurrentRequests',
+      'requestsPerSecond',
+      'burst',
+      'maxConnections',
+      'maxRequestBytes',
+      'maxTrackedPeers',
+      ...timeouts,
+    ]);
+    const peer = this.peerLimits(o, path, false) ?? {};
+    const out: InboundLimits = { ...d, ...peer };
+    for (const k of timeouts) out[k] = this.int(o[k], `${path}.${k}`, d[k], 100, 3_600_000);
+    out.maxTrackedPeers = this.int(
+      o.maxTrackedPeers,
+      `${path}.maxTrackedPeers`,
+      d.maxTrackedPeers,
+      10,
+      10_000_000,
+    );
+    if (out.requestTimeoutMs < out.headersTimeoutMs)
+      this.problem(`${path}.requestTimeoutMs`, 'must not be shorter than headersTimeoutMs');
+    return out;
+  }
+
+  /**
+   * Top-level `xua`: idpCertificates (PEM files, at least one), audiences (strings, default []),
+   * clockSkewMs (0 … 600 000, default 60 000), allowSha1 (default false), issuers (optional).
+   */
+  xua(v: unknown, path: string): XuaSettings | undefined {
+    const o = this.obj(v, path, false);
+    if (!o) return undefined;
+    this.known(o, path, ['idpCertificates', 'audiences', 'clockSkewMs', 'allowSha1', 'issuers']);
+    const idpCertificates = this.arr(o.idpCertificates, `${path}.idpCertificates`)
+      .map((f, i) => this.file(f, `${path}.idpCertificates[${i}]`))
+      .filter((f): f is string => f !== undefined);
+    if (idpCertificates.length === 0)
+      this.problem(`${path}.idpCertificates`, 'must list at least one PEM file with an IdP certificate');
+    const strings = (k: string) =>
+      this.arr(o[k], `${path}.${k}`)
+        .map((a, i) => this.str(a, `${path}.${k}[${i}]`))
+        .filter((a): a is string => a !== undefined);
+    const out: XuaSettings = {
+      idpCertificates,
+      audiences: strings('audiences'),
+      clockSkewMs: this.int(o.clockSkewMs, `${path}.clockSkewMs`, XUA_DEFAULT_CLOCK_SKEW_MS, 0, 600_000),
+      allowSha1: this.bool(o.allowSha1, `${path}.allowSha1`, false),
+    };
+    if (o.issuers !== undefined) out.issuers = strings('issuers');
+    return out;
+  }
+
+  xuaPolicy(v: unknown, path: string): 'required' | 'optional' {
+    const x = v ?? 'optional';
+    if (x !== 'required' && x !== 'optional') this.problem(path, 'must be "required" or "optional"');
+    return x === 'required' ? 'required' : 'optional';
+  }
+
+  known(o: Obj, path: string, keys: string[]): void {
+    for (const k of Object.keys(o)) if (!keys.includes(k)) this.problem(`${path}.${k}`, 'unknown setting');
+  }
+
   replyTo(v: unknown, path: string): string[] {
     return this.arr(v, path)
       .map((p, i) => {
@@ -278,9 +397,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       if (!['iti38', 'iti39', 'rad75'].includes(k))
         r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75)');
     }
-    const xua = o.xua ?? 'optional';
-    if (xua !== 'required' && xua !== 'optional')
-      r.problem(`${path}.xua`, 'must be "required" or "optional"');
+    const xua = r.xuaPolicy(o.xua, `${path}.xua`);
+    const limits = r.peerLimits(o.inboundLimits, `${path}.inboundLimits`);
     communities.push({
       homeCommunityId: home ?? '',
       name: r.str(o.name, `${path}.name`, false) ?? home ?? `community ${i}`,
@@ -300,7 +418,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       identity: r.identity(o.identity, `${path}.identity`),
       acceptRequests: r.bool(o.acceptRequests, `${path}.acceptRequests`, true),
       replyTo: r.replyTo(o.replyTo, `${path}.replyTo`),
-      xua: xua === 'required' ? 'required' : 'optional',
+      xua,
+      ...(limits ? { inboundLimits: limits } : {}),
     });
   });
 
@@ -308,21 +427,55 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     const path = `consumers[${i}]`;
     const o = r.obj(c, path);
     if (!o) return [];
+    const limits = r.peerLimits(o.inboundLimits, `${path}.inboundLimits`);
     return [
       {
         name: r.str(o.name, `${path}.name`) ?? `consumer ${i}`,
         identity: r.identity(o.identity, `${path}.identity`),
         replyTo: r.replyTo(o.replyTo, `${path}.replyTo`),
+        xua: r.xuaPolicy(o.xua, `${path}.xua`),
+        ...(limits ? { inboundLimits: limits } : {}),
       },
     ];
   });
+  checkIdentityNames(r, communities, 'communities');
+  checkIdentityNames(r, consumers, 'consumers');
+
+  const xua = r.xua(root.xua, 'xua');
+  if (!xua) {
+    communities.forEach((c, i) => {
+      if (c.xua === 'required')
+        r.problem(
+          `communities[${i}].xua`,
+          'is "required" but no top-level xua (IdP certificates) is configured',
+        );
+    });
+    consumers.forEach((c, i) => {
+      if (c.xua === 'required')
+        r.problem(
+          `consumers[${i}].xua`,
+          'is "required" but no top-level xua (IdP certificates) is configured',
+        );
+    });
+  }
+  const inboundLimits = r.inboundLimits(root.inboundLimits, 'inboundLimits');
 
   const policy = r.obj(root.policy, 'policy', false) ?? {};
   const unknownPatient = policy.unknownPatient ?? 'empty-success';
   if (unknownPatient !== 'empty-success' && unknownPatient !== 'XDSUnknownPatientId') {
     r.problem('policy.unknownPatient', 'must be "empty-success" or "XDSUnknownPatientId"');
   }
-  const known = ['homeCommunityId', 'name', 'deadlineMs', 'local', 'communities', 'consumers', 'policy'];
+  const known = [
+    'homeCommunityId',
+    'name',
+    'deadlineMs',
+    'local',
+    'communities',
+    'consumers',
+    'policy',
+    'xua',
+    'inboundLimits',
+  ];
   for (const k of Object.keys(root)) if (!known.includes(k)) r.problem(k, 'unknown setting');
 
   const name = r.str(root.name, 'name', false) ?? homeCommunityId ?? '';
@@ -338,7 +491,25 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     policy: {
       unknownPatient: unknownPatient === 'XDSUnknownPatientId' ? 'XDSUnknownPatientId' : 'empty-success',
     },
+    ...(xua ? { xua } : {}),
+    inboundLimits,
   };
+}
+
+/** A certificate name may identify one directory entry only (else the caller's mapping is ambiguous). */
+function checkIdentityNames(r: Reader, entries: { identity?: PeerIdentity }[], list: string): void {
+  const owner = new Map<string, number>();
+  entries.forEach((e, i) =>
+    e.identity?.names.forEach((n, k) => {
+      const first = owner.get(n);
+      if (first !== undefined && first !== i)
+        r.problem(
+          `${list}[${i}].identity.names[${k}]`,
+          `"${n}" is already the identity of ${list}[${first}]`,
+        );
+      else owner.set(n, i);
+    }),
+  );
 }
 
 /** Loads and validates a directory file (YAML or JSON). Throws DirectoryError naming every bad entry. */

@@ -53,6 +53,8 @@ export interface RemoteCommunity {
   replyTo: string[];
   /** XUA assertion policy for requests from this community. */
   xua: 'required' | 'optional';
+  /** Responding side: limits for requests from this community, overriding `inboundLimits`. */
+  inboundLimits?: Partial<PeerLimits>;
 }
 
 export interface LocalEndpoint extends Endpoint {
@@ -65,6 +67,55 @@ export interface LocalConsumer {
   identity?: PeerIdentity;
   /** URL prefixes (or `http://127.0.0.1:*` style patterns) allowed as wsa:ReplyTo / wsa:FaultTo. */
   replyTo: string[];
+  /** XUA assertion policy for requests from this consumer (default optional). */
+  xua?: 'required' | 'optional';
+  /** Limits for requests from this consumer, overriding `inboundLimits`. */
+  inboundLimits?: Partial<PeerLimits>;
+}
+
+/**
+ * Limits per peer on the inbound side (security/peer-limits.ts). A peer is the community or consumer
+ * the caller's certificate maps to, else the certificate itself, else the remote address.
+ */
+export interface PeerLimits {
+  /** Requests of one peer being served at once (SOAP endpoints); more are refused (HTTP 429). */
+  maxConcurrentRequests: number;
+  /** Sustained request rate of one peer (token bucket); faster requests are refused (HTTP 429). */
+  requestsPerSecond: number;
+  /** Requests one peer may send at once above the sustained rate (bucket size). */
+  burst: number;
+  /** Open connections of one peer; more are closed at once. */
+  maxConnections: number;
+  /** Largest request of one peer (root part); undefined: the process limit (XCAI_MAX_REQUEST_BYTES). */
+  maxRequestBytes?: number;
+}
+
+/** Inbound limits: defaults for every peer plus the server-wide timeouts against slow senders. */
+export interface InboundLimits extends PeerLimits {
+  /** Time for the request line and headers (HTTP 408 + close after it). */
+  headersTimeoutMs: number;
+  /** Longest pause between body bytes of a request to a SOAP endpoint. */
+  bodyIdleTimeoutMs: number;
+  /** Time to receive one whole request. */
+  requestTimeoutMs: number;
+  /** Time for a TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** Peers whose counters are kept (the least recently seen idle ones are forgotten beyond it). */
+  maxTrackedPeers: number;
+}
+
+/** How XUA assertions (IHE ITI-40, SAML 2.0 in wsse:Security) are validated (security/xua.ts). */
+export interface XuaSettings {
+  /** PEM files with the certificates of the IdPs / STSs whose signatures are accepted. */
+  idpCertificates: string[];
+  /** Accepted AudienceRestriction/Audience values (exact match). */
+  audiences: string[];
+  /** Tolerated clock difference for IssueInstant / NotBefore / NotOnOrAfter. */
+  clockSkewMs: number;
+  /** Accept SHA-1 signatures and digests (refused by default; a per-deployment risk decision). */
+  allowSha1: boolean;
+  /** If set, the assertion's Issuer must be one of these. */
+  issuers?: string[];
 }
 
 export type UnknownPatientPolicy = 'empty-success' | 'XDSUnknownPatientId';
@@ -89,4 +140,8 @@ export interface Directory {
     /** Responding side, IHE XCA-I M6: what an unknown (or malformed) patient id yields. */
     unknownPatient: UnknownPatientPolicy;
   };
+  /** XUA validation; absent: assertions are relayed unchecked and no human requestor is audited. */
+  xua?: XuaSettings;
+  /** Per-peer inbound limits and timeouts (the loader always fills them in). */
+  inboundLimits?: InboundLimits;
 }

@@ -1,6 +1,8 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
-import type { Endpoint } from '../directory/types';
+import type { Endpoint, PeerIdentity } from '../directory/types';
+import { certificateNames } from '../security/certificates';
 import { Semaphore } from '../util/semaphore';
 
 /** Why an outbound call failed; the transaction turns this into a RegistryError. */
@@ -41,6 +43,27 @@ export interface TlsClientOptions {
   /** Trust anchors; when absent Node's default CA store is used. Verification is always on. */
   ca?: (string | Buffer)[];
   ciphers?: string;
+  /** Lowest TLS version (never below 1.2). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /**
+   * The peer's certificate must also carry one of these names (CN or subjectAltName), on top of
+   * the usual host name check (per-community identity, see security/peer-tls.ts).
+   */
+  serverNames?: readonly string[];
+  /**
+   * Replica to replica (async hand-over): replicas are reached by pod address, which their shared
+   * certificate does not name. Instead of the host name check, the certificate (still verified
+   * against our trust anchors) must carry one of these names — our own certificate's.
+   */
+  sameIdentityAs?: readonly string[];
+}
+
+/** Per-peer TLS and handshake-failure reporting (security/peer-tls.ts provides them). */
+export interface OutboundPeers {
+  /** The TLS profile for a URL (a community's endpoint) or a peer identity (an async ReplyTo). */
+  tlsFor?(url: string, identity?: PeerIdentity): TlsClientOptions | undefined;
+  /** Called when a TLS handshake with a peer failed (certificate refused either way). */
+  onTlsFailure?(url: string, failure: CallFailure): void;
 }
 
 /** AEAD-only suites for TLS 1.2; TLS 1.3 suites are AEAD by definition. */
@@ -69,6 +92,8 @@ export interface PostOptions {
   bodyIdleTimeoutMs?: number;
   /** Trust anchors specific to this peer (per-community trust); default: the client's own. */
   tlsProfile?: TlsClientOptions;
+  /** The identity the peer must prove (e.g. the requester's, for an async ReplyTo); see OutboundPeers. */
+  peerIdentity?: PeerIdentity;
   /** A connection slot already reserved with `reserve`; otherwise one is taken here. */
   slot?: () => void;
   /**
@@ -89,11 +114,18 @@ export class Outbound {
   constructor(
     private readonly tls: TlsClientOptions,
     private readonly isAllowed: (url: string) => boolean,
+    private readonly peers: OutboundPeers = {},
   ) {}
 
   private agent(profile?: TlsClientOptions): Dispatcher {
     const opts = { ...this.tls, ...profile };
-    const key = JSON.stringify([opts.ca?.map(String), opts.ciphers]);
+    const key = JSON.stringify([
+      opts.ca?.map(String),
+      opts.ciphers,
+      opts.minVersion,
+      opts.serverNames,
+      opts.sameIdentityAs,
+    ]);
     let a = this.agents.get(key);
     if (!a) {
       a = new Agent({
@@ -103,10 +135,15 @@ export class Outbound {
           ca: opts.ca,
           cert: opts.cert,
           key: opts.key,
-          minVersion: 'TLSv1.2',
+          minVersion: opts.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2',
           ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
           rejectUnauthorized: true,
           timeout: 10_000,
+          ...(opts.sameIdentityAs
+            ? { checkServerIdentity: sameIdentityCheck(opts.sameIdentityAs) }
+            : opts.serverNames
+              ? { checkServerIdentity: peerIdentityCheck(opts) }
+              : {}),
         },
       });
       this.agents.set(key, a);
@@ -149,7 +186,8 @@ export class Outbound {
     const release = o.slot ?? (await this.reserve(o.endpoint, 1, o.signal))[0];
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.agent(o.tlsProfile).request({
+      const profile = o.tlsProfile ?? this.peers.tlsFor?.(o.endpoint.url, o.peerIdentity);
+      res = await this.agent(profile).request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: 'POST',
@@ -161,7 +199,9 @@ export class Outbound {
       });
     } catch (e) {
       release();
-      throw classify(e, o.signal);
+      const failure = classify(e, o.signal);
+      if (failure.message.startsWith('TLS failure')) this.peers.onTlsFailure?.(o.endpoint.url, failure);
+      throw failure;
     }
     const limited = res.body.pipe(new ByteLimit(o.endpoint.maxResponseBytes));
     res.body.on('error', (e) => limited.destroy(classify(e, o.signal)));
@@ -190,6 +230,41 @@ export class Outbound {
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.close()));
   }
+}
+
+/** A replica of ours: its certificate carries one of our own names (the chain is verified as always). */
+function sameIdentityCheck(
+  own: readonly string[],
+): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const names = certificateNames(cert);
+    if (names.some((n) => own.includes(n))) return undefined;
+    const err = new Error(
+      `certificate of ${host} (${names.join(', ') || 'no names'}) is not this gateway's identity`,
+    ) as Error & {
+      code?: string;
+    };
+    err.code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+    return err;
+  };
+}
+
+/** The usual host name check, then: the certificate must carry one of `serverNames`. */
+function peerIdentityCheck(
+  opts: TlsClientOptions,
+): (host: string, cert: PeerCertificate) => Error | undefined {
+  const wanted = opts.serverNames ?? [];
+  return (host, cert) => {
+    const e = checkServerIdentity(host, cert);
+    if (e) return e;
+    const names = certificateNames(cert);
+    if (names.some((n) => wanted.includes(n))) return undefined;
+    const err = new Error(
+      `certificate of ${host} (${names.join(', ') || 'no names'}) is not one of the peer's names: ${wanted.join(', ')}`,
+    ) as Error & { code?: string };
+    err.code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+    return err;
+  };
 }
 
 /** Counts bytes and fails the stream past the limit (IHE XCA-I M3). */

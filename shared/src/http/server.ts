@@ -25,6 +25,10 @@ export interface TlsServerOptions {
   /** required: every client presents a certificate our CAs issued; optional: verified when given. */
   clientAuth: 'required' | 'optional';
   ciphers?: string;
+  /** Lowest TLS version (default TLSv1.2; never lower). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Time allowed for a TLS handshake (default 10 s). */
+  handshakeTimeoutMs?: number;
 }
 
 export interface ServerOptions {
@@ -45,8 +49,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Identity of the caller from the socket (address, verified client certificate). */
+const callers = new WeakMap<IncomingMessage, Caller>();
+
+/**
+ * Identity of the caller from the socket (address, verified client certificate). One Caller per
+ * request: security/identities.ts adds the community / consumer it maps to before the routes run.
+ */
 export function callerOf(req: IncomingMessage): Caller {
+  const known = callers.get(req);
+  if (known) return known;
+  const caller = readCaller(req);
+  callers.set(req, caller);
+  return caller;
+}
+
+function readCaller(req: IncomingMessage): Caller {
   const sock = req.socket as Partial<TLSSocket>;
   const caller: Caller = { remoteAddress: req.socket.remoteAddress ?? 'unknown' };
   if (sock.encrypted && sock.authorized && sock.getPeerCertificate) {
@@ -107,9 +124,10 @@ export async function startSoapServer(o: ServerOptions): Promise<RunningServer> 
           ca: o.tls.ca,
           requestCert: true,
           rejectUnauthorized: o.tls.clientAuth === 'required',
-          minVersion: 'TLSv1.2',
+          minVersion: o.tls.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2',
           ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS,
           honorCipherOrder: true,
+          handshakeTimeout: o.tls.handshakeTimeoutMs ?? 10_000,
         },
         handler,
       )
@@ -132,6 +150,8 @@ export function hardenServer(server: Server): void {
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 100;
   server.maxConnections = 2_000;
+  // How often headersTimeout / requestTimeout are checked (Node's default, 30 s, lets slow senders linger).
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1_000;
 }
 
 export function closeServer(server: Server): Promise<void> {

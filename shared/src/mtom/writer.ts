@@ -14,6 +14,11 @@ export interface MtomWriterOptions {
 }
 
 const HEADER_VALUE = /^[\x20-\x7e]*$/;
+/**
+ * Bytes a part body may have waiting in the output before the body is paused. Above the socket's
+ * own high-water mark (16 KiB), so that a 64 KiB chunk does not pause the body every time.
+ */
+const OUTPUT_BUFFER = 256 * 1024;
 const CONTENT_ID = /^[\x21-\x3b\x3d\x3f-\x7e]+$/; // visible ASCII without '<' and '>'
 
 /**
@@ -24,6 +29,10 @@ const CONTENT_ID = /^[\x21-\x3b\x3d\x3f-\x7e]+$/; // visible ASCII without '<' a
  * per position), so content is not scanned for it. Order: `writeRoot` once, then `writePart`s one at a
  * time, then `end`. If a part body fails, `writePart` rejects and the package is left without its
  * close delimiter, so a reader sees it truncated; the caller should then destroy the output.
+ *
+ * Body chunks that arrive in one turn of the event loop leave in one system call: the output is
+ * corked while they are written and uncorked once the loop has handled the input at hand
+ * (`setImmediate`), or at once when 256 KiB are waiting (then the body is paused until 'drain').
  */
 export class MtomWriter {
   readonly boundary: string;
@@ -35,6 +44,8 @@ export class MtomWriter {
    */
   private readonly delimiter: Buffer;
   private state: 'start' | 'parts' | 'busy' | 'ended' | 'failed' = 'start';
+  /** The output is corked by `batch` until `flush`. */
+  private corked = false;
 
   constructor(
     private readonly out: Writable,
@@ -137,9 +148,25 @@ export class MtomWriter {
     );
   }
 
+  /** Corks the output until the event loop has handled the input at hand (see the class comment). */
+  private batch(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.out.cork();
+    setImmediate(this.flush);
+  }
+
+  /** Sends what `batch` held back. */
+  private readonly flush = (): void => {
+    if (!this.corked) return;
+    this.corked = false;
+    this.out.uncork();
+  };
+
   /** Writes one buffer, waiting for 'drain' when the output is full. */
   private write(chunk: Buffer): Promise<void> {
     const out = this.out;
+    this.flush();
     if (out.destroyed || out.writableEnded) {
       return Promise.reject(new MtomError('write-failed', 'MTOM output is closed'));
     }
@@ -177,6 +204,8 @@ export class MtomWriter {
       const finish = (err: Error | null): void => {
         if (settled) return;
         settled = true;
+        // After a failure nothing more is written: send what was (whole parts) without waiting.
+        if (err) this.flush();
         body.off('data', onData);
         body.off('end', onEnd);
         body.off('error', onBodyError);
@@ -190,7 +219,11 @@ export class MtomWriter {
       const onData = (chunk: Buffer | string): void => {
         const c = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         n += c.length;
-        if (!out.write(c)) body.pause();
+        this.batch();
+        if (!out.write(c) && out.writableLength >= OUTPUT_BUFFER) {
+          this.flush();
+          body.pause();
+        }
       };
       const onDrain = (): void => {
         body.resume();

@@ -127,10 +127,10 @@ async function handleInboundNow(
   let ctx: Ctx;
   try {
     const msg = await readSoapMessage(httpReq, httpReq.headers['content-type'], {
-      maxRootBytes: gw.limits.maxRequestBytes,
+      maxRootBytes: Math.min(gw.limits.maxRequestBytes, o.caller.maxRequestBytes ?? Infinity),
       maxPartHeaderBytes: 16 * 1024,
       maxParts: 16,
-      maxTotalBytes: gw.limits.maxRequestBytes * 2,
+      maxTotalBytes: Math.min(gw.limits.maxRequestBytes, o.caller.maxRequestBytes ?? Infinity) * 2,
     });
     attachments = msg.attachments;
     envelope = decodeEnvelope(msg.envelope, gw.limits.xml, true);

@@ -45,6 +45,8 @@ export interface Caller {
   community?: RemoteCommunity;
   /** Initiating side: the local consumer the caller's certificate maps to. */
   consumer?: LocalConsumer;
+  /** This caller's request size limit, when lower than the gateway's (security/peer-limits.ts). */
+  maxRequestBytes?: number;
 }
 
 /** Shared services of one gateway process. */
@@ -57,6 +59,8 @@ export interface Gateway {
   readonly limits: GatewayLimits;
   /** Base URL peers use to reach this gateway (async ReplyTo, WSDL addresses). */
   readonly publicUrl: string;
+  /** Names of this gateway's own TLS certificate (replicas recognise each other by them). */
+  readonly tlsIdentity?: readonly string[];
   /** Initiating side: hash/size announced in query results, for checking retrieves (M2). */
   readonly integrity?: IntegrityStore;
 }

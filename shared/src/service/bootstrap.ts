@@ -1,5 +1,6 @@
 import type { Express } from 'express';
 import { noopAuditSink, type AuditSink } from '../audit/event';
+import { auditGatewayStart, auditGatewayStop, openGatewayAudit } from './audit';
 import { loadDirectory } from '../directory/load';
 import type { Directory } from '../directory/types';
 import { Outbound } from '../http/outbound';
@@ -18,6 +19,8 @@ import { readPem, type ServiceSettings } from './settings';
 import { createAsyncSupport, type AsyncSupportOptions } from '../async/support';
 import { closeRedis, connectRedis } from '../async/redis';
 import { RedisIntegrityStore } from '../integrity/redis-store';
+import { createSecurity } from '../security';
+import { ownCertificateNames } from '../security/certificates';
 
 export interface GatewayOptions {
   role: 'initiating' | 'responding';
@@ -50,7 +53,8 @@ export interface RunningGateway {
   observability: Observability;
   /** Readiness checks behind /readyz; features add theirs with `readiness.add(name, check)`. */
   readiness: Readiness;
-  close(): Promise<void>;
+  /** Stops serving; `reason` (e.g. the signal) goes into the Application Stop audit record. */
+  close(reason?: string): Promise<void>;
 }
 
 /** Every URL the directory names — the only places this gateway may send to. */
@@ -73,13 +77,30 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const s = o.settings;
   const log = (o.log ?? createLogger({ service: `${o.role}-gateway` })).child({});
   const directory = o.directory ?? loadDirectory(s.directoryFile);
-  const audit = o.audit ?? noopAuditSink;
+  // The audit trail (XCAI_AUDIT_*): opened first, so that nothing is served unaudited.
+  const auditing = o.audit
+    ? undefined
+    : openGatewayAudit({ role: o.role, settings: s.audit, directory, log });
+  const audit = o.audit ?? auditing?.sink ?? noopAuditSink;
   const allowed = directoryUrls(directory);
   const tls = s.tls
     ? { cert: readPem(s.tls.cert), key: readPem(s.tls.key), ca: s.tls.ca.map(readPem) }
     : undefined;
-  const outbound = new Outbound(tls ?? {}, (url) => allowed.has(url));
   const limits: GatewayLimits = { ...DEFAULT_LIMITS, maxRequestBytes: s.maxRequestBytes, ...o.limits };
+  // mTLS identities, admission (acceptRequests, consumers, XUA), per-peer limits: see security/index.ts.
+  const security = createSecurity({
+    role: o.role,
+    directory,
+    audit,
+    log,
+    soapPaths: o.routes.map((r) => r.path),
+    maxRequestBytes: limits.maxRequestBytes,
+  });
+  const outbound = new Outbound(
+    tls ? { ...tls, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion } : {},
+    (url) => allowed.has(url),
+    security.outbound,
+  );
   let publicUrl = s.publicUrl ?? '';
   // One Redis client per process, shared by the async correlation and the integrity store.
   const redis = s.redisUrl ? connectRedis(s.redisUrl, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
@@ -93,6 +114,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     get publicUrl() {
       return publicUrl;
     },
+    tlsIdentity: tls ? ownCertificateNames(tls.cert) : undefined,
     integrity:
       o.role === 'initiating'
         ? redis
@@ -133,15 +155,32 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const soap = await startSoapServer({
     gateway,
     routes: o.routes,
-    hooks: composeHooks(observability.hooks, o.hooks, asyncSupport?.hooks),
+    hooks: composeHooks(
+      observability.hooks,
+      o.hooks,
+      asyncSupport?.hooks,
+      o.hooks?.admit ? undefined : security.hooks,
+    ),
     host: s.host,
     port: s.port,
-    tls: tls && s.tls ? { ...tls, clientAuth: s.tls.clientAuth } : undefined,
+    tls:
+      tls && s.tls
+        ? {
+            ...tls,
+            ca: [...tls.ca, ...security.trustAnchors],
+            clientAuth: s.tls.clientAuth,
+            ciphers: s.tls.ciphers,
+            minVersion: s.tls.minVersion,
+            handshakeTimeoutMs: security.limits.handshakeTimeoutMs,
+          }
+        : undefined,
     extend: (app) => {
+      security.extend(app);
       asyncSupport?.extend(app);
       o.extend?.(app, gateway);
     },
   });
+  security.install(soap.server, !!tls);
   if (!publicUrl) publicUrl = soap.url;
   soapUrl = soap.url;
   await asyncSupport?.start();
@@ -166,6 +205,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     mgmt: mgmt?.url,
     homeCommunityId: directory.homeCommunityId,
     communities: directory.communities.length,
+    audit: auditing?.summary,
+  });
+  auditGatewayStart(audit, {
+    role: o.role,
+    directory,
+    directoryFile: o.directory ? undefined : s.directoryFile,
+    url: soap.url,
+    tlsCertFile: s.tls?.cert,
+    audit: auditing?.summary ?? 'sink provided by the caller',
   });
   return {
     gateway,
@@ -174,7 +222,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     url: soap.url,
     observability,
     readiness,
-    async close() {
+    async close(reason?: string) {
+      auditGatewayStop(audit, o.role, reason);
       await soap.close();
       await mgmt?.close();
       await asyncSupport?.close();
@@ -187,11 +236,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
 }
 
 /** Runs a service until SIGINT/SIGTERM; a start-up error ends the process with a clear message. */
-export function runMain(start: () => Promise<{ close(): Promise<void> }>): void {
+export function runMain(start: () => Promise<{ close(reason?: string): Promise<void> }>): void {
   start().then(
     (svc) => {
-      const stop = () => {
-        svc.close().then(
+      const stop = (signal: NodeJS.Signals) => {
+        svc.close(signal).then(
           () => process.exit(0),
           () => process.exit(1),
         );

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseSize } from '../directory/load';
+import { auditSettingsFromEnv, type AuditSettings } from './audit';
 
 /** Process settings from the environment (the Helm chart sets these; see README "Configuration"). */
 export interface ServiceSettings {
@@ -16,6 +17,10 @@ export interface ServiceSettings {
     key: string;
     ca: string[];
     clientAuth: 'required' | 'optional';
+    /** OpenSSL cipher list, both directions (XCAI_TLS_CIPHERS; default AEAD-only, http/outbound.ts). */
+    ciphers?: string;
+    /** Lowest TLS version, both directions (XCAI_TLS_MIN_VERSION: TLSv1.2 (default) or TLSv1.3). */
+    minVersion?: 'TLSv1.2' | 'TLSv1.3';
   };
   redisUrl?: string;
   /** Prefix of every Redis key (XCAI_REDIS_PREFIX, default `xcai:`): one per deployment sharing a Redis. */
@@ -24,13 +29,8 @@ export interface ServiceSettings {
   handoverSecret?: string;
   /** How the other replicas reach this one (XCAI_INTERNAL_URL, e.g. the pod address); default: the address bound. */
   internalUrl?: string;
-  audit: {
-    transport: 'tls' | 'udp' | 'none';
-    host?: string;
-    port?: number;
-    spoolDir?: string;
-    maxSpoolBytes?: number;
-  };
+  /** ATNA audit trail (XCAI_AUDIT_*; see ./audit.ts for the defaults). */
+  audit: AuditSettings;
   maxRequestBytes: number;
   otlpEndpoint?: string;
   /** Circuit breaker per community (XCAI_CIRCUIT_FAILURES, XCAI_CIRCUIT_COOLDOWN_MS). */
@@ -76,10 +76,18 @@ export function settingsFromEnv(
         .filter(Boolean),
       clientAuth,
     };
+    const minVersion = env.XCAI_TLS_MIN_VERSION || undefined;
+    if (minVersion !== undefined && minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3')
+      throw new SettingsError('XCAI_TLS_MIN_VERSION must be TLSv1.2 or TLSv1.3');
+    if (minVersion) tls.minVersion = minVersion;
+    if (env.XCAI_TLS_CIPHERS) tls.ciphers = env.XCAI_TLS_CIPHERS;
   }
-  const transport = (env.XCAI_AUDIT_TRANSPORT ?? 'none') as ServiceSettings['audit']['transport'];
-  if (!['tls', 'udp', 'none'].includes(transport))
-    throw new SettingsError('XCAI_AUDIT_TRANSPORT must be tls, udp or none');
+  let audit: AuditSettings;
+  try {
+    audit = auditSettingsFromEnv(env);
+  } catch (e) {
+    throw new SettingsError((e as Error).message);
+  }
   const maxReq = parseSize(env.XCAI_MAX_REQUEST_BYTES ?? '4MiB');
   if (!maxReq) throw new SettingsError('XCAI_MAX_REQUEST_BYTES must be a size');
   return {
@@ -93,13 +101,7 @@ export function settingsFromEnv(
     redisKeyPrefix: env.XCAI_REDIS_PREFIX || undefined,
     handoverSecret: env.XCAI_HANDOVER_SECRET || undefined,
     internalUrl: env.XCAI_INTERNAL_URL?.replace(/\/+$/, '') || undefined,
-    audit: {
-      transport,
-      host: env.XCAI_AUDIT_HOST,
-      port: env.XCAI_AUDIT_PORT ? int('XCAI_AUDIT_PORT', 6514) : undefined,
-      spoolDir: env.XCAI_AUDIT_SPOOL_DIR,
-      maxSpoolBytes: env.XCAI_AUDIT_MAX_SPOOL_BYTES ? parseSize(env.XCAI_AUDIT_MAX_SPOOL_BYTES) : undefined,
-    },
+    audit,
     maxRequestBytes: maxReq,
     otlpEndpoint: env.XCAI_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
     circuit: {

@@ -12,6 +12,10 @@ export type WsaFaultSubcode =
   | 'DestinationUnreachable'
   | 'EndpointUnavailable';
 
+/** WS-Security 1.1 fault subcodes (OASIS WSS SOAP Message Security, 12), written with their prefix. */
+export type WsseFaultSubcode =
+  'wsse:InvalidSecurity' | 'wsse:InvalidSecurityToken' | 'wsse:FailedAuthentication';
+
 export const WSA_FAULT_ACTION = 'http://www.w3.org/2005/08/addressing/soap/fault';
 
 /** A SOAP 1.2 fault: envelope, addressing and security problems (business errors are RegistryErrors). */
@@ -19,7 +23,8 @@ export class SoapFault extends Error {
   constructor(
     readonly code: FaultCode,
     readonly reason: string,
-    readonly wsaSubcode?: WsaFaultSubcode,
+    /** A WS-Addressing subcode, or a WS-Security one (`wsse:` prefixed). */
+    readonly wsaSubcode?: WsaFaultSubcode | WsseFaultSubcode,
     /** A detail string written into soap:Detail (no PHI). */
     readonly detail?: string,
   ) {
@@ -44,9 +49,11 @@ export class SoapFault extends Error {
 }
 
 export function encodeFault(fault: SoapFault, relatesTo?: string, to?: string): string {
-  const sub = fault.wsaSubcode
-    ? `<soap:Subcode><soap:Value>wsa:${fault.wsaSubcode}</soap:Value></soap:Subcode>`
-    : '';
+  const sub = !fault.wsaSubcode
+    ? ''
+    : fault.wsaSubcode.startsWith('wsse:')
+      ? `<soap:Subcode><soap:Value xmlns:wsse="${NS.wsse}">${fault.wsaSubcode}</soap:Value></soap:Subcode>`
+      : `<soap:Subcode><soap:Value>wsa:${fault.wsaSubcode}</soap:Value></soap:Subcode>`;
   const detail = fault.detail
     ? `<soap:Detail><xcai:detail xmlns:xcai="urn:xcai:fault">${escapeText(fault.detail)}</xcai:detail></soap:Detail>`
     : '';

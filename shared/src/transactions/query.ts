@@ -190,19 +190,20 @@ export function queryAuditEvents(
   ctx: Ctx,
   delivery: Delivery,
 ): TransactionAuditEvent[] {
-  const events = [
-    queryAuditEvent({
-      kind: served,
-      side: 'responder',
-      req,
-      requestXml: relayElement(req.doc, req.element),
-      home: req.home,
-      outcome: outcomeOf(res?.status, delivery),
-      description: res?.errors.length ? res.errors.map((e) => e.errorCode).join(' ') : undefined,
-      participants: inboundParticipants(ctx),
-      ctx,
-    }),
-  ];
+  const servedEvent = queryAuditEvent({
+    kind: served,
+    side: 'responder',
+    req,
+    requestXml: relayElement(req.doc, req.element),
+    home: req.home,
+    outcome: outcomeOf(res?.status, delivery),
+    description: res?.errors.length ? res.errors.map((e) => e.errorCode).join(' ') : undefined,
+    participants: inboundParticipants(ctx),
+    ctx,
+  });
+  // For the audit writer only (never in the record): links patient ↔ documents for later retrieves.
+  if (res?.objects.length) servedEvent.resultObjects = res.objects;
+  const events = [servedEvent];
   for (const sr of res?.subRequests ?? []) {
     events.push(
       queryAuditEvent({

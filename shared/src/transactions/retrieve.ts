@@ -137,17 +137,21 @@ class Upstream {
   broken?: string;
   current?: Slot;
   lookahead: Promise<void> = Promise.resolve();
+  /** The sub-answer's parts. Its root is not kept: the merge has taken what it needs from it. */
+  readonly attachments: AttachmentStream;
 
   constructor(
     readonly call: RetrieveCall,
-    readonly answer: RetrieveAnswer,
-  ) {}
+    answer: RetrieveAnswer,
+  ) {
+    this.attachments = answer.attachments;
+  }
 
   /** Reads whole parts into memory while the budget lasts, verifying each complete one. */
   async readAhead(budget: Budget): Promise<void> {
     try {
       while (!budget.stopped) {
-        const part = await this.answer.attachments.next();
+        const part = await this.attachments.next();
         if (!part) {
           this.state = 'done';
           return;
@@ -181,7 +185,7 @@ class Upstream {
       this.state = 'broken';
       this.broken =
         e instanceof MtomError ? `malformed MTOM answer: ${e.message}` : ((e as Error)?.message ?? String(e));
-      quietly(this.answer.attachments.discard());
+      quietly(this.attachments.discard());
     }
   }
 
@@ -201,11 +205,13 @@ class Upstream {
     if (this.current) {
       const s = this.current;
       this.current = undefined;
-      yield { slot: s, body: resume(s.chunks, s.live) };
+      const chunks = s.chunks;
+      s.chunks = []; // the part's stream holds them until it has sent them
+      yield { slot: s, body: resume(chunks, s.live) };
     }
     if (this.state !== 'blocked') return;
     for (;;) {
-      const part = await this.answer.attachments.next();
+      const part = await this.attachments.next();
       if (!part) break;
       const slot = this.slotFor(part);
       if (!slot) {
@@ -249,6 +255,7 @@ export async function mergeRetrieve(
     const wanted = new Map(call.requested.map((r) => [`${r.repositoryUniqueId}|${r.documentUniqueId}`, r]));
     const byUid = new Map(call.requested.map((r) => [r.documentUniqueId, r]));
     const seen = new Set<DocumentRequest>();
+    let unasked = 0;
     const homeless = ans.root.documents.filter((d) => !d.homeCommunityId).length;
     if (homeless && call.target.kind === 'community') {
       errors.push(
@@ -267,6 +274,7 @@ export async function mergeRetrieve(
         ctx.log.warn('sub-answer returned a document that was not asked for; dropped', {
           target: call.target.label,
         });
+        unasked++;
         continue;
       }
       seen.add(req);
@@ -300,6 +308,14 @@ export async function mergeRetrieve(
         }
       }
     }
+    if (unasked > 0)
+      errors.push(
+        registryWarning(
+          ErrorCode.RegistryMetadataError,
+          `${call.target.label} returned ${unasked} DocumentResponse(s) that were not asked for (or twice); dropped`,
+          call.target.location,
+        ),
+      );
     for (const r of call.requested) {
       if (!seen.has(r) && !mentioned(ans.root.errors, r.documentUniqueId)) {
         errors.push(policy.documentError(call.target, r, `not returned by ${call.target.label}`));
@@ -331,6 +347,16 @@ export async function mergeRetrieve(
       if (reason) errors.push(policy.documentError(up.call.target, s.doc.requested, reason));
       else committed.push(s);
     }
+    // Malformed after its documents were complete (e.g. a second part with the same Content-ID):
+    // what arrived intact is delivered, and the consumer is told the answer was not clean.
+    if (up.state === 'broken' && slots.some((s) => committed.includes(s)))
+      errors.push(
+        registryWarning(
+          ErrorCode.RegistryMetadataError,
+          `the answer from ${up.call.target.label} is malformed after its documents: ${up.broken}`,
+          up.call.target.location,
+        ),
+      );
   }
 
   const report: DeliveryReport = { delivered: [], failed: [] };
@@ -355,6 +381,7 @@ async function* streamParts(
   report: DeliveryReport,
 ): AsyncGenerator<OutgoingPart> {
   const sent = new Set<Slot>();
+  const isCommitted = new Set(committed);
   let current: { slot: Slot; failure?: string } | undefined;
   let completed = false;
   const confirm = () => {
@@ -379,11 +406,15 @@ async function* streamParts(
   try {
     for (const s of committed) {
       if (!s.complete) continue;
-      yield await emit(s, Readable.from(s.chunks, { objectMode: false }));
+      // The part's stream holds the chunks until it has sent them; the slot lets them go, so the
+      // lookahead's memory is free again once its parts are written, not at the end of the response.
+      const chunks = s.chunks;
+      s.chunks = [];
+      yield await emit(s, Readable.from(chunks, { objectMode: false }));
       confirm();
     }
     for await (const { slot, body } of interleave(upstreams.map((u) => u.rest()))) {
-      if (!committed.includes(slot) || sent.has(slot)) {
+      if (!isCommitted.has(slot) || sent.has(slot)) {
         await drain(body);
         continue;
       }
@@ -402,12 +433,16 @@ async function* streamParts(
       if (current) report.failed.push({ doc: current.slot.doc, reason });
       for (const s of committed) if (!sent.has(s)) report.failed.push({ doc: s.doc, reason });
     }
-    for (const u of upstreams) quietly(u.answer.attachments.discard());
+    for (const u of upstreams) quietly(u.attachments.discard());
   }
 }
 
 /** Merges async generators, taking items in the order they become available. */
 async function* interleave<T>(gens: AsyncGenerator<T>[]): AsyncGenerator<T> {
+  if (gens.length === 1) {
+    yield* gens[0];
+    return;
+  }
   type Next = { g: AsyncGenerator<T>; r?: IteratorResult<T>; e?: unknown };
   const pending = new Map<AsyncGenerator<T>, Promise<Next>>();
   const arm = (g: AsyncGenerator<T>) =>

@@ -159,13 +159,22 @@ export function parseXml(input: Buffer | Uint8Array | string, limits: Partial<Xm
     ) {
       throw new XmlError('bad-encoding', 'only UTF-8 is accepted (UTF-16 byte order mark found)');
     }
-    const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    const buf = Buffer.isBuffer(input)
+      ? input
+      : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     if (!isUtf8(buf)) throw new XmlError('bad-encoding', 'the message is not valid UTF-8');
     source = buf.toString('utf8');
     if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
   }
+  // XML 1.0 §2.2: C0 controls other than tab, LF, CR (and U+FFFE/U+FFFF) are not characters of a
+  // document; accepting them would let them reach logs and audit records.
+  if (ILLEGAL_CHARACTER.test(source))
+    throw new XmlError('malformed', 'control character not allowed in XML 1.0');
   return new Parser(source, lim).parse();
 }
+
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const ILLEGAL_CHARACTER = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 
 class Parser {
   private pos = 0;
@@ -354,7 +363,10 @@ class Parser {
       const raw = s.slice(q + 1, close);
       if (raw.includes('<')) this.fail('malformed', `'<' in the value of attribute ${aq}`);
       if (++count > this.lim.maxAttributesPerElement) {
-        this.fail('too-many-attributes', `more than ${this.lim.maxAttributesPerElement} attributes on <${qname}>`);
+        this.fail(
+          'too-many-attributes',
+          `more than ${this.lim.maxAttributesPerElement} attributes on <${qname}>`,
+        );
       }
       const value = raw.includes('&') || ATTR_WS.test(raw) ? decodeEntities(raw, true, this) : raw;
       if (aq === 'xmlns' || aq.startsWith('xmlns:')) {
@@ -388,13 +400,18 @@ class Parser {
     const ec = colonOf(qname);
     const elocal = ec < 0 ? qname : qname.slice(ec + 1);
     const ens = ec < 0 ? (scope.get('') ?? '') : scope.get(qname.slice(0, ec));
-    if (ens === undefined) this.fail('malformed', `undeclared namespace prefix '${qname.slice(0, ec)}' on <${qname}>`);
+    if (ens === undefined)
+      this.fail('malformed', `undeclared namespace prefix '${qname.slice(0, ec)}' on <${qname}>`);
     for (let i = 0; i < attributes.length; i++) {
       const a = attributes[i];
       const ac = colonOf(a.qname);
       if (ac >= 0) {
         const ans = scope.get(a.qname.slice(0, ac));
-        if (ans === undefined) this.fail('malformed', `undeclared namespace prefix '${a.qname.slice(0, ac)}' on attribute ${a.qname}`);
+        if (ans === undefined)
+          this.fail(
+            'malformed',
+            `undeclared namespace prefix '${a.qname.slice(0, ac)}' on attribute ${a.qname}`,
+          );
         a.ns = ans;
         a.local = a.qname.slice(ac + 1);
       }

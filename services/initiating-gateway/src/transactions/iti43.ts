@@ -14,6 +14,7 @@ import {
   documentUnavailable,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveResult,
+  initiatingPolicy,
   mergeRetrieve,
   planRetrieve,
   repositoryFailed,
@@ -41,17 +42,11 @@ export const iti43: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
   plan: (docs, ctx) => planRetrieve(docs, (d) => route(d, ctx)),
 
   async merge(docs, outcomes, errors, ctx) {
-    const own = ctx.gateway.directory.homeCommunityId;
     const expected = await registeredIntegrity(docs, ctx);
     return mergeRetrieve(
       outcomes,
       errors,
-      {
-        home: (t, d) => (t.kind === 'local' ? own : (d.homeCommunityId ?? t.location)),
-        verification: (_t, r) => expected.get(r),
-        documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
-        lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
-      },
+      initiatingPolicy(ctx, (r) => expected.get(r)),
       ctx,
     );
   },

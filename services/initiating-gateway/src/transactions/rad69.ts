@@ -12,10 +12,12 @@
 import {
   Action,
   decodeRetrieveImagingDocumentSetRequest,
+  dicomCheck,
   documentUnavailable,
   encodeRetrieveImagingDocumentSetRequest,
   encodeRetrieveResult,
   imagingDocuments,
+  initiatingPolicy,
   mergeRetrieve,
   nestImagingDocuments,
   planRetrieve,
@@ -44,24 +46,8 @@ export const rad69: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
 
   plan: (req, ctx) => planRetrieve(imagingDocuments(req), (d) => route(d, req, ctx)),
 
-  async merge(req, outcomes, errors, ctx) {
-    const own = ctx.gateway.directory.homeCommunityId;
-    return mergeRetrieve(
-      outcomes,
-      errors,
-      {
-        home: (t, d) => (t.kind === 'local' ? own : (d.homeCommunityId ?? t.location)),
-        verification: (_t, r) => ({
-          kind: 'dicom',
-          sopInstanceUid: r.documentUniqueId,
-          transferSyntaxUids: req.transferSyntaxUids,
-        }),
-        documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
-        lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
-      },
-      ctx,
-    );
-  },
+  merge: (req, outcomes, errors, ctx) =>
+    mergeRetrieve(outcomes, errors, initiatingPolicy(ctx, dicomCheck(req.transferSyntaxUids)), ctx),
 
   encode: (res) => encodeRetrieveResult(res),
 

@@ -10,8 +10,14 @@
  * homeCommunityIds and seeded patients are printed, and written as JSON to $DEMO_ENDPOINTS_FILE
  * (default <run dir>/endpoints.json). SIGINT/SIGTERM stop everything.
  *
+ * ATNA: an Audit Record Repository (the product's own, shared/src/audit/repository-main.ts: RFC 5425
+ * syslog over mutual TLS with the demo CA, certificate `audit-repository`) runs for the federation;
+ * every gateway audits to it with its own certificate and keeps its spool in <run dir>/audit-spool/.
+ * The repository stores one record per line (JSON, audit-YYYYMMDD.jsonl) in $DEMO_AUDIT_DIR
+ * (default <run dir>/audit), named as `auditDir` in the endpoints JSON.
+ *
  * Environment: DEMO_RUN_DIR (default .run/demo), DEMO_PORT (consumer-facing port of the initiating
- * gateway, default a free one), DEMO_ENDPOINTS_FILE.
+ * gateway, default a free one), DEMO_ENDPOINTS_FILE, DEMO_AUDIT_DIR.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,7 +46,11 @@ export interface DemoEndpoints {
     seedDir: string;
   }[];
   patients: { id: string; name: string; communities: Label[] }[];
+  /** Where the demo's Audit Record Repository stores the records it receives. */
   auditDir?: string;
+  /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
+  auditRepository?: string;
+  auditSpools?: Record<string, string>;
 }
 
 interface Child {
@@ -102,18 +112,27 @@ let stopping = false;
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
+  // The audit repository goes last, so that the gateways' last records (application stop) reach it.
+  const arr = children.filter((c) => c.name === AUDIT_REPOSITORY);
+  await stopAll(children.filter((c) => c.name !== AUDIT_REPOSITORY));
+  await stopAll(arr);
+  process.exit(code);
+}
+
+const AUDIT_REPOSITORY = 'audit-repository';
+
+async function stopAll(list: Child[]): Promise<void> {
   await Promise.all(
-    children.map(
+    list.map(
       (c) =>
         new Promise<void>((r) => {
           if (c.proc.exitCode !== null || c.proc.signalCode !== null) return r();
           c.proc.once('exit', () => r());
           c.proc.kill('SIGTERM');
-          setTimeout(() => c.proc.kill('SIGKILL'), 5000).unref();
+          setTimeout(() => c.proc.kill('SIGKILL'), 10_000).unref();
         }),
     ),
   );
-  process.exit(code);
 }
 
 async function main(): Promise<void> {
@@ -124,6 +143,7 @@ async function main(): Promise<void> {
     certs: join(runDir, 'certs'),
     config: join(runDir, 'config'),
     logs: join(runDir, 'logs'),
+    auditSpool: join(runDir, 'audit-spool'),
   };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   process.once('SIGINT', () => void stop(0));
@@ -144,6 +164,43 @@ async function main(): Promise<void> {
     XCAI_TLS_CA: join(dirs.certs, 'ca.crt'),
   });
 
+  // The federation's Audit Record Repository (ITI-20 receiver), started first.
+  const auditDir = resolve(process.env.DEMO_AUDIT_DIR ?? join(runDir, 'audit'));
+  const arrProc = spawnService(
+    AUDIT_REPOSITORY,
+    [join(ROOT, 'shared/dist/audit/repository-main.js')],
+    {
+      XCAI_ARR_DIR: auditDir,
+      XCAI_ARR_HOST: '127.0.0.1',
+      XCAI_ARR_PORT: '0',
+      XCAI_ARR_TLS_CERT: join(dirs.certs, `${AUDIT_REPOSITORY}.crt`),
+      XCAI_ARR_TLS_KEY: join(dirs.certs, `${AUDIT_REPOSITORY}.key`),
+      XCAI_ARR_TLS_CA: join(dirs.certs, 'ca.crt'),
+    },
+    dirs.logs,
+  );
+  const arrPort = await readyLine(arrProc, 'audit repository', (l) => {
+    try {
+      const rec = JSON.parse(l) as { msg?: string; port?: number };
+      return rec.msg === 'audit repository started' ? rec.port : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  const auditSpools: Record<string, string> = {};
+  // Each gateway audits over RFC 5425 with its own certificate (XCAI_TLS_*), spooling locally first.
+  const audit = (name: string) => {
+    auditSpools[name] = join(dirs.auditSpool, name);
+    return {
+      XCAI_AUDIT_TRANSPORT: 'tls',
+      XCAI_AUDIT_HOST: '127.0.0.1',
+      XCAI_AUDIT_PORT: String(arrPort),
+      XCAI_AUDIT_TLS_SERVERNAME: AUDIT_REPOSITORY,
+      XCAI_AUDIT_SPOOL_DIR: auditSpools[name],
+      XCAI_AUDIT_SOURCE_ID: name,
+    };
+  };
+
   // Reference communities: local systems of each community (plain HTTP on loopback).
   const refMain = join(ROOT, 'services/reference-community/dist/main.js');
   const refs = {} as Record<Label, { registry: string; repository: string; ids: string }>;
@@ -162,7 +219,8 @@ async function main(): Promise<void> {
   });
   const caFile = join(dirs.certs, 'ca.crt');
 
-  // Responding gateways of B and C; they accept community A's gateway (certificate gw-a).
+  // Responding gateways of B and C; they accept community A's gateway (certificate gw-a, issued by the
+  // demo CA) and nothing else: any other certificate is refused and audited (security/admission.ts).
   const rgUrls = {} as Record<'B' | 'C', string>;
   await Promise.all(
     (['B', 'C'] as const).map(async (k) => {
@@ -198,6 +256,7 @@ async function main(): Promise<void> {
           XCAI_HOST: '127.0.0.1',
           ...cert(`gw-${k.toLowerCase()}`),
           XCAI_TLS_CLIENT_AUTH: 'required',
+          ...audit(`responding-gateway-${k}`),
         },
         dirs.logs,
       );
@@ -246,6 +305,7 @@ async function main(): Promise<void> {
       XCAI_HOST: '127.0.0.1',
       ...cert('gw-a'),
       XCAI_TLS_CLIENT_AUTH: 'optional',
+      ...audit('initiating-gateway-A'),
     },
     dirs.logs,
   );
@@ -283,6 +343,9 @@ async function main(): Promise<void> {
       seedDir: join(dirs.seeds, k),
     })),
     patients: patientsOf(manifests),
+    auditDir,
+    auditRepository: `tls://127.0.0.1:${arrPort}`,
+    auditSpools,
   };
   const endpointsFile = process.env.DEMO_ENDPOINTS_FILE ?? join(runDir, 'endpoints.json');
   writeFileSync(endpointsFile, JSON.stringify(endpoints, null, 2));
@@ -306,7 +369,7 @@ function summary(e: DemoEndpoints, file: string): string {
     '',
     'XCA-I demo federation is ready (Ctrl-C stops it).',
     '',
-    'Consumer-facing endpoints (initiating gateway, community A; mutual TLS optional for consumers):',
+    'Consumer-facing endpoints (initiating gateway, community A; present the consumer certificate below):',
     `  ITI-18 Registry Stored Query        ${e.consumer.iti18}`,
     `  ITI-43 Retrieve Document Set        ${e.consumer.iti43}`,
     `  RAD-69 Retrieve Imaging Document Set ${e.consumer.rad69}`,
@@ -325,9 +388,12 @@ function summary(e: DemoEndpoints, file: string): string {
     `TLS: demo CA ${e.tls.ca}`,
     `     consumer certificate ${e.tls.clientCertificate} (key ${e.tls.clientKey})`,
     '',
+    `Audit Record Repository ${e.auditRepository ?? '-'} stores every gateway's records in ${e.auditDir ?? '-'}`,
+    '',
     `Endpoints as JSON: ${file}`,
     `Logs: ${join(e.runDir, 'logs')}`,
     `Try: npm run demo:consumer -- --patient '${e.patients[0]?.id ?? ''}'`,
+    `     npm run audit -- report --patient '${e.patients[0]?.id ?? ''}' ${e.auditDir ?? ''}`,
     '',
   ];
   return lines.join('\n');

@@ -80,7 +80,9 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
           target,
           'ITI-18',
           adhocQueryRequestXml(req, undefined),
-          (why) => [registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`, own)],
+          (why) => [
+            registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`, own),
+          ],
           { relayOnly: true },
         ),
       ],

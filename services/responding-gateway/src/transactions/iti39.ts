@@ -14,6 +14,7 @@ import {
   missingHome,
   planRetrieve,
   repositoryFailed,
+  respondingPolicy,
   retrieveAuditEvents,
   unknownCommunity,
   unknownRepository,
@@ -58,20 +59,7 @@ export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
     });
   },
 
-  async merge(_docs, outcomes, errors, ctx) {
-    const own = ctx.gateway.directory.homeCommunityId;
-    return mergeRetrieve(
-      outcomes,
-      errors,
-      {
-        home: () => own,
-        verification: () => undefined,
-        documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
-        lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
-      },
-      ctx,
-    );
-  },
+  merge: (_docs, outcomes, errors, ctx) => mergeRetrieve(outcomes, errors, respondingPolicy(ctx), ctx),
 
   encode: (res) => encodeRetrieveResult(res),
 

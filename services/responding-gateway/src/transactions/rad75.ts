@@ -10,6 +10,7 @@
 import {
   Action,
   decodeRetrieveImagingDocumentSetRequest,
+  dicomCheck,
   encodeRetrieveImagingDocumentSetRequest,
   encodeRetrieveResult,
   imagingDocuments,
@@ -18,6 +19,7 @@ import {
   nestImagingDocuments,
   planRetrieve,
   repositoryFailed,
+  respondingPolicy,
   retrieveAuditEvents,
   unknownCommunity,
   unknownRepository,
@@ -68,24 +70,8 @@ export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
     });
   },
 
-  async merge(req, outcomes, errors, ctx) {
-    const own = ctx.gateway.directory.homeCommunityId;
-    return mergeRetrieve(
-      outcomes,
-      errors,
-      {
-        home: () => own,
-        verification: (_t, r) => ({
-          kind: 'dicom',
-          sopInstanceUid: r.documentUniqueId,
-          transferSyntaxUids: req.transferSyntaxUids,
-        }),
-        documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
-        lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
-      },
-      ctx,
-    );
-  },
+  merge: (req, outcomes, errors, ctx) =>
+    mergeRetrieve(outcomes, errors, respondingPolicy(ctx, dicomCheck(req.transferSyntaxUids)), ctx),
 
   encode: (res) => encodeRetrieveResult(res),
 

@@ -1,0 +1,40 @@
+import type { Ctx } from '../pipeline/transaction';
+import type { DocumentRequest } from '../xds/retrieve';
+import { repositoryFailed } from './retrieve-plan';
+import type { RetrievePolicy } from './retrieve';
+import type { Verification } from './verify';
+
+type Check = (requested: DocumentRequest) => Verification | undefined;
+
+/**
+ * Responding side (ITI-39, RAD-75): every DocumentResponse carries our HomeCommunityId; a document
+ * that cannot be delivered is an XDSRepositoryError located at the repository or IDS.
+ */
+export function respondingPolicy(ctx: Ctx, verification: Check = () => undefined): RetrievePolicy {
+  const own = ctx.gateway.directory.homeCommunityId;
+  return {
+    home: () => own,
+    verification: (_t, r) => verification(r),
+    documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+    lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
+  };
+}
+
+/**
+ * Initiating side (ITI-43, RAD-69): our own documents carry our HomeCommunityId; a remote one keeps
+ * the home its community gave (or the community asked, when it gave none — reported by the merge).
+ */
+export function initiatingPolicy(ctx: Ctx, verification: Check = () => undefined): RetrievePolicy {
+  const own = ctx.gateway.directory.homeCommunityId;
+  return {
+    home: (t, d) => (t.kind === 'local' ? own : (d.homeCommunityId ?? t.location)),
+    verification: (_t, r) => verification(r),
+    documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+    lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
+  };
+}
+
+/** RAD-69/RAD-75: every instance must be the SOP Instance asked for, in a transfer syntax asked for. */
+export function dicomCheck(transferSyntaxUids: string[]): Check {
+  return (r) => ({ kind: 'dicom', sopInstanceUid: r.documentUniqueId, transferSyntaxUids });
+}

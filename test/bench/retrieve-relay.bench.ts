@@ -1,0 +1,465 @@
+/**
+ * Retrieve relay benchmark (issue 3), run by hand: `node test/bench/run.js retrieve-relay [--smoke]`
+ * (after `npx tsc -b tsconfig.build.json`). Options: `--runs N` (default 3), `--verify all|sample`
+ * (SHA-1 of every instance, or of every 16th; default sample), `--only 2|0.5` (one size only),
+ * `--cpu-prof DIR` (the gateways write V8 CPU profiles there), `--gateway-node-args "ARGS"` (extra node
+ * options for both gateways).
+ *
+ * One study of 4,000 instances × 512 KiB (2 GiB), every instance asked for in one RAD-69:
+ *   bench (consumer) → initiating gateway → RAD-75 → responding gateway → RAD-69 → Imaging Document
+ *   Source (reference community), each its own process;
+ * against, in the same run, a plain 2-hop byte pipe: bench → Node http pass-through → Node http
+ * pass-through → the same Imaging Document Source, the same RAD-69 (no parsing in the pipes).
+ * The consumer does the same work on both answers (parses the MTOM package, counts parts and bytes,
+ * checks SHA-1s against the seed manifest), so the ratio measures what the two gateways cost.
+ * Prints MiB/s for both (median and best of the runs, which alternate), the ratio (goal ≥ 0.8),
+ * each gateway's peak RSS (VmHWM, goal ≤ 256 MiB), then the same with 1,000 instances (0.5 GiB) on
+ * fresh gateway processes, and the peak RSS ratio 2 GiB / 0.5 GiB (goal ≤ 1.1). CPU-seconds per GiB
+ * of every process are printed too: on a 2-core machine with four busy processes, CPU is the limit.
+ *
+ * The seed is generated once and cached in the temp directory (keyed by count and size); the
+ * 0.5 GiB study is the first series (1,000 instances) of the 2 GiB one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { request } from 'undici';
+import {
+  Action,
+  cidFromHref,
+  contentIdKey,
+  decodeEnvelope,
+  decodeRetrieveDocumentSetResponse,
+  encodeEnvelope,
+  encodeRetrieveImagingDocumentSetRequest,
+  MtomWriter,
+  newMessageId,
+  readSoapMessage,
+  type ImagingRequest,
+} from '@xcai/shared';
+import { spawnCommunity, type CommunityProcess } from '../support/federation';
+import { peakRss, spawnGateway } from '../support/processes';
+import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
+import { largeSeedSpec } from '../../services/reference-community/src/seed/specs';
+import type { ManifestInstance, SeedManifest } from '../../services/reference-community/src/seed/types';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+const smoke = process.argv.includes('--smoke');
+const RUNS = Number(arg('runs', smoke ? '1' : '3'));
+const VERIFY_ALL = arg('verify', 'sample') === 'all';
+const ONLY = arg('only', '');
+const CPU_PROF = arg('cpu-prof', '');
+/** Extra node options for both gateways (e.g. V8 heap flags), space-separated. */
+const GATEWAY_NODE_ARGS = arg('gateway-node-args', '').split(' ').filter(Boolean);
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** Instance size and counts: the issue's figures, or a few MiB for CI (still past the 16 MiB lookahead). */
+const SIZE = 512 * KiB;
+const LARGE = smoke ? 40 : 4000;
+const SMALL = smoke ? 10 : 1000;
+const IIG_HOME = 'urn:oid:1.3.6.1.4.1.21367.13.70.191';
+const EXPLICIT = '1.2.840.10008.1.2.1';
+const IMPLICIT = '1.2.840.10008.1.2';
+const SEED_VERSION = 'v1';
+
+/** The large seed, generated once per machine into the temp directory. */
+async function seed(instances: number, size: number): Promise<string> {
+  const dir = join(
+    tmpdir(),
+    `xcai-bench-large-${SEED_VERSION}-${instances}x${size}-${process.getuid?.() ?? 0}`,
+  );
+  if (existsSync(join(dir, 'done'))) return dir;
+  const t0 = Date.now();
+  const work = mkdtempSync(join(tmpdir(), 'xcai-bench-seeding-'));
+  await generateCommunitySeed(largeSeedSpec({ instances, instanceSize: size }), work);
+  mkdirSync(join(work, 'done'));
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(work, dir);
+  console.log(
+    `generated ${instances} × ${size / KiB} KiB seed in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`,
+  );
+  return dir;
+}
+
+interface Study {
+  request: ImagingRequest;
+  instances: Map<string, ManifestInstance>;
+  bytes: number;
+}
+
+/** A RAD-69 for the first `count` instances of the seeded study (series by series). */
+function studyRequest(m: SeedManifest, count: number): Study {
+  const study = m.patients[0].studies[0];
+  const instances = new Map<string, ManifestInstance>();
+  let bytes = 0;
+  const series: ImagingRequest['studies'][number]['series'] = [];
+  for (const s of study.series) {
+    const take = s.instances.slice(0, count - instances.size);
+    if (!take.length) break;
+    for (const i of take) {
+      instances.set(i.sopInstanceUid, i);
+      bytes += i.size;
+    }
+    series.push({
+      seriesInstanceUid: s.seriesInstanceUid,
+      documents: take.map((i) => ({
+        homeCommunityId: m.homeCommunityId,
+        repositoryUniqueId: m.idsRepositoryUniqueId,
+        documentUniqueId: i.sopInstanceUid,
+      })),
+    });
+  }
+  return {
+    request: {
+      studies: [{ studyInstanceUid: study.studyInstanceUid, series }],
+      transferSyntaxUids: [EXPLICIT, IMPLICIT],
+    },
+    instances,
+    bytes,
+  };
+}
+
+/** A plain Node http pass-through: request and response piped, no parsing. */
+const PROXY = `
+const http = require('node:http');
+const target = new URL(process.argv[1]);
+const agent = new http.Agent({ keepAlive: true });
+const server = http.createServer((req, res) => {
+  const up = http.request(
+    { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
+    (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    },
+  );
+  up.on('error', () => res.destroy());
+  res.on('close', () => { if (!res.writableFinished) up.destroy(); });
+  req.pipe(up);
+});
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
+process.once('SIGTERM', () => process.exit(0));
+`;
+
+interface Proc {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function spawnProxy(target: string): Promise<Proc> {
+  const proc = spawn(process.execPath, ['-e', PROXY, target], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((res, rej) => {
+    createInterface({ input: proc.stdout! }).once('line', res);
+    proc.once('exit', (code) => rej(new Error(`proxy exited (${code})`)));
+  });
+  const { port } = JSON.parse(line) as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    stop: () =>
+      new Promise<void>((res) => {
+        if (proc.exitCode !== null) return res();
+        proc.once('exit', () => res());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+/** CPU time (user + system, seconds) and read/write system calls of a process so far, from /proc. */
+interface Usage {
+  cpu: number;
+  reads: number;
+  writes: number;
+}
+function usage(pid: number): Usage {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const num = (k: string) => Number(new RegExp(`${k}: (\\d+)`).exec(io)?.[1] ?? NaN);
+  // utime, stime in clock ticks (USER_HZ = 100)
+  return { cpu: (Number(f[11]) + Number(f[12])) / 100, reads: num('syscr'), writes: num('syscw') };
+}
+
+interface Answer {
+  ms: number;
+  parts: number;
+  bytes: number;
+  wireBytes: number;
+  /** Body chunks the consumer's HTTP client delivered (HTTP chunks, split by socket reads). */
+  wireChunks: number;
+  hashed: number;
+}
+
+const LIMITS = {
+  maxRootBytes: 64 * MiB,
+  maxPartHeaderBytes: 16 * KiB,
+  maxParts: 100_000,
+  maxTotalBytes: 2 ** 40,
+};
+
+/**
+ * Sends the RAD-69 as MTOM and consumes the answer as a consumer would: parses the package, counts
+ * parts and bytes, checks the SHA-1 of every instance (or every 16th) against the manifest.
+ */
+async function retrieve(url: string, study: Study): Promise<Answer> {
+  const action = Action.RAD69;
+  const chunks: Buffer[] = [];
+  const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
+    action,
+  });
+  const body = encodeRetrieveImagingDocumentSetRequest(study.request);
+  await w.writeRoot(encodeEnvelope({ action, messageId: newMessageId(), to: url, body, request: true }));
+  await w.end();
+  const t0 = performance.now();
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': w.contentType },
+    body: Buffer.concat(chunks),
+  });
+  let wireBytes = 0;
+  let wireChunks = 0;
+  res.body.on('data', (c: Buffer) => {
+    wireBytes += c.length;
+    wireChunks++;
+  });
+  const msg = await readSoapMessage(res.body, String(res.headers['content-type']), LIMITS);
+  const env = decodeEnvelope(
+    msg.envelope,
+    { maxBytes: 64 * MiB, maxTextLength: 64 * MiB, maxElements: 5_000_000 },
+    false,
+  );
+  const root = decodeRetrieveDocumentSetResponse(env.payload);
+  if (root.status !== 'Success' || root.errors.length) {
+    throw new Error(
+      `${url}: status ${root.status}, ${root.errors.length} error(s): ${root.errors[0]?.codeContext ?? ''}`,
+    );
+  }
+  const byCid = new Map<string, string>();
+  for (const d of root.documents) {
+    if (d.content.kind !== 'xop') throw new Error('inline document in the answer');
+    byCid.set(contentIdKey(cidFromHref(d.content.href)), d.documentUniqueId);
+  }
+  let parts = 0;
+  let bytes = 0;
+  let hashed = 0;
+  for (let p = await msg.attachments.next(); p; p = await msg.attachments.next()) {
+    const uid = byCid.get(contentIdKey(p.headers.contentId ?? ''));
+    const inst = uid === undefined ? undefined : study.instances.get(uid);
+    if (!inst) throw new Error(`part ${p.headers.contentId} is not an instance asked for`);
+    const hash = VERIFY_ALL || parts % 16 === 0 ? createHash('sha1') : undefined;
+    let n = 0;
+    for await (const c of p.body) {
+      n += (c as Buffer).length;
+      hash?.update(c as Buffer);
+    }
+    if (n !== inst.size) throw new Error(`${uid}: ${n} bytes, expected ${inst.size}`);
+    if (hash) {
+      if (hash.digest('hex') !== inst.sha1) throw new Error(`${uid}: SHA-1 differs from the manifest`);
+      hashed++;
+    }
+    parts++;
+    bytes += n;
+  }
+  const ms = performance.now() - t0;
+  if (parts !== study.instances.size || bytes !== study.bytes) {
+    throw new Error(`${parts} parts / ${bytes} bytes, expected ${study.instances.size} / ${study.bytes}`);
+  }
+  return { ms, parts, bytes, wireBytes, wireChunks, hashed };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mibs = (a: Answer): number => a.bytes / MiB / (a.ms / 1000);
+const fmtMiB = (b: number): string => `${(b / MiB).toFixed(0)} MiB`;
+
+interface SizeResult {
+  label: string;
+  relay: number;
+  pipe: number;
+  iigRss: number;
+  rigRss: number;
+}
+
+async function measureSize(
+  label: string,
+  study: Study,
+  ids: CommunityProcess,
+  m: SeedManifest,
+  pipeUrl: string,
+  pipes: Proc[],
+): Promise<SizeResult> {
+  const profArgs = (role: string) => [
+    ...GATEWAY_NODE_ARGS,
+    ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${label}-${role}`)] : []),
+  ];
+  // Fresh gateway processes per size, so each peak RSS belongs to one study size.
+  const rig = await spawnGateway(
+    'responding',
+    {
+      homeCommunityId: m.homeCommunityId,
+      name: 'bench RIG',
+      deadlineMs: 600_000,
+      local: {
+        imagingDocumentSources: [
+          { repositoryUniqueId: m.idsRepositoryUniqueId, url: ids.ids, timeoutMs: 120_000 },
+        ],
+      },
+      communities: [{ homeCommunityId: IIG_HOME, name: 'bench IIG' }],
+    },
+    {},
+    profArgs('rig'),
+  );
+  const iig = await spawnGateway(
+    'initiating',
+    {
+      homeCommunityId: IIG_HOME,
+      name: 'bench IIG',
+      deadlineMs: 600_000,
+      communities: [
+        {
+          homeCommunityId: m.homeCommunityId,
+          name: 'bench community',
+          endpoints: { rad75: { url: `${rig.url}/rad75`, timeoutMs: 120_000 } },
+          maxDocumentsPerRequest: Math.max(4000, LARGE),
+        },
+      ],
+    },
+    {},
+    profArgs('iig'),
+  );
+  const relayUrl = `${iig.url}/rad69`;
+  const procs: [string, number][] = [
+    ['IDS', ids.proc.pid!],
+    ['RIG', rig.proc.pid!],
+    ['IIG', iig.proc.pid!],
+    ['pipe 1', pipes[0].proc.pid!],
+    ['pipe 2', pipes[1].proc.pid!],
+  ];
+  const sample = (): Usage[] => [...procs.map(([, pid]) => usage(pid)), usage(process.pid)];
+  const relay: Answer[] = [];
+  const pipe: Answer[] = [];
+  let iigRss: number;
+  let rigRss: number;
+  const relayUse: Usage[][] = [];
+  const pipeUse: Usage[][] = [];
+  const timed = async (url: string, into: Answer[], uses: Usage[][]) => {
+    const u0 = sample();
+    const a = await retrieve(url, study);
+    const u1 = sample();
+    into.push(a);
+    uses.push(
+      u1.map((u, i) => ({
+        cpu: u.cpu - u0[i].cpu,
+        reads: u.reads - u0[i].reads,
+        writes: u.writes - u0[i].writes,
+      })),
+    );
+    return a;
+  };
+  try {
+    // Warm-up (JIT, connections), not counted.
+    if (!smoke) {
+      const warm = studyRequest(m, 64);
+      await retrieve(relayUrl, warm);
+      await retrieve(pipeUrl, warm);
+    }
+    for (let r = 0; r < RUNS; r++) {
+      const a = await timed(relayUrl, relay, relayUse);
+      const b = await timed(pipeUrl, pipe, pipeUse);
+      console.log(
+        `  ${label} run ${r + 1}: relay ${mibs(a).toFixed(0)} MiB/s (${(a.ms / 1000).toFixed(2)} s), ` +
+          `pipe ${mibs(b).toFixed(0)} MiB/s (${(b.ms / 1000).toFixed(2)} s), ratio ${(mibs(a) / mibs(b)).toFixed(3)}; ` +
+          `${a.parts} parts, ${fmtMiB(a.bytes)}, ${a.hashed} SHA-1s checked per answer; ` +
+          `body chunks received ${(a.wireBytes / a.wireChunks / KiB).toFixed(1)} vs ${(b.wireBytes / b.wireChunks / KiB).toFixed(1)} KiB on average`,
+      );
+    }
+  } finally {
+    // VmHWM can only be read while the process lives.
+    iigRss = peakRss(iig.proc.pid!);
+    rigRss = peakRss(rig.proc.pid!);
+    await Promise.all([iig.stop(), rig.stop()]);
+  }
+  const relayRate = median(relay.map(mibs));
+  const pipeRate = median(pipe.map(mibs));
+  const best = (xs: Answer[]) => Math.max(...xs.map(mibs));
+  const mib = study.bytes / MiB;
+  const names = [...procs.map(([n]) => n), 'consumer'];
+  const per = (uses: Usage[][], skip: number[]) =>
+    names
+      .map((n, i) => {
+        if (skip.includes(i)) return '';
+        const cpu = (median(uses.map((u) => u[i].cpu)) / mib) * 1024;
+        const rd = median(uses.map((u) => u[i].reads)) / mib;
+        const wr = median(uses.map((u) => u[i].writes)) / mib;
+        return `${n} ${cpu.toFixed(2)} (${rd.toFixed(1)} reads, ${wr.toFixed(1)} writes per MiB)`;
+      })
+      .filter(Boolean)
+      .join(', ');
+  console.log(
+    `${label} (${study.instances.size} × ${SIZE / KiB} KiB = ${fmtMiB(study.bytes)}, ${RUNS} run(s)): ` +
+      `relay ${relayRate.toFixed(0)} MiB/s (best ${best(relay).toFixed(0)}), pipe ${pipeRate.toFixed(0)} MiB/s (best ${best(pipe).toFixed(0)}), ` +
+      `ratio ${(relayRate / pipeRate).toFixed(3)} (best/best ${(best(relay) / best(pipe)).toFixed(3)}; goal ≥ 0.8)`,
+  );
+  console.log(
+    `  peak RSS: initiating gateway ${fmtMiB(iigRss)}, responding gateway ${fmtMiB(rigRss)} (goal ≤ 256 MiB each)`,
+  );
+  console.log(`  CPU-s per GiB, relay: ${per(relayUse, [3, 4])}`);
+  console.log(`  CPU-s per GiB, pipe: ${per(pipeUse, [1, 2])}`);
+  // On a machine where all the processes compete for the cores, throughput follows total CPU time:
+  // the ratio of the chains' CPU-seconds is a steadier estimate than wall-clock time on a busy host.
+  const chain = (uses: Usage[][], skip: number[]) =>
+    median(uses.map((u) => u.reduce((t, x, i) => (skip.includes(i) ? t : t + x.cpu), 0)));
+  console.log(
+    `  CPU-time ratio (pipe chain / relay chain, all processes): ${(chain(pipeUse, [1, 2]) / chain(relayUse, [3, 4])).toFixed(3)}`,
+  );
+  return { label, relay: relayRate, pipe: pipeRate, iigRss, rigRss };
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const seedDir = await seed(LARGE, SIZE);
+  const m = JSON.parse(readFileSync(join(seedDir, 'manifest.json'), 'utf8')) as SeedManifest;
+  if (CPU_PROF) mkdirSync(CPU_PROF, { recursive: true });
+  const ids = await spawnCommunity([seedDir]);
+  const pipe2 = await spawnProxy(ids.url);
+  const pipe1 = await spawnProxy(pipe2.url);
+  const pipeUrl = `${pipe1.url}/ids`;
+  console.log(
+    `retrieve relay, node ${process.version}, ${RUNS} run(s) per size, SHA-1 of ${VERIFY_ALL ? 'every' : 'every 16th'} instance checked by the consumer`,
+  );
+  const results: SizeResult[] = [];
+  try {
+    const sizes: [string, number][] = [
+      [smoke ? `${fmtMiB(LARGE * SIZE)}` : '2 GiB', LARGE],
+      [smoke ? `${fmtMiB(SMALL * SIZE)}` : '0.5 GiB', SMALL],
+    ];
+    for (const [label, count] of sizes) {
+      if (ONLY && !label.startsWith(ONLY)) continue;
+      results.push(await measureSize(label, studyRequest(m, count), ids, m, pipeUrl, [pipe1, pipe2]));
+    }
+  } finally {
+    await Promise.all([ids.stop(), pipe1.stop(), pipe2.stop()]);
+  }
+  if (results.length === 2) {
+    const [big, small] = results;
+    console.log(
+      `peak RSS ratio ${big.label} / ${small.label}: initiating gateway ${(big.iigRss / small.iigRss).toFixed(3)}, ` +
+        `responding gateway ${(big.rigRss / small.rigRss).toFixed(3)} (goal ≤ 1.1)`,
+    );
+  }
+  console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

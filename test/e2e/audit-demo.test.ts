@@ -1,0 +1,171 @@
+/**
+ * The `npm start` demo federation audits to its own Audit Record Repository: the consumer's
+ * ITI-18 → ITI-43 → RAD-69 leaves records of every gateway (both ends of ITI-38/39 and RAD-75) in
+ * $DEMO_AUDIT_DIR, named in the endpoints JSON; the per-patient report (`npm run audit -- report`)
+ * reads them; every record validates against dicom2017c.xsd; a graceful stop delivers the
+ * Application Stop records too.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '../../shared/src/audit/report';
+import { waitFor } from '../../shared/src/audit/testkit';
+import { ROOT } from '../support/federation';
+import { AUDIT_SCHEMA, xsdErrors } from '../support/kit';
+import type { DemoEndpoints } from '../../services/reference-community/src/demo/federation';
+
+const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
+
+let tmp: string;
+let demo: ChildProcess | undefined;
+let output = '';
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-demo-'));
+});
+afterAll(async () => {
+  if (demo && demo.exitCode === null && demo.signalCode === null) {
+    const exited = new Promise((r) => demo!.once('exit', r));
+    demo.kill('SIGTERM');
+    await exited;
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function run(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    p.once('exit', (code) => resolve({ code, out }));
+  });
+}
+
+it('npm start: every gateway audits to the demo repository; the report and the verifier work on it', async () => {
+  const runDir = path.join(tmp, 'run');
+  const auditDir = path.join(tmp, 'arr-records');
+  const endpointsFile = path.join(tmp, 'endpoints.json');
+  const env = { DEMO_RUN_DIR: runDir, DEMO_AUDIT_DIR: auditDir, DEMO_ENDPOINTS_FILE: endpointsFile };
+  const federation = path.join(ROOT, 'services/reference-community/dist/demo/federation.js');
+  if (!fs.existsSync(federation)) throw new Error('run "npm run build" before the end-to-end tests');
+  demo = spawn(process.execPath, [federation], { env: { ...process.env, ...env }, stdio: 'pipe' });
+  demo.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  demo.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  await waitFor(
+    () => output.includes('demo federation is ready') || demo!.exitCode !== null,
+    90_000,
+    'the demo',
+  );
+  expect(output).toContain('demo federation is ready');
+  const endpoints = JSON.parse(fs.readFileSync(endpointsFile, 'utf8')) as DemoEndpoints;
+  expect(endpoints.auditDir).toBe(auditDir);
+  expect(endpoints.auditRepository).toMatch(/^tls:\/\/127\.0\.0\.1:\d+$/);
+  expect(Object.keys(endpoints.auditSpools ?? {}).sort()).toEqual([
+    'initiating-gateway-A',
+    'responding-gateway-B',
+    'responding-gateway-C',
+  ]);
+
+  // The PACS of community A: query, the KOS manifests, then every image.
+  const consumer = await run(
+    path.join(ROOT, 'services/reference-community/dist/demo/consumer.js'),
+    ['--patient', PATIENT, '--out', path.join(tmp, 'images')],
+    { DEMO_ENDPOINTS_FILE: endpointsFile },
+  );
+  expect(consumer.code).toBe(0);
+
+  // Graceful stop: gateways first (their last records, Application Stop, are delivered), then the repository.
+  const exited = new Promise<number | null>((r) => demo!.once('exit', (code) => r(code)));
+  demo.kill('SIGTERM');
+  expect(await exited).toBe(0);
+
+  const spools = Object.values(endpoints.auditSpools ?? {});
+  const spooled = loadAuditRecords(spools);
+  const stored = loadAuditRecords([auditDir]);
+  // One record per line in the repository's folder; exactly what the gateways spooled, each once.
+  const lines = fs
+    .readdirSync(auditDir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .flatMap((f) => fs.readFileSync(path.join(auditDir, f), 'utf8').split('\n').filter(Boolean));
+  expect(lines).toHaveLength(stored.length);
+  expect(stored.map((r) => r.id).sort()).toEqual(spooled.map((r) => r.id).sort());
+  expect(
+    xsdErrors(
+      stored.map((r) => r.xml),
+      AUDIT_SCHEMA,
+    ),
+  ).toBe('');
+
+  const views = stored.map((r) => parseAuditRecord(r.id, r.xml)!);
+  const by = (src: string) => views.filter((v) => v.auditSource === src);
+  const kinds = (vs: AuditRecordView[]) =>
+    [...new Set(vs.map((v) => v.transaction ?? v.eventTypes[0] ?? ''))].sort();
+  expect(kinds(by('initiating-gateway-A'))).toEqual(
+    [
+      'Application Start',
+      'Application Stop',
+      'ITI-18',
+      'ITI-38',
+      'ITI-39',
+      'ITI-43',
+      'RAD-69',
+      'RAD-75',
+      'Software Configuration',
+    ].sort(),
+  );
+  for (const rg of ['responding-gateway-B', 'responding-gateway-C'])
+    expect(kinds(by(rg))).toEqual(
+      [
+        'Application Start',
+        'Application Stop',
+        'ITI-18',
+        'ITI-38',
+        'ITI-39',
+        'ITI-43',
+        'RAD-69',
+        'RAD-75',
+        'Software Configuration',
+      ].sort(),
+    );
+  // The responding gateways name the initiating gateway by the certificate it authenticated with.
+  const served38 = by('responding-gateway-B').find((v) => v.transaction === 'ITI-38')!;
+  expect(served38.requestingSystem?.userName).toContain('CN=gw-a');
+
+  // The per-patient access report, as an operator runs it: `npm run audit -- report …`.
+  const report = execFileSync(
+    'npm',
+    ['run', '--silent', 'audit', '--', 'report', '--patient', PATIENT, '--json', auditDir],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const rows = JSON.parse(report) as AuditRecordView[];
+  expect(new Set(rows.map((r) => r.transaction))).toEqual(
+    new Set(['ITI-18', 'ITI-38', 'ITI-43', 'ITI-39', 'RAD-69', 'RAD-75']),
+  );
+  expect(rows.every((r) => r.outcome === 0 && r.patients.includes(PATIENT))).toBe(true);
+  // Who accessed the images of each community: both ends of RAD-75, by community.
+  const rad75 = rows.filter((r) => r.transaction === 'RAD-75');
+  const homes = endpoints.communities.filter((c) => c.label !== 'A').map((c) => c.homeCommunityId);
+  for (const h of homes) expect(rad75.filter((r) => r.communities.includes(h))).toHaveLength(2);
+
+  // Every gateway's spool verifies.
+  for (const dir of spools) {
+    const out = execFileSync(process.execPath, [path.join(ROOT, 'shared/bin/xcai-audit.js'), 'verify', dir], {
+      encoding: 'utf8',
+    });
+    expect(out).toMatch(/^OK: /);
+  }
+  console.log(
+    `demo audit: ${stored.length} records from 3 gateways at the demo repository, all valid against dicom2017c.xsd; ` +
+      `${rows.length} rows in the access report of ${PATIENT}`,
+  );
+}, 240_000);
