@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import type { RemoteCommunity } from '../directory/types';
 import { CallFailure } from '../http/outbound';
 import { readSoapMessage } from '../mtom/read';
 import type { AttachmentStream } from '../mtom/types';
-import { MtomWriter } from '../mtom/writer';
-import { faultReason, responseXmlLimits, type OutgoingRequest } from '../pipeline/dispatch';
+import { encodeSubRequest, faultReason, responseXmlLimits, type OutgoingRequest } from '../pipeline/dispatch';
 import type { Call, Ctx, Gateway, SubResponse } from '../pipeline/transaction';
-import { decodeEnvelope, encodeEnvelope, type SoapEnvelope } from '../soap/envelope';
+import { decodeEnvelope, type SoapEnvelope } from '../soap/envelope';
 import type { Logger } from '../util/log';
 import { NS } from '../xml/ns';
 import type { ClaimState, CorrelationStore, PendingRecord } from './store';
@@ -162,7 +160,7 @@ export class AsyncCalls {
     signal: AbortSignal,
     timeoutMs: number,
   ): Promise<Landed | 'accepted'> {
-    const out = await asyncRequest(call, ctx, req.messageId, this.d.replyTo());
+    const out = await encodeSubRequest(call, ctx, req.messageId, this.d.replyTo());
     const res = await this.d.gateway.outbound.post({
       endpoint: call.target.endpoint,
       contentType: out.contentType,
@@ -239,38 +237,4 @@ function checkLanded(call: Call<unknown>, ctx: Ctx, m: Landed): SubResponse {
     ctx.log.warn('unexpected response action', { target: call.target.label, action: m.envelope.wsa.action });
   }
   return m;
-}
-
-/** The sub-request again, with our ReplyTo (same MessageID as the engine chose). */
-async function asyncRequest(
-  call: Call<unknown>,
-  ctx: Ctx,
-  messageId: string,
-  replyTo: string,
-): Promise<{ contentType: string; body: Buffer }> {
-  const xml = encodeEnvelope({
-    action: call.action,
-    messageId,
-    to: call.target.endpoint.url,
-    replyTo,
-    body: call.body,
-    extraHeaders: ctx.forwardHeaders,
-    request: true,
-  });
-  if (!call.mtom)
-    return {
-      contentType: `application/soap+xml; charset=UTF-8; action="${call.action}"`,
-      body: Buffer.from(xml),
-    };
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c);
-      cb();
-    },
-  });
-  const w = new MtomWriter(sink, { action: call.action });
-  await w.writeRoot(xml);
-  await w.end();
-  return { contentType: w.contentType, body: Buffer.concat(chunks) };
 }

@@ -58,8 +58,19 @@ const DATASET_NOT_WALKED = new Set([
   '1.2.840.10008.1.2.4.95', // JPIP Referenced Deflate
 ]);
 
-/** VRs with a 2-byte reserved field and a 4-byte length in explicit VR encoding. */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+/** VRs with a 2-byte reserved field and a 4-byte length in explicit VR encoding (as 16-bit codes). */
+const LONG_VRS = new Set(
+  ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'].map(
+    (v) => v.charCodeAt(0) * 0x100 + v.charCodeAt(1),
+  ),
+);
+
+/** The VR at `at` as a 16-bit code, or -1 unless it is two letters A-Z. */
+function vrCode(b: Buffer, at: number): number {
+  const c0 = b[at];
+  const c1 = b[at + 1];
+  return c0 >= 0x41 && c0 <= 0x5a && c1 >= 0x41 && c1 <= 0x5a ? c0 * 0x100 + c1 : -1;
+}
 
 const DEFAULT_MAX_HEAD = 64 * 1024;
 const PREAMBLE = 128;
@@ -207,12 +218,13 @@ function parseHead(b: Buffer, ended: boolean, maxHead: number): Parse {
     }
     const group = b.readUInt16LE(pos);
     const element = b.readUInt16LE(pos + 2);
-    const tag = hexTag(group, element);
+    // Only for messages: formatted when one is needed.
+    const tag = () => hexTag(group, element);
     if (group !== 0x0002)
-      throw new DicomHeadError('bad-meta', `element ${tag} inside the File Meta Information`);
-    const vr = b.toString('latin1', pos + 4, pos + 6);
-    if (!/^[A-Z]{2}$/.test(vr)) {
-      throw new DicomHeadError('bad-meta', `File Meta element ${tag} has no valid VR (not explicit VR)`);
+      throw new DicomHeadError('bad-meta', `element ${tag()} inside the File Meta Information`);
+    const vr = vrCode(b, pos + 4);
+    if (vr < 0) {
+      throw new DicomHeadError('bad-meta', `File Meta element ${tag()} has no valid VR (not explicit VR)`);
     }
     let header = 8;
     let len: number;
@@ -225,14 +237,14 @@ function parseHead(b: Buffer, ended: boolean, maxHead: number): Parse {
       }
       len = b.readUInt32LE(pos + 8);
       if (len === UNDEFINED_LENGTH) {
-        throw new DicomHeadError('bad-meta', `File Meta element ${tag} has an undefined length`);
+        throw new DicomHeadError('bad-meta', `File Meta element ${tag()} has an undefined length`);
       }
     } else {
       len = b.readUInt16LE(pos + 6);
     }
     const valueEnd = pos + header + len;
     if (metaEnd >= 0 && valueEnd > metaEnd) {
-      throw new DicomHeadError('bad-meta', `File Meta element ${tag} runs past the group length`);
+      throw new DicomHeadError('bad-meta', `File Meta element ${tag()} runs past the group length`);
     }
     if (valueEnd > maxHead) throw tooLarge(maxHead);
     if (b.length < valueEnd) {
@@ -291,8 +303,8 @@ function parseHead(b: Buffer, ended: boolean, maxHead: number): Parse {
     if (implicit) {
       len = b.readUInt32LE(pos + 4);
     } else {
-      const vr = b.toString('latin1', pos + 4, pos + 6);
-      if (!/^[A-Z]{2}$/.test(vr)) return done();
+      const vr = vrCode(b, pos + 4);
+      if (vr < 0) return done();
       if (LONG_VRS.has(vr)) {
         header = 12;
         if (pos + 12 > maxHead) return done();
@@ -325,11 +337,13 @@ function parseHead(b: Buffer, ended: boolean, maxHead: number): Parse {
   }
 }
 
+/** A UID value without its padding (trailing NULs and spaces, leading spaces). */
 function uid(b: Buffer, from: number, to: number): string {
-  return b
-    .toString('latin1', from, to)
-    .replace(/[\0 ]+$/, '')
-    .replace(/^ +/, '');
+  let end = to;
+  while (end > from && (b[end - 1] === 0 || b[end - 1] === 0x20)) end--;
+  let start = from;
+  while (start < end && b[start] === 0x20) start++;
+  return b.toString('latin1', start, end);
 }
 
 function hexTag(group: number, element: number): string {

@@ -128,17 +128,30 @@ async function runCall<Sub>(
 
 async function buildRequest(call: Call<unknown>, ctx: Ctx): Promise<OutgoingRequest> {
   const messageId = newMessageId();
+  return { messageId, ...(await encodeSubRequest(call, ctx, messageId)) };
+}
+
+/**
+ * A sub-request's SOAP envelope as an HTTP body: plain SOAP 1.2, or (ITI-39/43, RAD-69/75) an MTOM
+ * package holding only the root part. `replyTo` is set for the asynchronous exchange.
+ */
+export async function encodeSubRequest(
+  call: Call<unknown>,
+  ctx: Ctx,
+  messageId: string,
+  replyTo?: string,
+): Promise<{ contentType: string; body: Buffer }> {
   const xml = encodeEnvelope({
     action: call.action,
     messageId,
     to: call.target.endpoint.url,
+    replyTo,
     body: call.body,
     extraHeaders: ctx.forwardHeaders,
     request: true,
   });
   if (!call.mtom) {
     return {
-      messageId,
       contentType: `application/soap+xml; charset=UTF-8; action="${call.action}"`,
       body: Buffer.from(xml),
     };
@@ -153,7 +166,7 @@ async function buildRequest(call: Call<unknown>, ctx: Ctx): Promise<OutgoingRequ
   const w = new MtomWriter(sink, { action: call.action });
   await w.writeRoot(xml);
   await w.end();
-  return { messageId, contentType: w.contentType, body: Buffer.concat(chunks) };
+  return { contentType: w.contentType, body: Buffer.concat(chunks) };
 }
 
 /** Limits for reading a sub-response envelope. */
