@@ -34,6 +34,13 @@ function arg(name: string, def: string): string {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 const smoke = process.argv.includes('--smoke');
+/** One benchmark client is one peer: lift the per-peer limits (security defaults: 50 requests/s). */
+const BENCH_LIMITS = {
+  maxConcurrentRequests: 20_000,
+  requestsPerSecond: 100_000,
+  burst: 100_000,
+  maxConnections: 10_000,
+};
 const N = Number(arg('n', smoke ? '300' : '10000'));
 const M = Number(arg('m', smoke ? '30' : '300'));
 const HOME_A = 'urn:oid:1.3.6.1.4.1.21367.13.70.501';
@@ -100,6 +107,7 @@ async function outstanding(): Promise<void> {
     directory: readDirectory({
       homeCommunityId: HOME_A,
       deadlineMs: 600_000,
+      inboundLimits: BENCH_LIMITS,
       communities: [
         {
           homeCommunityId: HOME_X,
@@ -221,6 +229,7 @@ async function latency(): Promise<void> {
           homeCommunityId: home,
           local: { registry: { url: regs[i].url } },
           communities: [{ homeCommunityId: HOME_A, replyTo: ['http://127.0.0.1:*/async-response'] }],
+          inboundLimits: BENCH_LIMITS,
         }),
       }),
     ),
@@ -231,6 +240,7 @@ async function latency(): Promise<void> {
       log: silentLogger,
       directory: readDirectory({
         homeCommunityId: HOME_A,
+        inboundLimits: BENCH_LIMITS,
         communities: [HOME_X, HOME_Y].map((home, i) => ({
           homeCommunityId: home,
           async,

@@ -23,6 +23,15 @@ import { generateCommunitySeed } from '../../services/reference-community/src/se
 import type { SeedSpec } from '../../services/reference-community/src/seed/types';
 
 const smoke = process.argv.includes('--smoke');
+/** The benchmark's client is the community calling the responding gateways (no TLS here). */
+const CALLER = { homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.199', name: 'IG' };
+/** One benchmark client is one peer: lift the per-peer limits (security defaults: 50 requests/s). */
+const BENCH_LIMITS = {
+  maxConcurrentRequests: 10_000,
+  requestsPerSecond: 100_000,
+  burst: 100_000,
+  maxConnections: 10_000,
+};
 const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT = 'BENCH1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 
@@ -158,7 +167,8 @@ async function fanout(seedDir: string): Promise<void> {
       spawnGateway('responding', {
         homeCommunityId: home(i),
         local: { registry: { url: delayed.registry } },
-        communities: [],
+        communities: [CALLER],
+        inboundLimits: BENCH_LIMITS,
       }),
     ),
   );
@@ -229,7 +239,8 @@ async function throughput(seedDir: string): Promise<void> {
   const rg = await spawnGateway('responding', {
     homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.180',
     local: { registry: { url: registry.registry, maxConcurrent: 64 } },
-    communities: [],
+    communities: [CALLER],
+    inboundLimits: BENCH_LIMITS,
   });
   // Check the answer size once.
   const res = await request(`${rg.url}/iti38`, {
