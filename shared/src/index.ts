@@ -43,3 +43,4 @@ export * from './util/quietly';
 export * from './async/index';
 export * from './integrity/redis-store';
 export * from './transactions/retrieve-policy';
+export * from './transactions/retrieve-routes';

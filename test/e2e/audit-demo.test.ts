@@ -5,65 +5,28 @@
  * reads them; every record validates against dicom2017c.xsd; a graceful stop delivers the
  * Application Stop records too.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '../../shared/src/audit/report';
-import { waitFor } from '../../shared/src/audit/testkit';
 import { ROOT } from '../support/federation';
+import { runScript, startDemo } from '../support/demo';
 import { AUDIT_SCHEMA, xsdErrors } from '../support/kit';
-import type { DemoEndpoints } from '../../services/reference-community/src/demo/federation';
 
 const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 
 let tmp: string;
-let demo: ChildProcess | undefined;
-let output = '';
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-demo-'));
 });
-afterAll(async () => {
-  if (demo && demo.exitCode === null && demo.signalCode === null) {
-    const exited = new Promise((r) => demo!.once('exit', r));
-    demo.kill('SIGTERM');
-    await exited;
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
-
-function run(
-  file: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    p.once('exit', (code) => resolve({ code, out }));
-  });
-}
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 it('npm start: every gateway audits to the demo repository; the report and the verifier work on it', async () => {
-  const runDir = path.join(tmp, 'run');
   const auditDir = path.join(tmp, 'arr-records');
-  const endpointsFile = path.join(tmp, 'endpoints.json');
-  const env = { DEMO_RUN_DIR: runDir, DEMO_AUDIT_DIR: auditDir, DEMO_ENDPOINTS_FILE: endpointsFile };
-  const federation = path.join(ROOT, 'services/reference-community/dist/demo/federation.js');
-  if (!fs.existsSync(federation)) throw new Error('run "npm run build" before the end-to-end tests');
-  demo = spawn(process.execPath, [federation], { env: { ...process.env, ...env }, stdio: 'pipe' });
-  demo.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  demo.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  await waitFor(
-    () => output.includes('demo federation is ready') || demo!.exitCode !== null,
-    90_000,
-    'the demo',
-  );
-  expect(output).toContain('demo federation is ready');
-  const endpoints = JSON.parse(fs.readFileSync(endpointsFile, 'utf8')) as DemoEndpoints;
+  const demo = await startDemo(tmp, { DEMO_AUDIT_DIR: auditDir });
+  const endpoints = demo.endpoints;
   expect(endpoints.auditDir).toBe(auditDir);
   expect(endpoints.auditRepository).toMatch(/^tls:\/\/127\.0\.0\.1:\d+$/);
   expect(Object.keys(endpoints.auditSpools ?? {}).sort()).toEqual([
@@ -73,17 +36,15 @@ it('npm start: every gateway audits to the demo repository; the report and the v
   ]);
 
   // The PACS of community A: query, the KOS manifests, then every image.
-  const consumer = await run(
+  const consumer = await runScript(
     path.join(ROOT, 'services/reference-community/dist/demo/consumer.js'),
     ['--patient', PATIENT, '--out', path.join(tmp, 'images')],
-    { DEMO_ENDPOINTS_FILE: endpointsFile },
+    demo.env,
   );
   expect(consumer.code).toBe(0);
 
   // Graceful stop: gateways first (their last records, Application Stop, are delivered), then the repository.
-  const exited = new Promise<number | null>((r) => demo!.once('exit', (code) => r(code)));
-  demo.kill('SIGTERM');
-  expect(await exited).toBe(0);
+  expect(await demo.stop()).toBe(0);
 
   const spools = Object.values(endpoints.auditSpools ?? {});
   const spooled = loadAuditRecords(spools);

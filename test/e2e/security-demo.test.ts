@@ -3,46 +3,19 @@
  * community A's gateway certificate (gw-a) and refuse every other certificate of the same demo CA,
  * and its initiating gateway refuses a consumer without the consumer certificate.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { Action, encodeAdhocQueryRequest, encodeEnvelope, quoteParam, StoredQuery } from '@xcai/shared';
 import { postWith } from '../support/certs';
-import { ROOT } from '../support/federation';
+import { startDemo } from '../support/demo';
 
 it('the demo responding gateways accept gw-a only; the initiating gateway wants the consumer certificate', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'xcai-demo-security-'));
-  const endpointsFile = join(dir, 'endpoints.json');
-  const env = { ...process.env, DEMO_RUN_DIR: join(dir, 'run'), DEMO_ENDPOINTS_FILE: endpointsFile };
-  const fed = spawn(process.execPath, [join(ROOT, 'services/reference-community/dist/demo/federation.js')], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  fed.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  fed.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const demo = await startDemo(dir);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const t = setInterval(() => {
-        if (out.includes('demo federation is ready')) {
-          clearInterval(t);
-          resolve();
-        }
-      }, 100);
-      fed.once('exit', (code) => {
-        clearInterval(t);
-        reject(new Error(`federation exited (${code}):\n${out}`));
-      });
-    });
-    const e = JSON.parse(readFileSync(endpointsFile, 'utf8')) as {
-      runDir: string;
-      tls: { ca: string };
-      consumer: { iti18: string };
-      communities: { label: string; gateway: Record<string, string> }[];
-      patients: { id: string }[];
-    };
+    const e = demo.endpoints;
     const certs = join(e.runDir, 'certs');
     const as = (name?: string) =>
       new Agent({
@@ -80,9 +53,7 @@ it('the demo responding gateways accept gw-a only; the initiating gateway wants 
       'a client certificate of a consumer of this gateway is required',
     );
   } finally {
-    const exited = new Promise<number | null>((r) => fed.once('exit', (code) => r(code)));
-    fed.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await demo.stop()).toBe(0);
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);

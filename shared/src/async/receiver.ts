@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Express } from 'express';
 import { auditRejectedAsyncResponse } from '../audit/gateway';
 import type { RemoteCommunity } from '../directory/types';
-import { CallFailure } from '../http/outbound';
+import { ByteLimit } from '../http/outbound';
 import { callerOf } from '../http/server';
 import { MtomError } from '../mtom/errors';
 import { readSoapMessage } from '../mtom/read';
@@ -67,7 +67,7 @@ async function receive(
       return answer(res, 403, SoapFault.sender(why));
     }
   }
-  const limit = new AdjustableLimit(maxResponseBytes(d.gateway));
+  const limit = new ByteLimit(maxResponseBytes(d.gateway));
   req.on('error', (e) => limit.destroy(e));
   req.on('close', () => {
     if (!req.complete) limit.destroy(new MtomError('truncated', 'the sender went away'));
@@ -224,7 +224,7 @@ interface Arrival {
   msg: IncomingSoapMessage;
   env: SoapEnvelope;
   source: Readable;
-  limit: AdjustableLimit;
+  limit: ByteLimit;
   caller: Caller;
   handover: boolean;
   log: Logger;
@@ -418,18 +418,3 @@ function answer(res: ServerResponse, status: number, fault?: SoapFault): void {
   res.writeHead(status, { 'content-type': SOAP_XML, connection: 'close' }).end(encodeFault(fault));
 }
 
-/** Fails the stream past `limit` bytes; the limit may be lowered once the request is known. */
-class AdjustableLimit extends Transform {
-  bytes = 0;
-  constructor(public limit: number) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.limit) {
-      cb(new CallFailure('too-large', `response larger than the configured maximum of ${this.limit} bytes`));
-      return;
-    }
-    cb(null, chunk);
-  }
-}

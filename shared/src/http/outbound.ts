@@ -267,10 +267,10 @@ function peerIdentityCheck(
   };
 }
 
-/** Counts bytes and fails the stream past the limit (IHE XCA-I M3). */
+/** Counts bytes and fails the stream past the limit (IHE XCA-I M3); the limit may be lowered later. */
 export class ByteLimit extends Transform {
   bytes = 0;
-  constructor(private readonly limit: number) {
+  constructor(public limit: number) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

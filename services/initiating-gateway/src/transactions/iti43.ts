@@ -10,22 +10,20 @@
  */
 import {
   Action,
+  type Ctx,
   decodeRetrieveDocumentSetRequest,
-  documentUnavailable,
+  type DocumentRequest,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveResult,
   initiatingPolicy,
+  isOurs,
+  localRepositoryRoute,
   mergeRetrieve,
   planRetrieve,
-  repositoryFailed,
-  retrieveAuditEvents,
-  unknownCommunity,
-  unknownRepository,
-  type Ctx,
-  type DocumentRequest,
+  remoteCommunityRoute,
   type RetrieveAnswer,
+  retrieveAuditEvents,
   type RetrieveResult,
-  type Route,
   type Transaction,
   type Verification,
 } from '@xcai/shared';
@@ -39,7 +37,14 @@ export const iti43: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
 
   validate: () => [],
 
-  plan: (docs, ctx) => planRetrieve(docs, (d) => route(d, ctx)),
+  plan(docs, ctx) {
+    const dir = ctx.gateway.directory;
+    return planRetrieve(docs, (d) =>
+      isOurs(d, dir)
+        ? localRepositoryRoute(d, dir)
+        : remoteCommunityRoute(d, dir, 'ITI-39', encodeRetrieveDocumentSetRequest),
+    );
+  },
 
   async merge(docs, outcomes, errors, ctx) {
     const expected = await registeredIntegrity(docs, ctx);
@@ -64,42 +69,6 @@ export const iti43: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
       imaging: false,
     }),
 };
-
-function route(d: DocumentRequest, ctx: Ctx): Route<DocumentRequest> | ReturnType<typeof unknownCommunity> {
-  const dir = ctx.gateway.directory;
-  if (!d.homeCommunityId || d.homeCommunityId === dir.homeCommunityId) {
-    const repo = dir.local.repositories.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
-    if (!repo) return unknownRepository(d);
-    return {
-      key: `repo:${repo.repositoryUniqueId}`,
-      target: {
-        kind: 'local',
-        location: repo.repositoryUniqueId,
-        label: `repository ${repo.repositoryUniqueId}`,
-        endpoint: repo,
-      },
-      maxPerCall: Number.MAX_SAFE_INTEGER,
-      action: Action.ITI43,
-      responseAction: Action.ITI43Response,
-      body: encodeRetrieveDocumentSetRequest,
-      failed: (doc, reason) =>
-        repositoryFailed(doc, repo.repositoryUniqueId, `the repository did not answer: ${reason}`),
-    };
-  }
-  const c = dir.communities.find((x) => x.homeCommunityId === d.homeCommunityId);
-  if (!c) return unknownCommunity(d);
-  const endpoint = c.endpoints.iti39;
-  if (!endpoint) return unknownCommunity(d, 'has no Cross Gateway Retrieve endpoint');
-  return {
-    key: `community:${c.homeCommunityId}`,
-    target: { kind: 'community', location: c.homeCommunityId, label: c.name, community: c, endpoint },
-    maxPerCall: c.maxDocumentsPerRequest,
-    action: Action.ITI39,
-    responseAction: Action.ITI39Response,
-    body: encodeRetrieveDocumentSetRequest,
-    failed: (doc, reason) => documentUnavailable(doc, c.homeCommunityId, reason),
-  };
-}
 
 /** The hash/size registered for each requested document, when a query passed through us. */
 async function registeredIntegrity(

@@ -13,26 +13,21 @@ import {
   Action,
   decodeRetrieveImagingDocumentSetRequest,
   dicomCheck,
-  documentUnavailable,
-  encodeRetrieveImagingDocumentSetRequest,
   encodeRetrieveResult,
+  imagingBody,
   imagingDocuments,
-  initiatingPolicy,
-  mergeRetrieve,
-  nestImagingDocuments,
-  planRetrieve,
-  repositoryFailed,
-  retrieveAuditEvents,
-  unknownCommunity,
-  unknownRepository,
-  validateImagingRequest,
-  type Ctx,
-  type ImagingDocumentRef,
   type ImagingRequest,
+  initiatingPolicy,
+  isOurs,
+  localImagingSourceRoute,
+  mergeRetrieve,
+  planRetrieve,
+  remoteCommunityRoute,
   type RetrieveAnswer,
+  retrieveAuditEvents,
   type RetrieveResult,
-  type Route,
   type Transaction,
+  validateImagingRequest,
 } from '@xcai/shared';
 
 export const rad69: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> = {
@@ -44,7 +39,15 @@ export const rad69: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
 
   validate: (req) => validateImagingRequest(req),
 
-  plan: (req, ctx) => planRetrieve(imagingDocuments(req), (d) => route(d, req, ctx)),
+  plan(req, ctx) {
+    const dir = ctx.gateway.directory;
+    const ts = req.transferSyntaxUids;
+    return planRetrieve(imagingDocuments(req), (d) =>
+      isOurs(d, dir)
+        ? localImagingSourceRoute(d, dir, ts)
+        : remoteCommunityRoute(d, dir, 'RAD-75', imagingBody(ts)),
+    );
+  },
 
   merge: (req, outcomes, errors, ctx) =>
     mergeRetrieve(outcomes, errors, initiatingPolicy(ctx, dicomCheck(req.transferSyntaxUids)), ctx),
@@ -62,49 +65,3 @@ export const rad69: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
       imaging: true,
     }),
 };
-
-function route(
-  d: ImagingDocumentRef,
-  req: ImagingRequest,
-  ctx: Ctx,
-): Route<ImagingDocumentRef> | ReturnType<typeof unknownCommunity> {
-  const dir = ctx.gateway.directory;
-  const body = (docs: ImagingDocumentRef[]) =>
-    encodeRetrieveImagingDocumentSetRequest(nestImagingDocuments(docs, req.transferSyntaxUids));
-  if (!d.homeCommunityId || d.homeCommunityId === dir.homeCommunityId) {
-    const ids = dir.local.imagingDocumentSources.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
-    if (!ids) return unknownRepository(d);
-    return {
-      key: `ids:${ids.repositoryUniqueId}`,
-      target: {
-        kind: 'local',
-        location: ids.repositoryUniqueId,
-        label: `Imaging Document Source ${ids.repositoryUniqueId}`,
-        endpoint: ids,
-      },
-      maxPerCall: Number.MAX_SAFE_INTEGER,
-      action: Action.RAD69,
-      responseAction: Action.RAD69Response,
-      body,
-      failed: (doc, reason) =>
-        repositoryFailed(
-          doc,
-          ids.repositoryUniqueId,
-          `the Imaging Document Source did not answer: ${reason}`,
-        ),
-    };
-  }
-  const c = dir.communities.find((x) => x.homeCommunityId === d.homeCommunityId);
-  if (!c) return unknownCommunity(d);
-  const endpoint = c.endpoints.rad75;
-  if (!endpoint) return unknownCommunity(d, 'has no Cross Gateway Retrieve Imaging Document Set endpoint');
-  return {
-    key: `community:${c.homeCommunityId}`,
-    target: { kind: 'community', location: c.homeCommunityId, label: c.name, community: c, endpoint },
-    maxPerCall: c.maxDocumentsPerRequest,
-    action: Action.RAD75,
-    responseAction: Action.RAD75Response,
-    body,
-    failed: (doc, reason) => documentUnavailable(doc, c.homeCommunityId, reason),
-  };
-}

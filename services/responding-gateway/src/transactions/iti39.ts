@@ -8,20 +8,18 @@
 import {
   Action,
   decodeRetrieveDocumentSetRequest,
-  encodeRetrieveDocumentSetRequest,
+  type DocumentRequest,
   encodeRetrieveResult,
+  localRepositoryRoute,
   mergeRetrieve,
   missingHome,
   planRetrieve,
-  repositoryFailed,
   respondingPolicy,
-  retrieveAuditEvents,
-  unknownCommunity,
-  unknownRepository,
-  type DocumentRequest,
   type RetrieveAnswer,
+  retrieveAuditEvents,
   type RetrieveResult,
   type Transaction,
+  unknownCommunity,
 } from '@xcai/shared';
 
 export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResult> = {
@@ -39,23 +37,7 @@ export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
       if (!d.homeCommunityId) return missingHome(d);
       if (d.homeCommunityId !== dir.homeCommunityId)
         return unknownCommunity(d, 'is not served by this gateway');
-      const repo = dir.local.repositories.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
-      if (!repo) return unknownRepository(d);
-      return {
-        key: repo.repositoryUniqueId,
-        target: {
-          kind: 'local',
-          location: repo.repositoryUniqueId,
-          label: `repository ${repo.repositoryUniqueId}`,
-          endpoint: repo,
-        },
-        maxPerCall: Number.MAX_SAFE_INTEGER,
-        action: Action.ITI43,
-        responseAction: Action.ITI43Response,
-        body: encodeRetrieveDocumentSetRequest,
-        failed: (doc, reason) =>
-          repositoryFailed(doc, repo.repositoryUniqueId, `the repository did not answer: ${reason}`),
-      };
+      return localRepositoryRoute(d, dir);
     });
   },
 

@@ -11,23 +11,20 @@ import {
   Action,
   decodeRetrieveImagingDocumentSetRequest,
   dicomCheck,
-  encodeRetrieveImagingDocumentSetRequest,
   encodeRetrieveResult,
   imagingDocuments,
+  type ImagingRequest,
+  localImagingSourceRoute,
   mergeRetrieve,
   missingHome,
-  nestImagingDocuments,
   planRetrieve,
-  repositoryFailed,
   respondingPolicy,
-  retrieveAuditEvents,
-  unknownCommunity,
-  unknownRepository,
-  validateImagingRequest,
-  type ImagingRequest,
   type RetrieveAnswer,
+  retrieveAuditEvents,
   type RetrieveResult,
   type Transaction,
+  unknownCommunity,
+  validateImagingRequest,
 } from '@xcai/shared';
 
 export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> = {
@@ -45,28 +42,7 @@ export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
       if (!d.homeCommunityId) return missingHome(d);
       if (d.homeCommunityId !== dir.homeCommunityId)
         return unknownCommunity(d, 'is not served by this gateway');
-      const ids = dir.local.imagingDocumentSources.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
-      if (!ids) return unknownRepository(d);
-      return {
-        key: ids.repositoryUniqueId,
-        target: {
-          kind: 'local',
-          location: ids.repositoryUniqueId,
-          label: `Imaging Document Source ${ids.repositoryUniqueId}`,
-          endpoint: ids,
-        },
-        maxPerCall: Number.MAX_SAFE_INTEGER,
-        action: Action.RAD69,
-        responseAction: Action.RAD69Response,
-        body: (docs) =>
-          encodeRetrieveImagingDocumentSetRequest(nestImagingDocuments(docs, req.transferSyntaxUids)),
-        failed: (doc, reason) =>
-          repositoryFailed(
-            doc,
-            ids.repositoryUniqueId,
-            `the Imaging Document Source did not answer: ${reason}`,
-          ),
-      };
+      return localImagingSourceRoute(d, dir, req.transferSyntaxUids);
     });
   },
 
