@@ -417,4 +417,3 @@ function answer(res: ServerResponse, status: number, fault?: SoapFault): void {
   }
   res.writeHead(status, { 'content-type': SOAP_XML, connection: 'close' }).end(encodeFault(fault));
 }
-
