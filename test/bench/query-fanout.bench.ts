@@ -205,7 +205,7 @@ async function load(url: string, action: string, seconds: number, conns: number)
     );
     const out = execFileSync(
       'wrk',
-      ['-t2', `-c${conns}`, `-d${seconds}s`, '-s', join(dir, 'post.lua'), url],
+      ['-t2', '--timeout', '10s', `-c${conns}`, `-d${seconds}s`, '-s', join(dir, 'post.lua'), url],
       { encoding: 'utf8' },
     );
     const m = /RPS ([\d.]+) ERR (\d+)/.exec(out);

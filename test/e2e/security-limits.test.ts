@@ -193,6 +193,20 @@ describe('slow senders', () => {
     expect(r.data).toContain('request body not received in time');
   });
 
+  it('cuts off a request that trickles in for longer than requestTimeoutMs (408 + SOAP fault)', async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const r = await raw('gw-c', (s) => {
+      s.write(
+        `POST /iti38 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/soap+xml\r\nContent-Length: 5000\r\n\r\n`,
+      );
+      // A byte every 200 ms: never idle for bodyIdleTimeoutMs (500 ms), never complete.
+      timer = setInterval(() => s.writable && s.write(' '), 200);
+    });
+    clearInterval(timer);
+    expect(r.data).toMatch(/^HTTP\/1\.1 408/);
+    expect(r.data).toContain('request not received in time');
+  });
+
   it('cuts off a request whose headers never end (408 + SOAP fault)', async () => {
     const r = await raw('gw-c', (s) => s.write('POST /iti38 HTTP/1.1\r\nHost: localhost\r\nX-Slow: '));
     expect(r.data).toMatch(/^HTTP\/1\.1 408/);

@@ -82,6 +82,9 @@ async function receive(
       maxPartHeaderBytes: 16 * 1024,
       maxParts: 100_000,
       maxTotalBytes: limit.limit,
+      // A sender that stops sending (our own backpressure does not count) is bounded like a
+      // synchronous answer's body; the whole answer is not, so a large study can stream in.
+      idleTimeoutMs: d.gateway.directory.deadlineMs,
     });
   } catch (e) {
     log.info('async response not readable', { reason: (e as Error).message });

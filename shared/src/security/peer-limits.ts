@@ -191,6 +191,12 @@ export function peerLimitsMiddleware(o: PeerLimitsOptions): RequestHandler {
       );
     }
     res.once('close', release);
+    watchTotalTime(req, res, o.defaults.requestTimeoutMs, () => {
+      refused(key, 'request time', caller);
+      if (res.headersSent) return void req.socket.destroy();
+      res.once('finish', () => req.socket.destroy());
+      refuseRequest(res, 408, SoapFault.sender('request not received in time'));
+    });
     watchBodyPauses(req, res, o.defaults.bodyIdleTimeoutMs, () => {
       refused(key, 'body pause', caller);
       if (res.headersSent) return void req.socket.destroy();
@@ -199,6 +205,18 @@ export function peerLimitsMiddleware(o: PeerLimitsOptions): RequestHandler {
     });
     next();
   };
+}
+
+/** Calls `onLate` when the request is still incomplete `ms` after it started (the whole request bound). */
+function watchTotalTime(req: IncomingMessage, res: ServerResponse, ms: number, onLate: () => void): void {
+  if (req.complete) return;
+  const timer = setTimeout(() => {
+    if (!req.complete && !req.destroyed && !res.writableEnded) onLate();
+  }, ms);
+  timer.unref();
+  const stop = () => clearTimeout(timer);
+  req.once('end', stop);
+  res.once('close', stop);
 }
 
 /**

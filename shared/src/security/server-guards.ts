@@ -70,7 +70,10 @@ function notAuthentication(err: NodeJS.ErrnoException): boolean {
 export function installServerGuards(server: Server, o: ServerGuardOptions): void {
   const log = o.log.child({ component: 'server-guards' });
   server.headersTimeout = o.limits.headersTimeoutMs;
-  server.requestTimeout = o.limits.requestTimeoutMs;
+  // Node's requestTimeout would bound every request, including a multi-gigabyte asynchronous
+  // answer streaming into /async-response. The SOAP endpoints get their own total bound instead
+  // (peer-limits.ts); the async receiver bounds pauses of its sender.
+  server.requestTimeout = 0;
 
   if (o.tls) {
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
