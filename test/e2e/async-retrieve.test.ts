@@ -40,6 +40,7 @@ import {
   startRG,
   type CommunityProcess,
   type Label,
+  studyImagingRequest,
 } from '../support/federation';
 import { deIncludeXop, xsdErrors } from '../support/kit';
 import {
@@ -93,23 +94,7 @@ function study(k: Label): ManifestStudy {
 }
 
 function studyRequest(k: Label): ImagingRequest {
-  const s = study(k);
-  return {
-    studies: [
-      {
-        studyInstanceUid: s.studyInstanceUid,
-        series: s.series.map((r) => ({
-          seriesInstanceUid: r.seriesInstanceUid,
-          documents: r.instances.map((i) => ({
-            homeCommunityId: home(k),
-            repositoryUniqueId: m[k].idsRepositoryUniqueId,
-            documentUniqueId: i.sopInstanceUid,
-          })),
-        })),
-      },
-    ],
-    transferSyntaxUids: TS,
-  };
+  return studyImagingRequest(m[k], study(k), { ts: TS });
 }
 
 function instanceFile(k: Label, sop: string): Buffer {

@@ -33,7 +33,14 @@ import { startAuditRepository, type AuditRepository } from '../../shared/src/aud
 import { parseSyslogMessage } from '../../shared/src/audit/syslog';
 import { findRsyslogd, freePort, makeCerts, RsyslogReceiver, waitFor } from '../../shared/src/audit/testkit';
 import { retrieveCall, soapCall } from '../support/client';
-import { demoSeeds, ROOT, spawnCommunity, type CommunityProcess, type Label } from '../support/federation';
+import {
+  demoSeeds,
+  ROOT,
+  spawnCommunity,
+  type CommunityProcess,
+  type Label,
+  studyImagingRequest,
+} from '../support/federation';
 import { AUDIT_SCHEMA, xsdErrors } from '../support/kit';
 import { buildAssertion, makeIdp, securityHeader, signAssertion, type TestIdp } from '../support/xua';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
@@ -165,22 +172,7 @@ const studyOf = (k: Label, patient = PATIENT_1): ManifestStudy => {
 };
 
 function studyRequest(k: Label, study: ManifestStudy, extra: string[] = []): ImagingRequest {
-  return {
-    studies: [
-      {
-        studyInstanceUid: study.studyInstanceUid,
-        series: study.series.map((s, i) => ({
-          seriesInstanceUid: s.seriesInstanceUid,
-          documents: [...s.instances.map((x) => x.sopInstanceUid), ...(i === 0 ? extra : [])].map((uid) => ({
-            homeCommunityId: home(k),
-            repositoryUniqueId: m[k].idsRepositoryUniqueId,
-            documentUniqueId: uid,
-          })),
-        })),
-      },
-    ],
-    transferSyntaxUids: TS,
-  };
+  return studyImagingRequest(m[k], study, { ts: TS, extraInFirstSeries: extra });
 }
 
 const query = async (ig: GatewayProcess) => {

@@ -22,6 +22,7 @@ import {
   startIG,
   startRG,
   type CommunityProcess,
+  studyImagingRequest,
 } from '../support/federation';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
@@ -36,22 +37,7 @@ const rgAudit = new MemoryAuditSink();
 const stops: (() => Promise<void>)[] = [];
 
 function request(): ImagingRequest {
-  return {
-    studies: [
-      {
-        studyInstanceUid: study.studyInstanceUid,
-        series: study.series.map((s) => ({
-          seriesInstanceUid: s.seriesInstanceUid,
-          documents: s.instances.map((i) => ({
-            homeCommunityId: mB.homeCommunityId,
-            repositoryUniqueId: mB.idsRepositoryUniqueId,
-            documentUniqueId: i.sopInstanceUid,
-          })),
-        })),
-      },
-    ],
-    transferSyntaxUids: ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'],
-  };
+  return studyImagingRequest(mB, study);
 }
 
 const instances = () => study.series.flatMap((s) => s.instances);

@@ -26,7 +26,14 @@ import {
   type ImagingRequest,
   type RunningGateway,
 } from '@xcai/shared';
-import { directory, spawnCommunity, startIG, startRG, type CommunityProcess } from '../support/federation';
+import {
+  directory,
+  spawnCommunity,
+  startIG,
+  startRG,
+  type CommunityProcess,
+  studyImagingRequest,
+} from '../support/federation';
 import { peakRss, spawnGateway } from '../support/processes';
 import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
 import { largeSeedSpec } from '../../services/reference-community/src/seed/specs';
@@ -60,23 +67,7 @@ async function largeSeed(): Promise<string> {
 
 /** A RAD-69/RAD-75 request for the first `count` instances of the seeded study. */
 function studyRequest(count: number): ImagingRequest {
-  const study = m.patients[0].studies[0];
-  let left = count;
-  const series: ImagingRequest['studies'][number]['series'] = [];
-  for (const s of study.series) {
-    const take = s.instances.slice(0, left);
-    left -= take.length;
-    if (!take.length) break;
-    series.push({
-      seriesInstanceUid: s.seriesInstanceUid,
-      documents: take.map((i) => ({
-        homeCommunityId: m.homeCommunityId,
-        repositoryUniqueId: m.idsRepositoryUniqueId,
-        documentUniqueId: i.sopInstanceUid,
-      })),
-    });
-  }
-  return { studies: [{ studyInstanceUid: study.studyInstanceUid, series }], transferSyntaxUids: TS };
+  return studyImagingRequest(m, m.patients[0].studies[0], { ts: TS, limit: count });
 }
 
 function bytesOf(count: number): number {

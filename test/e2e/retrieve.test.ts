@@ -29,6 +29,7 @@ import {
   startRG,
   type CommunityProcess,
   type Label,
+  studyImagingRequest,
 } from '../support/federation';
 import { deIncludeXop, xsdErrors } from '../support/kit';
 import { readManifest } from '../../services/reference-community/src/server';
@@ -66,22 +67,7 @@ function kosRequests(k: Label, patient: string): DocumentRequest[] {
 
 /** A RAD-69 request for every instance of a study, as a consumer builds it from the KOS. */
 function studyRequest(k: Label, study: ManifestStudy, ts = [EXPLICIT, IMPLICIT]): ImagingRequest {
-  return {
-    studies: [
-      {
-        studyInstanceUid: study.studyInstanceUid,
-        series: study.series.map((s) => ({
-          seriesInstanceUid: s.seriesInstanceUid,
-          documents: s.instances.map((i) => ({
-            homeCommunityId: home(k),
-            repositoryUniqueId: m[k].idsRepositoryUniqueId,
-            documentUniqueId: i.sopInstanceUid,
-          })),
-        })),
-      },
-    ],
-    transferSyntaxUids: ts,
-  };
+  return studyImagingRequest(m[k], study, { ts });
 }
 
 function merge(...reqs: ImagingRequest[]): ImagingRequest {

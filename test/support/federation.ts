@@ -11,6 +11,7 @@ import {
   type GatewayOptions,
   type RunningGateway,
   readDirectory,
+  type ImagingRequest,
 } from '@xcai/shared';
 import {
   defaultDemoSpecs,
@@ -18,6 +19,7 @@ import {
 } from '../../services/reference-community/src/seed/generate';
 import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
 import { startRespondingGateway } from '../../services/responding-gateway/src/index';
+import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
 export const ROOT = resolve(__dirname, '../..');
 const SEED_VERSION = 'v1';
@@ -180,4 +182,41 @@ export function igDirectoryFor(
     communities,
     ...extra,
   });
+}
+
+/** Transfer syntaxes the seed generator writes (Explicit and Implicit VR Little Endian). */
+export const SEED_TRANSFER_SYNTAXES = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
+
+/**
+ * A RAD-69/RAD-75 request for the instances of a seeded study, as a consumer builds it from the
+ * KOS: the first `limit` instances (default all), `extraInFirstSeries` SOP Instance UIDs added to
+ * the first series (e.g. ones that do not exist).
+ */
+export function studyImagingRequest(
+  m: SeedManifest,
+  study: ManifestStudy,
+  o: { ts?: string[]; limit?: number; extraInFirstSeries?: string[] } = {},
+): ImagingRequest {
+  let left = o.limit ?? Number.MAX_SAFE_INTEGER;
+  const series: ImagingRequest['studies'][number]['series'] = [];
+  study.series.forEach((s, i) => {
+    const uids = [
+      ...s.instances.slice(0, Math.max(0, left)).map((x) => x.sopInstanceUid),
+      ...(i === 0 ? (o.extraInFirstSeries ?? []) : []),
+    ];
+    left -= s.instances.length;
+    if (!uids.length) return;
+    series.push({
+      seriesInstanceUid: s.seriesInstanceUid,
+      documents: uids.map((documentUniqueId) => ({
+        homeCommunityId: m.homeCommunityId,
+        repositoryUniqueId: m.idsRepositoryUniqueId,
+        documentUniqueId,
+      })),
+    });
+  });
+  return {
+    studies: [{ studyInstanceUid: study.studyInstanceUid, series }],
+    transferSyntaxUids: o.ts ?? SEED_TRANSFER_SYNTAXES,
+  };
 }
