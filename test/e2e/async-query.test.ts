@@ -4,6 +4,8 @@
  * responding gateway, ITI-38 used async from the initiating gateway, and the receiver's safety rules
  * (unknown RelatesTo, duplicates, late answers, deadline expiry, ReplyTo allow-list, hand-over auth).
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import {
   Action,
@@ -333,6 +335,61 @@ describe('used async (ITI-38 from the initiating gateway)', () => {
       const res = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
       expect([a.status, res.status, res.objects.length]).toEqual([200, 'Success', 1]);
     }
+  });
+});
+
+describe('requester disconnect (IHE XCA-I M3)', () => {
+  it('cancels every upstream request and drops the pending async record when the consumer goes away', async () => {
+    // Y never answers its synchronous ITI-38; X acknowledges with 202 and holds its async answer.
+    // Timeouts and the deadline are far beyond the test, so only the disconnect can end them.
+    let upstreamClosed!: () => void;
+    const yClosed = new Promise<void>((r) => (upstreamClosed = r));
+    let yAsked!: () => void;
+    const yReceived = new Promise<void>((r) => (yAsked = r));
+    const hanging = createServer((req) => {
+      req.resume();
+      req.socket.once('close', upstreamClosed);
+      yAsked();
+    });
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    stop.push(
+      () =>
+        new Promise<void>((r) => {
+          hanging.close(() => r());
+          hanging.closeAllConnections();
+        }),
+    );
+    const held = await startAsyncPeer(HOME_X, 'hold');
+    stop.push(held.close);
+    const yUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/iti38`;
+    const g = await startIGWith(
+      [
+        {
+          homeCommunityId: HOME_X,
+          name: 'X',
+          async: true,
+          endpoints: { iti38: { url: held.url, timeoutMs: 60_000 } },
+        },
+        { homeCommunityId: HOME_Y, name: 'Y', endpoints: { iti38: { url: yUrl, timeoutMs: 60_000 } } },
+      ],
+      { deadlineMs: 120_000 },
+    );
+    const consumer = new AbortController();
+    const call = soapCall(`${g.url}/iti18`, Action.ITI18, findDocuments(), { signal: consumer.signal });
+    call.catch(() => undefined);
+    await Promise.all([yReceived, held.waitHeld(1)]);
+    const uuid = held.held[0].messageId.slice('urn:uuid:'.length);
+    expect(await redis.get(`${prefix}pending:${uuid}`)).not.toBeNull();
+
+    consumer.abort();
+    await expect(call).rejects.toThrow();
+    await yClosed; // the sub-request to Y was cancelled, not left to its 60 s timeout
+    await waitFor(async () => (await redis.get(`${prefix}pending:${uuid}`)) === null);
+    expect(await redis.get(`${prefix}claim:${uuid}`)).toBe('cancelled');
+    // X's late answer is acknowledged and dropped; the gateway still serves the next request.
+    expect(await held.held[0].deliver()).toBe(202);
+    const next = await soapCall(`${ig.url}/iti18`, Action.ITI18, findDocuments());
+    expect(next.status).toBe(200);
   });
 });
 

@@ -25,7 +25,14 @@ export async function soapCall(
   url: string,
   action: string,
   body: string,
-  o: { replyTo?: string; extraHeaders?: string; messageId?: string; raw?: string; contentType?: string } = {},
+  o: {
+    replyTo?: string;
+    extraHeaders?: string;
+    messageId?: string;
+    raw?: string;
+    contentType?: string;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<SoapAnswer> {
   const messageId = o.messageId ?? newMessageId();
   const xml =
@@ -43,6 +50,7 @@ export async function soapCall(
     method: 'POST',
     headers: { 'content-type': o.contentType ?? 'application/soap+xml; charset=UTF-8' },
     body: xml,
+    signal: o.signal,
   });
   const text = await res.body.text();
   const ct = String(res.headers['content-type'] ?? '');
