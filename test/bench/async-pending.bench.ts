@@ -14,15 +14,13 @@ import { Agent, request } from 'undici';
 import {
   Action,
   decodeAdhocQueryResponse,
-  encodeAdhocQueryRequest,
   encodeAdhocQueryResponse,
   encodeEnvelope,
   newMessageId,
-  quoteParam,
   readDirectory,
   silentLogger,
-  StoredQuery,
   type ServiceSettings,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
 import { startRespondingGateway } from '../../services/responding-gateway/src/index';
@@ -60,13 +58,7 @@ const settings = (): ServiceSettings => ({
   redisKeyPrefix: prefix,
 });
 
-const QUERY = encodeAdhocQueryRequest({
-  queryId: StoredQuery.FindDocuments,
-  params: {
-    $XDSDocumentEntryPatientId: quoteParam('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'),
-    $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-  },
-});
+const QUERY = encodeFindDocumentsRequest('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO');
 
 async function post(
   url: string,

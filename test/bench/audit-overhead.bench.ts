@@ -17,11 +17,9 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   Action,
-  encodeAdhocQueryRequest,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
-  quoteParam,
-  StoredQuery,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { loadAuditRecords } from '../../shared/src/audit/report';
 import { makeCerts, waitFor } from '../../shared/src/audit/testkit';
@@ -38,7 +36,6 @@ const arg = (name: string): string | undefined => {
 /** `--only RAD-69`: just the transactions whose name contains this; `--runs N`, `--conc 1,8`. */
 const only = arg('--only');
 const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const GOAL = 1.05;
 
 function pct(xs: number[], p: number): number {
@@ -106,10 +103,7 @@ async function main(): Promise<void> {
     }),
   ]);
 
-  const query = encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+  const query = encodeFindDocumentsRequest(PATIENT);
   const docs = m.documentEntries
     .filter((d) => d.patientId === PATIENT)
     .map((d) => ({

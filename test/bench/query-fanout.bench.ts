@@ -16,7 +16,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { Action, encodeAdhocQueryRequest, encodeEnvelope, quoteParam, StoredQuery } from '@xcai/shared';
+import { Action, encodeEnvelope, encodeFindDocumentsRequest } from '@xcai/shared';
 import { spawnCommunity } from '../support/federation';
 import { spawnGateway } from '../support/processes';
 import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
@@ -32,7 +32,6 @@ const BENCH_LIMITS = {
   burst: 100_000,
   maxConnections: 10_000,
 };
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT = 'BENCH1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 
 function spec(studies: number): SeedSpec {
@@ -62,10 +61,7 @@ function spec(studies: number): SeedSpec {
   };
 }
 
-const findDocuments = encodeAdhocQueryRequest({
-  queryId: StoredQuery.FindDocuments,
-  params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-});
+const findDocuments = encodeFindDocumentsRequest(PATIENT);
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -10,14 +10,12 @@ import { request } from 'undici';
 import {
   Action,
   decodeAdhocQueryResponse,
-  encodeAdhocQueryRequest,
   encodeAdhocQueryResponse,
   encodeEnvelope,
   newMessageId,
-  quoteParam,
-  StoredQuery,
   type RunningGateway,
   type ServiceSettings,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import type Redis from 'ioredis';
 import { soapCall } from '../support/client';
@@ -40,7 +38,6 @@ import {
 import { deleteUnder, inspector, keysUnder, REDIS_URL, uniquePrefix } from '../support/redis';
 import { readManifest } from '../../services/reference-community/src/server';
 
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const HOME_X = 'urn:oid:1.3.6.1.4.1.21367.13.70.301';
 const HOME_Y = 'urn:oid:1.3.6.1.4.1.21367.13.70.302';
@@ -67,11 +64,7 @@ let redis: Redis;
 const stop: (() => Promise<void>)[] = [];
 
 function findDocuments(patient = PATIENT_1) {
-  return encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    returnType: 'LeafClass',
-    params: { $XDSDocumentEntryPatientId: quoteParam(patient), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+  return encodeFindDocumentsRequest(patient, { returnType: 'LeafClass' });
 }
 
 function igDirectory(communities: Record<string, unknown>[], extra: Record<string, unknown> = {}) {

@@ -8,11 +8,9 @@ import type { ChildProcess } from 'node:child_process';
 import {
   Action,
   decodeAdhocQueryResponse,
-  encodeAdhocQueryRequest,
-  quoteParam,
-  StoredQuery,
   type RunningGateway,
   type ServiceSettings,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import type Redis from 'ioredis';
 import { soapCall } from '../support/client';
@@ -44,13 +42,7 @@ let ig: RunningGateway;
 let redis: Redis;
 
 function query() {
-  return encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: {
-      $XDSDocumentEntryPatientId: quoteParam('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'),
-      $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-    },
-  });
+  return encodeFindDocumentsRequest('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO');
 }
 
 async function waitFor(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {

@@ -16,14 +16,12 @@ import {
   contentIdKey,
   decodeAdhocQueryResponse,
   decodeRetrieveDocumentSetResponse,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeRetrieveImagingDocumentSetRequest,
   MtomWriter,
   newMessageId,
-  quoteParam,
-  StoredQuery,
   type RunningGateway,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import type Redis from 'ioredis';
 import { soapCall } from '../support/client';
@@ -40,7 +38,6 @@ import { deleteUnder, inspector, keysUnder, REDIS_URL, uniquePrefix } from '../s
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const SECRET = 'replica-test-secret-0123456789abcdef';
 const prefix = uniquePrefix('async-replicas');
@@ -64,11 +61,7 @@ let ig1: IgProcess, ig2: IgProcess;
 const stop: (() => Promise<void>)[] = [];
 
 function findDocuments() {
-  return encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    returnType: 'LeafClass',
-    params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT_1), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+  return encodeFindDocumentsRequest(PATIENT_1, { returnType: 'LeafClass' });
 }
 
 async function spawnIG(name: string, env: Record<string, string>, timeoutMs = 8000): Promise<IgProcess> {

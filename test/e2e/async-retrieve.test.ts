@@ -15,18 +15,17 @@ import {
   cidFromHref,
   contentIdKey,
   decodeRetrieveDocumentSetResponse,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
   MtomWriter,
   newMessageId,
-  quoteParam,
-  StoredQuery,
   type DocumentRequest,
   type ImagingRequest,
   type RunningGateway,
   type ServiceSettings,
+  encodeFindDocumentsRequest,
+  APPROVED_STATUS,
 } from '@xcai/shared';
 import type Redis from 'ioredis';
 import { soapCall } from '../support/client';
@@ -53,7 +52,6 @@ import { deleteUnder, inspector, keysUnder, REDIS_URL, uniquePrefix } from '../s
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const TS = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
 const prefix = uniquePrefix('async-retrieve');
@@ -81,7 +79,7 @@ const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
 function kosRequests(k: Label): DocumentRequest[] {
   return m[k].documentEntries
-    .filter((d) => d.patientId === PATIENT_1 && d.availabilityStatus === APPROVED)
+    .filter((d) => d.patientId === PATIENT_1 && d.availabilityStatus === APPROVED_STATUS)
     .map((d) => ({
       homeCommunityId: home(k),
       repositoryUniqueId: d.repositoryUniqueId,
@@ -175,10 +173,7 @@ beforeAll(async () => {
     redis.disconnect();
   });
   // The consumer queries first: the gateway keeps hash/size (in Redis) to check the retrieves.
-  const q = encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT_1), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+  const q = encodeFindDocumentsRequest(PATIENT_1);
   expect((await soapCall(`${ig.url}/iti18`, Action.ITI18, q)).status).toBe(200);
 }, 90_000);
 

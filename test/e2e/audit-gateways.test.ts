@@ -19,14 +19,13 @@ import { request } from 'undici';
 import {
   Action,
   AUDIT_UNAVAILABLE_REASON,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
-  quoteParam,
-  StoredQuery,
   type DocumentRequest,
   type ImagingRequest,
+  encodeFindDocumentsRequest,
+  APPROVED_STATUS,
 } from '@xcai/shared';
 import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '../../shared/src/audit/report';
 import { startAuditRepository, type AuditRepository } from '../../shared/src/audit/repository';
@@ -47,7 +46,6 @@ import { spawnGateway, type GatewayProcess } from '../support/processes';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const TS = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -149,15 +147,11 @@ function startIgA(rgUrl: string | undefined, env: Record<string, string>): Promi
 
 // ---- transactions -------------------------------------------------------------------------------
 
-const findDocuments = (patient = PATIENT_1) =>
-  encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: { $XDSDocumentEntryPatientId: quoteParam(patient), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+const findDocuments = (patient = PATIENT_1) => encodeFindDocumentsRequest(patient);
 
 function kos(k: Label, patient = PATIENT_1): DocumentRequest[] {
   return m[k].documentEntries
-    .filter((d) => d.patientId === patient && d.availabilityStatus === APPROVED)
+    .filter((d) => d.patientId === patient && d.availabilityStatus === APPROVED_STATUS)
     .map((d) => ({
       homeCommunityId: home(k),
       repositoryUniqueId: d.repositoryUniqueId,

@@ -11,10 +11,10 @@ import {
   encodeAdhocQueryRequest,
   encodeEnvelope,
   NS,
-  quoteParam,
   StoredQuery,
   type RunningGateway,
   type SoapEnvelope,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { retrieveCall } from '../support/client';
 import {
@@ -39,13 +39,7 @@ afterAll(async () => {
   await ref.stop();
 });
 
-const good = encodeAdhocQueryRequest({
-  queryId: StoredQuery.FindDocuments,
-  params: {
-    $XDSDocumentEntryPatientId: quoteParam('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'),
-    $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-  },
-});
+const good = encodeFindDocumentsRequest('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO');
 
 async function post(
   body: string | Buffer,

@@ -15,7 +15,6 @@ import { request } from 'undici';
 import {
   Action,
   decodeAdhocQueryResponse,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveDocumentSetResponse,
@@ -24,10 +23,9 @@ import {
   newMessageId,
   NS,
   parseXml,
-  quoteParam,
   readSoapMessage,
-  StoredQuery,
   type RunningGateway,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { retrieveCall } from '../support/client';
 import {
@@ -44,11 +42,7 @@ import { deIncludeXop, xsdErrors } from '../support/kit';
 
 const run = promisify(execFile);
 const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
-const findDocuments = encodeAdhocQueryRequest({
-  queryId: StoredQuery.FindDocuments,
-  params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-});
+const findDocuments = encodeFindDocumentsRequest(PATIENT);
 
 let refA: CommunityProcess, refB: CommunityProcess;
 let ig: RunningGateway, rg: RunningGateway;

@@ -11,10 +11,10 @@ import {
   encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeFault,
-  quoteParam,
   SoapFault,
   StoredQuery,
   type RunningGateway,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { soapCall } from '../support/client';
 import {
@@ -31,7 +31,6 @@ import type { SeedManifest } from '../../services/reference-community/src/seed/t
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const PATIENT_3 = 'JP1003^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const UNKNOWN = 'NOBODY77^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
-const APPROVED = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')";
 
 const lines: string[] = [];
 const logger = (service: string) => createLogger({ service }, 'info', (l) => lines.push(l));
@@ -41,10 +40,7 @@ let rgB: RunningGateway, rgC: RunningGateway, ig: RunningGateway;
 let faulty: Server;
 
 function findDocuments(patient: string): string {
-  return encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: { $XDSDocumentEntryPatientId: quoteParam(patient), $XDSDocumentEntryStatus: APPROVED },
-  });
+  return encodeFindDocumentsRequest(patient);
 }
 
 beforeAll(async () => {

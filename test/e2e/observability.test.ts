@@ -19,15 +19,13 @@ import {
   Action,
   decodeAdhocQueryResponse,
   decodeEnvelope,
-  encodeAdhocQueryRequest,
   encodeAdhocQueryResponse,
   encodeEnvelope,
   newMessageId,
-  quoteParam,
-  StoredQuery,
   type AdhocQueryResponse,
   type RunningGateway,
   type ServiceSettings,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import {
   demoSeeds,
@@ -92,13 +90,7 @@ function igDirectory(communities: Record<string, unknown>[]) {
 }
 
 function findDocuments(patient: string): string {
-  return encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: {
-      $XDSDocumentEntryPatientId: quoteParam(patient),
-      $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-    },
-  });
+  return encodeFindDocumentsRequest(patient);
 }
 
 /** An ITI-18 the way a consumer sends it, with extra HTTP headers (traceparent). */

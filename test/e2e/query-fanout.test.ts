@@ -12,10 +12,11 @@ import {
   encodeAdhocQueryResponse,
   encodeEnvelope,
   NS,
-  quoteParam,
   StoredQuery,
   type AdhocQueryResponse,
   type RunningGateway,
+  APPROVED_STATUS,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { soapCall, type SoapAnswer } from '../support/client';
 import {
@@ -31,7 +32,6 @@ import { xsdErrors } from '../support/kit';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
 
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const PATIENT_3 = 'JP1003^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 
@@ -72,11 +72,7 @@ const community = (k: string, home: string, iti38: string, timeoutMs = 5000) => 
 });
 
 function findDocuments(patient: string, returnType: 'LeafClass' | 'ObjectRef' = 'LeafClass') {
-  return encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    returnType,
-    params: { $XDSDocumentEntryPatientId: quoteParam(patient), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+  return encodeFindDocumentsRequest(patient, { returnType });
 }
 
 function answer(a: SoapAnswer): AdhocQueryResponse {
@@ -88,7 +84,7 @@ function answer(a: SoapAnswer): AdhocQueryResponse {
 
 function approvedDocs(k: 'A' | 'B' | 'C', patient: string) {
   return manifests[k].documentEntries.filter(
-    (d) => d.patientId === patient && d.availabilityStatus === APPROVED,
+    (d) => d.patientId === patient && d.availabilityStatus === APPROVED_STATUS,
   );
 }
 

@@ -8,14 +8,13 @@ import { join } from 'node:path';
 import {
   Action,
   createLogger,
-  encodeAdhocQueryRequest,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
-  quoteParam,
-  StoredQuery,
   type DocumentRequest,
   type ImagingRequest,
   type RunningGateway,
+  encodeFindDocumentsRequest,
+  APPROVED_STATUS,
 } from '@xcai/shared';
 import { retrieveCall, soapCall, type RetrieveAnswerForTest } from '../support/client';
 import {
@@ -35,7 +34,6 @@ import { deIncludeXop, xsdErrors } from '../support/kit';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const IMPLICIT = '1.2.840.10008.1.2';
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
@@ -57,7 +55,7 @@ const studiesOf = (k: Label, patient: string): ManifestStudy[] =>
 
 function kosRequests(k: Label, patient: string): DocumentRequest[] {
   return m[k].documentEntries
-    .filter((d) => d.patientId === patient && d.availabilityStatus === APPROVED)
+    .filter((d) => d.patientId === patient && d.availabilityStatus === APPROVED_STATUS)
     .map((d) => ({
       homeCommunityId: home(k),
       repositoryUniqueId: d.repositoryUniqueId,
@@ -120,10 +118,7 @@ beforeAll(async () => {
   );
   stops.push(ig.close);
   // A consumer queries first; the gateway keeps the registered hash/size of what it saw.
-  const q = encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: { $XDSDocumentEntryPatientId: quoteParam(PATIENT_1), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-  });
+  const q = encodeFindDocumentsRequest(PATIENT_1);
   expect((await soapCall(`${ig.url}/iti18`, Action.ITI18, q)).status).toBe(200);
 }, 60_000);
 
@@ -157,10 +152,7 @@ describe('ITI-43 at the initiating gateway (ITI-39 to other communities)', () =>
     const g = await startIG(igDirectoryFor(refs.A, [remoteCommunity('B', home('B'), rgBad.url)]));
     try {
       for (const p of [PATIENT_2, PATIENT_1]) {
-        const q = encodeAdhocQueryRequest({
-          queryId: StoredQuery.FindDocuments,
-          params: { $XDSDocumentEntryPatientId: quoteParam(p), $XDSDocumentEntryStatus: `('${APPROVED}')` },
-        });
+        const q = encodeFindDocumentsRequest(p);
         await soapCall(`${g.url}/iti18`, Action.ITI18, q);
       }
       const reqs = [...kosRequests('B', PATIENT_2), ...kosRequests('B', PATIENT_1)];

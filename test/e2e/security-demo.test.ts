@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
-import { Action, encodeAdhocQueryRequest, encodeEnvelope, quoteParam, StoredQuery } from '@xcai/shared';
+import { Action, encodeEnvelope, encodeFindDocumentsRequest } from '@xcai/shared';
 import { postWith } from '../support/certs';
 import { startDemo } from '../support/demo';
 
@@ -29,13 +29,7 @@ it('the demo responding gateways accept gw-a only; the initiating gateway wants 
             : {}),
         },
       });
-    const body = encodeAdhocQueryRequest({
-      queryId: StoredQuery.FindDocuments,
-      params: {
-        $XDSDocumentEntryPatientId: quoteParam(e.patients[0].id),
-        $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-      },
-    });
+    const body = encodeFindDocumentsRequest(e.patients[0].id);
     const rgB = e.communities.find((c) => c.label === 'B')?.gateway.iti38 as string;
     const iti38 = encodeEnvelope({ action: Action.ITI38, to: rgB, body, request: true });
     const text = (r: Awaited<ReturnType<typeof postWith>>) =>

@@ -10,14 +10,12 @@ import {
   Action,
   CallFailure,
   decodeAdhocQueryResponse,
-  encodeAdhocQueryRequest,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
   NS,
   Outbound,
-  quoteParam,
-  StoredQuery,
   type RunningGateway,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { retrieveCall, soapCall, type SoapAnswer } from '../support/client';
 import {
@@ -43,14 +41,7 @@ let recvPort: number;
 const UNKNOWN_HOME = 'urn:oid:1.2.3.999';
 
 const query = (home?: string) =>
-  encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    home,
-    params: {
-      $XDSDocumentEntryPatientId: quoteParam('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'),
-      $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-    },
-  });
+  encodeFindDocumentsRequest('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO', { home });
 
 beforeAll(async () => {
   trap = createNetServer((s) => {

@@ -6,14 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, type TLSSocket } from 'node:tls';
-import {
-  Action,
-  encodeAdhocQueryRequest,
-  encodeEnvelope,
-  quoteParam,
-  StoredQuery,
-  type RunningGateway,
-} from '@xcai/shared';
+import { Action, encodeEnvelope, type RunningGateway, encodeFindDocumentsRequest } from '@xcai/shared';
 import { makePki, postWith, type TestPki } from '../support/certs';
 import { demoSeeds, directory, spawnCommunity, startRG, type CommunityProcess } from '../support/federation';
 
@@ -32,13 +25,7 @@ let rg: RunningGateway;
 const iti38 = (padding = 0) =>
   encodeEnvelope({
     action: Action.ITI38,
-    body: encodeAdhocQueryRequest({
-      queryId: StoredQuery.FindDocuments,
-      params: {
-        $XDSDocumentEntryPatientId: quoteParam('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'),
-        $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-      },
-    }),
+    body: encodeFindDocumentsRequest('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO'),
     extraHeaders: padding ? `<!--${'x'.repeat(padding)}-->` : undefined,
     request: true,
   });

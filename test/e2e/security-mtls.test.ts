@@ -12,16 +12,14 @@ import {
   Action,
   decodeAdhocQueryResponse,
   decodeEnvelope,
-  encodeAdhocQueryRequest,
   encodeAdhocQueryResponse,
   encodeEnvelope,
   newMessageId,
-  quoteParam,
-  StoredQuery,
   type RunningGateway,
   type SecurityAuditEvent,
   type ServiceSettings,
   type TransactionAuditEvent,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { makePki, postWith, type TestPki } from '../support/certs';
 import {
@@ -60,14 +58,7 @@ function settings(tls: ServiceSettings['tls']): ServiceSettings {
   };
 }
 
-const query = () =>
-  encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: {
-      $XDSDocumentEntryPatientId: quoteParam(PATIENT),
-      $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-    },
-  });
+const query = () => encodeFindDocumentsRequest(PATIENT);
 
 const iti38 = (url: string) =>
   encodeEnvelope({ action: Action.ITI38, to: url, body: query(), request: true });

@@ -9,13 +9,11 @@ import {
   Action,
   decodeAdhocQueryResponse,
   decodeEnvelope,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   NS,
-  quoteParam,
-  StoredQuery,
   type RunningGateway,
   type TransactionAuditEvent,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { soapCall } from '../support/client';
 import {
@@ -42,14 +40,7 @@ let igOptional: RunningGateway;
 const rgAudit = new MemoryAuditSink();
 const igAudit = new MemoryAuditSink();
 
-const query = () =>
-  encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: {
-      $XDSDocumentEntryPatientId: quoteParam(PATIENT),
-      $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-    },
-  });
+const query = () => encodeFindDocumentsRequest(PATIENT);
 
 const signed = (o: Parameters<typeof buildAssertion>[0] = {}, by: TestIdp = idp) =>
   signAssertion(buildAssertion({ homeCommunityId: refA.homeCommunityId, ...o }), by);

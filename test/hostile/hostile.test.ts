@@ -13,15 +13,13 @@ import { request } from 'undici';
 import {
   Action,
   decodeEnvelope,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
   NS,
-  quoteParam,
   readSoapMessage,
-  StoredQuery,
   type XmlElement,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { demoSeeds, spawnCommunity, type CommunityProcess } from '../support/federation';
 import { peakRss, spawnGateway, type GatewayProcess } from '../support/processes';
@@ -191,13 +189,7 @@ function goodRequest(t: Target, kind: EndpointKind): Buffer {
   };
   const body =
     kind === 'query'
-      ? encodeAdhocQueryRequest({
-          queryId: StoredQuery.FindDocuments,
-          params: {
-            $XDSDocumentEntryPatientId: quoteParam(PATIENT),
-            $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-          },
-        })
+      ? encodeFindDocumentsRequest(PATIENT)
       : kind === 'retrieve'
         ? encodeRetrieveDocumentSetRequest([doc])
         : encodeRetrieveImagingDocumentSetRequest({

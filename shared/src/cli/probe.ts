@@ -12,9 +12,13 @@ import { isIP } from 'node:net';
 import { connect, type PeerCertificate } from 'node:tls';
 import { loadDirectory } from '../directory/load';
 import type { Endpoint } from '../directory/types';
-import { decodeAdhocQueryResponse, encodeAdhocQueryRequest } from '../ebrim/query';
+import {
+  decodeAdhocQueryResponse,
+  encodeAdhocQueryRequest,
+  encodeFindDocumentsRequest,
+} from '../ebrim/query';
 import type { RegistryError, Status } from '../ebrim/status';
-import { quoteParam, StoredQuery } from '../ebrim/stored-query';
+import { StoredQuery } from '../ebrim/stored-query';
 import { CallFailure, DEFAULT_CIPHERS, Outbound, type TlsClientOptions } from '../http/outbound';
 import { readSoapMessage } from '../mtom/read';
 import { faultReason } from '../pipeline/dispatch';
@@ -95,23 +99,14 @@ export async function probeCommunity(o: ProbeOptions): Promise<ProbeResult> {
   };
   if (ep.url.startsWith('https:')) result.tls = await peerCertificate(ep.url, tls, timeoutMs);
 
-  const body = encodeAdhocQueryRequest(
-    o.patient
-      ? {
-          queryId: StoredQuery.FindDocuments,
-          returnType: 'ObjectRef',
-          params: {
-            $XDSDocumentEntryPatientId: quoteParam(o.patient),
-            $XDSDocumentEntryStatus: "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-          },
-        }
-      : {
-          queryId: StoredQuery.GetDocuments,
-          returnType: 'ObjectRef',
-          home: community.homeCommunityId,
-          params: { $XDSDocumentEntryEntryUUID: `('${PROBE_ENTRY_UUID}')` },
-        },
-  );
+  const body = o.patient
+    ? encodeFindDocumentsRequest(o.patient, { returnType: 'ObjectRef' })
+    : encodeAdhocQueryRequest({
+        queryId: StoredQuery.GetDocuments,
+        returnType: 'ObjectRef',
+        home: community.homeCommunityId,
+        params: { $XDSDocumentEntryEntryUUID: `('${PROBE_ENTRY_UUID}')` },
+      });
   const messageId = newMessageId();
   const envelope = encodeEnvelope({ action: Action.ITI38, messageId, to: ep.url, body, request: true });
   const outbound = new Outbound(tls, (url) => url === ep.url);

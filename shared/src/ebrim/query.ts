@@ -6,6 +6,8 @@ import { ErrorCode } from './error-codes';
 import {
   ParamSyntaxError,
   parseParamValue,
+  quoteParam,
+  StoredQuery,
   storedQueryName,
   type QueryParams,
   type StoredQueryName,
@@ -116,6 +118,29 @@ export function encodeAdhocQueryResponse(status: Status, errors: RegistryError[]
     `<rim:RegistryObjectList xmlns:rim="${NS.rim}">${objects.join('')}</rim:RegistryObjectList>` +
     `</query:AdhocQueryResponse>`
   );
+}
+
+/** ebRIM status of a current (not deprecated) document entry. */
+export const APPROVED_STATUS = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
+
+/**
+ * FindDocuments for one patient's Approved entries, the query a consumer sends first; `params` adds
+ * or overrides parameters (e.g. a formatCode).
+ */
+export function encodeFindDocumentsRequest(
+  patientId: string,
+  o: { returnType?: ReturnType; home?: string; params?: Record<string, string | string[]> } = {},
+): string {
+  return encodeAdhocQueryRequest({
+    queryId: StoredQuery.FindDocuments,
+    returnType: o.returnType,
+    home: o.home,
+    params: {
+      $XDSDocumentEntryPatientId: quoteParam(patientId),
+      $XDSDocumentEntryStatus: `('${APPROVED_STATUS}')`,
+      ...o.params,
+    },
+  });
 }
 
 /** Builds an AdhocQueryRequest body (used by tests, the demo consumer and the CLI probe). */

@@ -52,6 +52,6 @@ export function parseMediaType(header: string): MediaType | null {
 }
 
 /** Quotes a parameter value for a header (backslash-escaping `"` and `\`). */
-export function quoteParam(value: string): string {
+export function quoteMimeParam(value: string): string {
   return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { MtomError } from './errors';
-import { quoteParam } from './media-type';
+import { quoteMimeParam } from './media-type';
 import { stripAngles } from './multipart';
 
 export interface MtomWriterOptions {
@@ -68,9 +68,9 @@ export class MtomWriter {
   /** The HTTP Content-Type of the package. */
   get contentType(): string {
     const ct =
-      `multipart/related; type="application/xop+xml"; boundary=${quoteParam(this.boundary)}; ` +
-      `start=${quoteParam(`<${this.rootContentId}>`)}; start-info="application/soap+xml"`;
-    return this.action === undefined ? ct : `${ct}; action=${quoteParam(this.action)}`;
+      `multipart/related; type="application/xop+xml"; boundary=${quoteMimeParam(this.boundary)}; ` +
+      `start=${quoteMimeParam(`<${this.rootContentId}>`)}; start-info="application/soap+xml"`;
+    return this.action === undefined ? ct : `${ct}; action=${quoteMimeParam(this.action)}`;
   }
 
   /** A fresh Content-ID (no <>), `<uuid>@xcai`; use `cidHref` for the xop:Include href. */

@@ -19,26 +19,23 @@ import {
   decodeEnvelope,
   decodeRetrieveDocumentSetResponse,
   documentEntryFacts,
-  encodeAdhocQueryRequest,
   encodeEnvelope,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
   MtomWriter,
   nestImagingDocuments,
   NS,
-  quoteParam,
   readSoapMessage,
-  StoredQuery,
   type DocumentRequest,
   type ImagingDocumentRef,
   type RegistryError,
+  encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { readKos } from '../seed/kos';
 import type { SeedManifest } from '../seed/types';
 import type { DemoEndpoints } from './federation';
 
 const ROOT = resolve(__dirname, '../../../..');
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 const TRANSFER_SYNTAXES = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
 const XML_LIMITS = { maxBytes: 1 << 28, maxTextLength: 1 << 28, maxElements: 5_000_000 };
 
@@ -81,13 +78,8 @@ async function main(): Promise<void> {
 
   // 1. ITI-18: every community's KOS manifests for the patient.
   process.stdout.write(`ITI-18 FindDocuments for ${patient} …\n`);
-  const query = encodeAdhocQueryRequest({
-    queryId: StoredQuery.FindDocuments,
-    params: {
-      $XDSDocumentEntryPatientId: quoteParam(patient),
-      $XDSDocumentEntryStatus: `('${APPROVED}')`,
-      $XDSDocumentEntryFormatCode: "('1.2.840.10008.5.1.4.1.1.88.59^^1.2.840.10008.2.6.1')",
-    },
+  const query = encodeFindDocumentsRequest(patient, {
+    params: { $XDSDocumentEntryFormatCode: "('1.2.840.10008.5.1.4.1.1.88.59^^1.2.840.10008.2.6.1')" },
   });
   const qEnv = await soap(ep.consumer.iti18, Action.ITI18, query, dispatcher);
   const qRes = decodeAdhocQueryResponse(qEnv.doc, qEnv.payload);

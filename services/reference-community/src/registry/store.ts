@@ -10,6 +10,7 @@ import {
   type QueryParams,
   type RegistryError,
   type StoredQueryName,
+  APPROVED_STATUS,
 } from '@xcai/shared';
 import type { SeedManifest, XdsAssociation, XdsDocumentEntry, XdsSubmissionSet } from '../seed/types';
 
@@ -22,8 +23,6 @@ export interface QueryAnswer {
   objects: RegistryObject[];
   errors: RegistryError[];
 }
-
-const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
 
 export class MetadataStore {
   readonly documents = new Map<string, XdsDocumentEntry>();
@@ -199,7 +198,7 @@ export class MetadataStore {
 }
 
 export function isApproved(status: string): boolean {
-  return status === APPROVED;
+  return status === APPROVED_STATUS;
 }
 
 /**
