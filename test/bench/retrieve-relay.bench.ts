@@ -380,7 +380,8 @@ async function measureSize(
         `  ${label} run ${r + 1}: relay ${mibs(a).toFixed(0)} MiB/s (${(a.ms / 1000).toFixed(2)} s), ` +
           `pipe ${mibs(b).toFixed(0)} MiB/s (${(b.ms / 1000).toFixed(2)} s), ratio ${(mibs(a) / mibs(b)).toFixed(3)}; ` +
           `${a.parts} parts, ${fmtMiB(a.bytes)}, ${a.hashed} SHA-1s checked per answer; ` +
-          `body chunks received ${(a.wireBytes / a.wireChunks / KiB).toFixed(1)} vs ${(b.wireBytes / b.wireChunks / KiB).toFixed(1)} KiB on average`,
+          `body chunks received ${(a.wireBytes / a.wireChunks / KiB).toFixed(1)} vs ${(b.wireBytes / b.wireChunks / KiB).toFixed(1)} KiB on average; ` +
+          `peak RSS so far IIG ${fmtMiB(peakRss(iig.proc.pid!))}, RIG ${fmtMiB(peakRss(rig.proc.pid!))}`,
       );
     }
   } finally {
