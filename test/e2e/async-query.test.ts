@@ -64,7 +64,7 @@ let redis: Redis;
 const stop: (() => Promise<void>)[] = [];
 
 function findDocuments(patient = PATIENT_1) {
-  return encodeFindDocumentsRequest(patient, { returnType: 'LeafClass' });
+  return encodeFindDocumentsRequest(patient);
 }
 
 function igDirectory(communities: Record<string, unknown>[], extra: Record<string, unknown> = {}) {

@@ -61,7 +61,7 @@ let ig1: IgProcess, ig2: IgProcess;
 const stop: (() => Promise<void>)[] = [];
 
 function findDocuments() {
-  return encodeFindDocumentsRequest(PATIENT_1, { returnType: 'LeafClass' });
+  return encodeFindDocumentsRequest(PATIENT_1);
 }
 
 async function spawnIG(name: string, env: Record<string, string>, timeoutMs = 8000): Promise<IgProcess> {

@@ -3,10 +3,11 @@
  * SPEC-NOTES §9), status, association and reference-id types. The ebRIM scheme UUIDs to render them are the
  * registry's business (shared `Scheme`/`ObjectType`, registry/encode.ts).
  */
+import { APPROVED_STATUS } from '@xcai/shared';
 import type { CodedValue } from './types';
 
 export const AVAILABILITY = {
-  approved: 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved',
+  approved: APPROVED_STATUS,
   deprecated: 'urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated',
 } as const;
 
