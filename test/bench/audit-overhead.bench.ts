@@ -21,8 +21,8 @@ import {
   encodeRetrieveImagingDocumentSetRequest,
   encodeFindDocumentsRequest,
 } from '@xcai/shared';
-import { loadAuditRecords } from '../../shared/src/audit/report';
-import { makeCerts, waitFor } from '../../shared/src/audit/testkit';
+import { loadAuditRecords } from '@xcai/shared/src/audit/report';
+import { makeCerts, waitFor } from '../support/audit';
 import { retrieveCall, soapCall } from '../support/client';
 import { demoSeeds, ROOT, spawnCommunity } from '../support/federation';
 import { spawnGateway, type GatewayProcess } from '../support/processes';

@@ -9,9 +9,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { noopAuditSink, type AuditEvent, type AuditSink } from '../../shared/src/audit/event';
-import { startAuditRepository } from '../../shared/src/audit/repository';
-import { createAuditSink } from '../../shared/src/audit/sink';
+import { noopAuditSink, type AuditEvent, type AuditSink } from '@xcai/shared/src/audit/event';
+import { startAuditRepository } from '@xcai/shared/src/audit/repository';
+import { createAuditSink } from '@xcai/shared/src/audit/sink';
 import {
   findRsyslogd,
   freePort,
@@ -19,7 +19,7 @@ import {
   RsyslogReceiver,
   sampleTransactionEvent,
   waitFor,
-} from '../../shared/src/audit/testkit';
+} from '../support/audit';
 
 const smoke = process.argv.includes('--smoke');
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { readSoapMessage } from '../../shared/src/mtom/read';
-import { MtomWriter } from '../../shared/src/mtom/writer';
+import { readSoapMessage } from '@xcai/shared/src/mtom/read';
+import { MtomWriter } from '@xcai/shared/src/mtom/writer';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -27,7 +27,7 @@ import {
   startRG,
   type CommunityProcess,
 } from '../support/federation';
-import { xsdErrors } from '../support/kit';
+import { xsdErrors } from '../support/xsd';
 import {
   peerObject,
   startAsyncPeer,

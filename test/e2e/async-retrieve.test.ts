@@ -41,7 +41,7 @@ import {
   type Label,
   studyImagingRequest,
 } from '../support/federation';
-import { deIncludeXop, xsdErrors } from '../support/kit';
+import { deIncludeXop, xsdErrors } from '../support/xsd';
 import {
   readMessage,
   startReplyReceiver,

@@ -9,10 +9,11 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '../../shared/src/audit/report';
+import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '@xcai/shared/src/audit/report';
 import { ROOT } from '../support/federation';
 import { runScript, startDemo } from '../support/demo';
-import { AUDIT_SCHEMA, xsdErrors } from '../support/kit';
+import { xsdErrors } from '../support/xsd';
+import { AUDIT_SCHEMA } from '../support/fixtures';
 
 const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 

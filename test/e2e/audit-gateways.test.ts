@@ -27,10 +27,10 @@ import {
   encodeFindDocumentsRequest,
   APPROVED_STATUS,
 } from '@xcai/shared';
-import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '../../shared/src/audit/report';
-import { startAuditRepository, type AuditRepository } from '../../shared/src/audit/repository';
-import { parseSyslogMessage } from '../../shared/src/audit/syslog';
-import { findRsyslogd, freePort, makeCerts, RsyslogReceiver, waitFor } from '../../shared/src/audit/testkit';
+import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '@xcai/shared/src/audit/report';
+import { startAuditRepository, type AuditRepository } from '@xcai/shared/src/audit/repository';
+import { parseSyslogMessage } from '@xcai/shared/src/audit/syslog';
+import { findRsyslogd, freePort, makeCerts, RsyslogReceiver, waitFor } from '../support/audit';
 import { retrieveCall, soapCall } from '../support/client';
 import {
   demoSeeds,
@@ -40,7 +40,8 @@ import {
   type Label,
   studyImagingRequest,
 } from '../support/federation';
-import { AUDIT_SCHEMA, xsdErrors } from '../support/kit';
+import { xsdErrors } from '../support/xsd';
+import { AUDIT_SCHEMA } from '../support/fixtures';
 import { buildAssertion, makeIdp, securityHeader, signAssertion, type TestIdp } from '../support/xua';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 import { readManifest } from '../../services/reference-community/src/server';

@@ -6,22 +6,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { buildAuditMessages } from '../../shared/src/audit/messages';
-import { loadAuditRecords } from '../../shared/src/audit/report';
+import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
+import { loadAuditRecords } from '@xcai/shared/src/audit/report';
 import {
   startAuditRepository,
   type AuditRepository,
   type StoredAuditRecord,
-} from '../../shared/src/audit/repository';
-import { createAuditSink, type AuditSinkConfig, type ManagedAuditSink } from '../../shared/src/audit/sink';
-import { recordHash, verifySpool } from '../../shared/src/audit/spool';
-import { formatSyslogMessage, frameOctetCounted, parseSyslogMessage } from '../../shared/src/audit/syslog';
-import {
-  makeCerts,
-  sampleTransactionEvent,
-  transactionMatrix,
-  waitFor,
-} from '../../shared/src/audit/testkit';
+} from '@xcai/shared/src/audit/repository';
+import { createAuditSink, type AuditSinkConfig, type ManagedAuditSink } from '@xcai/shared/src/audit/sink';
+import { recordHash, verifySpool } from '@xcai/shared/src/audit/spool';
+import { formatSyslogMessage, frameOctetCounted, parseSyslogMessage } from '@xcai/shared/src/audit/syslog';
+import { makeCerts, sampleTransactionEvent, transactionMatrix, waitFor } from '../support/audit';
 
 type Certs = ReturnType<typeof makeCerts>;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -6,11 +6,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildAuditMessages } from '../../shared/src/audit/messages';
-import { loadAuditRecords } from '../../shared/src/audit/report';
-import { createAuditSink, type AuditSinkConfig, type ManagedAuditSink } from '../../shared/src/audit/sink';
-import { verifySpool } from '../../shared/src/audit/spool';
-import { parseSyslogMessage } from '../../shared/src/audit/syslog';
+import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
+import { loadAuditRecords } from '@xcai/shared/src/audit/report';
+import { createAuditSink, type AuditSinkConfig, type ManagedAuditSink } from '@xcai/shared/src/audit/sink';
+import { verifySpool } from '@xcai/shared/src/audit/spool';
+import { parseSyslogMessage } from '@xcai/shared/src/audit/syslog';
 import {
   findRsyslogd,
   freePort,
@@ -19,7 +19,7 @@ import {
   sampleTransactionEvent,
   transactionMatrix,
   waitFor,
-} from '../../shared/src/audit/testkit';
+} from '../support/audit';
 
 const rsyslogd = findRsyslogd();
 if (!rsyslogd) {

@@ -24,7 +24,7 @@ import {
   startIG,
   type CommunityProcess,
 } from '../support/federation';
-import { xsdErrors } from '../support/kit';
+import { xsdErrors } from '../support/xsd';
 
 let ref: CommunityProcess;
 let ig: RunningGateway;

@@ -38,7 +38,7 @@ import {
   startRG,
   type CommunityProcess,
 } from '../support/federation';
-import { deIncludeXop, xsdErrors } from '../support/kit';
+import { deIncludeXop, xsdErrors } from '../support/xsd';
 
 const run = promisify(execFile);
 const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';

@@ -28,7 +28,7 @@ import {
   startRG,
   type CommunityProcess,
 } from '../support/federation';
-import { xsdErrors } from '../support/kit';
+import { xsdErrors } from '../support/xsd';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
 

@@ -30,7 +30,7 @@ import {
   type Label,
   studyImagingRequest,
 } from '../support/federation';
-import { deIncludeXop, xsdErrors } from '../support/kit';
+import { deIncludeXop, xsdErrors } from '../support/xsd';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 

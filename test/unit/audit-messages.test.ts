@@ -1,19 +1,18 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildAuditMessages } from '../../shared/src/audit/messages';
-import type { AuditSourceInfo, TransactionAuditEvent } from '../../shared/src/audit/event';
-import { parseAuditRecord } from '../../shared/src/audit/report';
+import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
+import type { AuditSourceInfo, TransactionAuditEvent } from '@xcai/shared/src/audit/event';
+import { parseAuditRecord } from '@xcai/shared/src/audit/report';
 import {
   sampleSecurityEvents,
   sampleTransactionEvent,
   SAMPLE_HOME,
   transactionMatrix,
   validateWithXsd,
-} from '../../shared/src/audit/testkit';
+} from '../support/audit';
+import { AUDIT_SCHEMA, sample } from '../support/fixtures';
 
-const KIT = path.resolve(__dirname, '../../../shared/ihe');
-const XSD = path.join(KIT, 'schema/dicom-audit/dicom2017c.xsd');
 const source: AuditSourceInfo = {
   auditSourceId: 'gw-a.example',
   auditEnterpriseSiteId: '1.2.392.200119.6.102',
@@ -48,14 +47,14 @@ describe('buildAuditMessages', () => {
     for (const e of sampleSecurityEvents()) xmls.push(...buildAuditMessages(e, source));
     expect(xmls.length).toBeGreaterThan(matrix.length);
     for (const x of xmls) expect(x).not.toMatch(/[\r\n]/);
-    const r = await validateWithXsd(xmls, XSD, path.join(tmp, 'all'));
+    const r = await validateWithXsd(xmls, AUDIT_SCHEMA, path.join(tmp, 'all'));
     if (!r.ok) console.error(r.output);
     expect(r.ok).toBe(true);
   });
 
   test('the validator is effective: the kit sample known to be INVALID is rejected', async () => {
-    const bad = fs.readFileSync(path.join(KIT, 'samples/atna/epr-iti18-audit.xml'), 'utf8');
-    const r = await validateWithXsd([bad], XSD, path.join(tmp, 'neg'));
+    const bad = fs.readFileSync(sample('atna/xcai-iti18-audit-technical-user.xml'), 'utf8');
+    const r = await validateWithXsd([bad], AUDIT_SCHEMA, path.join(tmp, 'neg'));
     expect(r.ok).toBe(false);
     expect(r.output).toContain('UserIsRequestor');
   });
@@ -167,7 +166,7 @@ describe('buildAuditMessages', () => {
     const msgs = buildAuditMessages(e, source);
     // eslint-disable-next-line no-control-regex
     for (const x of msgs) expect(x).not.toMatch(/[\r\n\u0000-\u0008]/);
-    const r = await validateWithXsd(msgs, XSD, path.join(tmp, 'hostile'));
+    const r = await validateWithXsd(msgs, AUDIT_SCHEMA, path.join(tmp, 'hostile'));
     if (!r.ok) console.error(r.output);
     expect(r.ok).toBe(true);
     expect(parseAuditRecord('h', msgs[0]!)!.users[0]!.userName).toBe(
@@ -188,7 +187,7 @@ describe('buildAuditMessages', () => {
     expect(mid).not.toContain('ihe:DocumentUniqueId');
     expect(small).not.toContain('<Instance UID=');
     expect(small).toContain('NumberOfInstances="5000"');
-    const r = await validateWithXsd([full!, mid!, small!], XSD, path.join(tmp, 'large'));
+    const r = await validateWithXsd([full!, mid!, small!], AUDIT_SCHEMA, path.join(tmp, 'large'));
     expect(r.ok).toBe(true);
   });
 
@@ -210,7 +209,7 @@ describe('buildAuditMessages', () => {
   });
 
   test('the kit ATNA samples are read by the report parser (same structure as ours)', () => {
-    const x = fs.readFileSync(path.join(KIT, 'samples/atna/epr-iti43-audit.xml'), 'utf8');
+    const x = fs.readFileSync(sample('atna/xcai-iti43-import-audit.xml'), 'utf8');
     const v = parseAuditRecord('epr', x)!;
     expect(v.eventId).toBe('110107');
     expect(v.transaction).toBe('ITI-43');

@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../shared/src/audit/cli';
-import { buildAuditMessages } from '../../shared/src/audit/messages';
-import { buildAccessReport, patientMatches, type AuditRecordView } from '../../shared/src/audit/report';
-import { createAuditSink } from '../../shared/src/audit/sink';
-import { listSegments, segmentName, type SpoolRecord } from '../../shared/src/audit/spool';
-import { sampleSecurityEvents, sampleTransactionEvent, SAMPLE_HOME } from '../../shared/src/audit/testkit';
+import { main } from '@xcai/shared/src/audit/cli';
+import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
+import { buildAccessReport, patientMatches, type AuditRecordView } from '@xcai/shared/src/audit/report';
+import { createAuditSink } from '@xcai/shared/src/audit/sink';
+import { listSegments, segmentName, type SpoolRecord } from '@xcai/shared/src/audit/spool';
+import { sampleSecurityEvents, sampleTransactionEvent, SAMPLE_HOME } from '../support/audit';
 
 const A = 'PAT-A^^^&1.2.392.200119.6.102.1&ISO';
 const B = 'PAT-B^^^&1.2.392.200119.6.102.1&ISO';

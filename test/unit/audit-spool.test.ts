@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../shared/src/audit/cli';
-import type { AuditEvent } from '../../shared/src/audit/event';
-import { createAuditSink, type AuditLogger } from '../../shared/src/audit/sink';
+import { main } from '@xcai/shared/src/audit/cli';
+import type { AuditEvent } from '@xcai/shared/src/audit/event';
+import { createAuditSink, type AuditLogger } from '@xcai/shared/src/audit/sink';
 import {
   listSegments,
   recordHash,
@@ -11,8 +11,8 @@ import {
   Spool,
   verifySpool,
   type SpoolRecord,
-} from '../../shared/src/audit/spool';
-import { sampleTransactionEvent, waitFor } from '../../shared/src/audit/testkit';
+} from '@xcai/shared/src/audit/spool';
+import { sampleTransactionEvent, waitFor } from '../support/audit';
 
 let tmp: string;
 let n = 0;

@@ -5,7 +5,7 @@ import {
   OctetCountingDecoder,
   parseSyslogMessage,
   sdElement,
-} from '../../shared/src/audit/syslog';
+} from '@xcai/shared/src/audit/syslog';
 
 describe('RFC 5424 / 5425 encoding', () => {
   const xml = '<AuditMessage><EventIdentification/>Ünïcödé</AuditMessage>';

@@ -12,24 +12,24 @@ import {
   auditRefusal,
   auditRejectedAsyncResponse,
   AUDIT_UNAVAILABLE_REASON,
-} from '../../shared/src/audit/gateway';
-import type { AuditEvent, SecurityAuditEvent, TransactionAuditEvent } from '../../shared/src/audit/event';
-import { buildAuditMessages } from '../../shared/src/audit/messages';
-import { documentEntryLinks, PatientLinks } from '../../shared/src/audit/patient-links';
-import { parseAuditRecord } from '../../shared/src/audit/report';
-import { createAuditSink } from '../../shared/src/audit/sink';
-import { sampleTransactionEvent, validateWithXsd } from '../../shared/src/audit/testkit';
+} from '@xcai/shared/src/audit/gateway';
+import type { AuditEvent, SecurityAuditEvent, TransactionAuditEvent } from '@xcai/shared/src/audit/event';
+import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
+import { documentEntryLinks, PatientLinks } from '@xcai/shared/src/audit/patient-links';
+import { parseAuditRecord } from '@xcai/shared/src/audit/report';
+import { createAuditSink } from '@xcai/shared/src/audit/sink';
+import { sampleTransactionEvent, validateWithXsd } from '../support/audit';
 import {
   auditSettingsFromEnv,
   DEFAULT_AUDIT_SPOOL_DIR,
   openGatewayAudit,
   type AuditSettings,
-} from '../../shared/src/service/audit';
-import { settingsFromEnv, SettingsError } from '../../shared/src/service/settings';
-import { readDirectory } from '../../shared/src/directory/load';
-import { loadAuditRecords } from '../../shared/src/audit/report';
+} from '@xcai/shared/src/service/audit';
+import { settingsFromEnv, SettingsError } from '@xcai/shared/src/service/settings';
+import { readDirectory } from '@xcai/shared/src/directory/load';
+import { loadAuditRecords } from '@xcai/shared/src/audit/report';
+import { AUDIT_SCHEMA } from '../support/fixtures';
 
-const XSD = path.resolve(__dirname, '../../../shared/ihe/schema/dicom-audit/dicom2017c.xsd');
 const directory = readDirectory({ homeCommunityId: 'urn:oid:1.2.3.4', name: 'T' }, 'test');
 const lines: { level: string; msg: string }[] = [];
 const log = {
@@ -225,7 +225,7 @@ describe('security records written by the gateway helpers', () => {
       certificateSubject: 'O=x,CN=intruder',
     });
     const xmls = got.flatMap((e) => buildAuditMessages(e, { auditSourceId: 'gw' }));
-    const r = await validateWithXsd(xmls, XSD, path.join(tmp, 'sec'));
+    const r = await validateWithXsd(xmls, AUDIT_SCHEMA, path.join(tmp, 'sec'));
     if (!r.ok) console.error(r.output);
     expect(r.ok).toBe(true);
   });

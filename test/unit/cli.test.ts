@@ -16,10 +16,10 @@ import {
   type RunningGateway,
   type ServiceSettings,
 } from '@xcai/shared';
-import { main } from '../../shared/src/cli/xcai';
-import { PROBE_ENTRY_UUID } from '../../shared/src/cli/probe';
-import { createAuditSink } from '../../shared/src/audit/sink';
-import { sampleTransactionEvent } from '../../shared/src/audit/testkit';
+import { main } from '@xcai/shared/src/cli/xcai';
+import { PROBE_ENTRY_UUID } from '@xcai/shared/src/cli/probe';
+import { createAuditSink } from '@xcai/shared/src/audit/sink';
+import { sampleTransactionEvent } from '../support/audit';
 import { directory, ROOT, startRG } from '../support/federation';
 
 const HOME_A = 'urn:oid:1.3.6.1.4.1.21367.13.70.101';

@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { createAuditSink } from '../../shared/src/audit/sink';
-import { sampleTransactionEvent, waitFor } from '../../shared/src/audit/testkit';
+import { createAuditSink } from '@xcai/shared/src/audit/sink';
+import { sampleTransactionEvent, waitFor } from '../support/audit';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const dockerDir = path.join(repoRoot, 'deploy', 'docker');

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
   checkDicomHead,
@@ -9,10 +8,10 @@ import {
   TS_EXPLICIT_VR_LE,
   TS_IMPLICIT_VR_LE,
   type DicomHead,
-} from '../../shared/src/dicom/part10-head';
-import { MtomError } from '../../shared/src/mtom/errors';
-import { parseMultipart } from '../../shared/src/mtom/multipart';
-import { MtomWriter } from '../../shared/src/mtom/writer';
+} from '@xcai/shared/src/dicom/part10-head';
+import { MtomError } from '@xcai/shared/src/mtom/errors';
+import { parseMultipart } from '@xcai/shared/src/mtom/multipart';
+import { MtomWriter } from '@xcai/shared/src/mtom/writer';
 import { el, part10, SOP, SOP_CLASS } from '../fixtures/mtom/dicom';
 import {
   chunks,
@@ -26,8 +25,9 @@ import {
   rng,
   sha1,
 } from '../fixtures/mtom/helpers';
+import { sample } from '../support/fixtures';
 
-const KOS = path.resolve(__dirname, '../../../shared/ihe/samples/kos/nist-xdsi-kos.dcm');
+const KOS = sample('kos/nist-xdsi-kos.dcm');
 async function head(list: Buffer[], opts = {}): Promise<{ head: DicomHead; bytes: Buffer }> {
   const r = await noHang(readDicomHead(chunks(list), opts));
   return { head: r.head, bytes: await noHang(collect(r.stream)) };

@@ -1,9 +1,9 @@
 import { PassThrough, Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { readDicomHead } from '../../shared/src/dicom/part10-head';
-import { readSoapMessage } from '../../shared/src/mtom/read';
-import { MtomWriter } from '../../shared/src/mtom/writer';
+import { readDicomHead } from '@xcai/shared/src/dicom/part10-head';
+import { readSoapMessage } from '@xcai/shared/src/mtom/read';
+import { MtomWriter } from '@xcai/shared/src/mtom/writer';
 import { part10, SOP } from '../fixtures/mtom/dicom';
 import { limits } from '../fixtures/mtom/helpers';
 

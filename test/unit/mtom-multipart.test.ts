@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
-import { MtomError } from '../../shared/src/mtom/errors';
-import { boundaryFromContentType, parseMultipart } from '../../shared/src/mtom/multipart';
+import { MtomError } from '@xcai/shared/src/mtom/errors';
+import { boundaryFromContentType, parseMultipart } from '@xcai/shared/src/mtom/multipart';
 import {
   buildMultipart,
   chunks,

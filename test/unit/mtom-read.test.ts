@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { MtomError } from '../../shared/src/mtom/errors';
-import { readSoapMessage } from '../../shared/src/mtom/read';
-import type { IncomingSoapMessage, MimePart } from '../../shared/src/mtom/types';
-import { XopResolver } from '../../shared/src/mtom/xop';
+import { MtomError } from '@xcai/shared/src/mtom/errors';
+import { readSoapMessage } from '@xcai/shared/src/mtom/read';
+import type { IncomingSoapMessage, MimePart } from '@xcai/shared/src/mtom/types';
+import { XopResolver } from '@xcai/shared/src/mtom/xop';
 import {
   buildMultipart,
   chunks,
@@ -16,8 +15,8 @@ import {
   randomSplit,
   rng,
 } from '../fixtures/mtom/helpers';
+import { sample } from '../support/fixtures';
 
-const SAMPLES = path.resolve(__dirname, '../../../shared/ihe/samples/mtom');
 const B = 'b0undary';
 const ROOT_CT = 'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"';
 const mtomCt = (extra = ''): string =>
@@ -49,9 +48,7 @@ function splitHttp(raw: Buffer): { contentType: string; body: Buffer } {
 
 describe('readSoapMessage: real samples', () => {
   it('reads the NIST ITI-41 HTTP capture (bare LF, padding after boundaries, start, action)', async () => {
-    const { contentType, body } = splitHttp(
-      readFileSync(path.join(SAMPLES, 'nist-iti41-request-mtom-http.txt')),
-    );
+    const { contentType, body } = splitHttp(readFileSync(sample('mtom/nist-iti41-request-mtom-http.txt')));
     const rand = rng(5);
     for (const split of [[body], fixedSplit(body, 1), fixedSplit(body, 4096), randomSplit(body, rand, 300)]) {
       const msg = await noHang(readSoapMessage(chunks(split), contentType, limits()));
@@ -77,7 +74,7 @@ describe('readSoapMessage: real samples', () => {
   });
 
   it('reads the Metriport/WCF ITI-39 response (CRLF, WCF ids, 8bit root)', async () => {
-    const raw = readFileSync(path.join(SAMPLES, 'metriport-iti39-response-mtom-multipart.txt'));
+    const raw = readFileSync(sample('mtom/wcf-iti39-response-mtom.txt'));
     const firstLine = raw
       .toString('latin1')
       .split(/\r?\n/)
@@ -106,7 +103,7 @@ describe('readSoapMessage: real samples', () => {
   });
 
   it('reads the NIST sample body and reports its Include that names no part', async () => {
-    const raw = readFileSync(path.join(SAMPLES, 'nist-sample-mtom-message.txt'));
+    const raw = readFileSync(sample('mtom/nist-sample-mtom-message.txt'));
     const boundary = raw.toString('latin1', 2, raw.indexOf('\n'));
     const ct = `multipart/related; boundary=${boundary}; type="application/xop+xml"; start="<1.694859fac46e21a68c012f8f4fe208a370fc32b6e07ae79f>"`;
     const msg = await noHang(readSoapMessage(chunks(fixedSplit(raw, 100)), ct, limits()));

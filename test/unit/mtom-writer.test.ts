@@ -1,9 +1,9 @@
 import { PassThrough, Readable, Transform, Writable } from 'node:stream';
-import { MtomError } from '../../shared/src/mtom/errors';
-import { parseMediaType } from '../../shared/src/mtom/media-type';
-import { parseMultipart } from '../../shared/src/mtom/multipart';
-import { readSoapMessage } from '../../shared/src/mtom/read';
-import { MtomWriter } from '../../shared/src/mtom/writer';
+import { MtomError } from '@xcai/shared/src/mtom/errors';
+import { parseMediaType } from '@xcai/shared/src/mtom/media-type';
+import { parseMultipart } from '@xcai/shared/src/mtom/multipart';
+import { readSoapMessage } from '@xcai/shared/src/mtom/read';
+import { MtomWriter } from '@xcai/shared/src/mtom/writer';
 import { collect, errorOf, limits, noHang, randomBytesSeeded, rng, sha1 } from '../fixtures/mtom/helpers';
 
 /** Re-cuts the byte stream at random places. */

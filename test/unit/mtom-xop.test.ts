@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { base64Stream } from '../../shared/src/mtom/base64';
-import { MtomError } from '../../shared/src/mtom/errors';
-import { parseMediaType } from '../../shared/src/mtom/media-type';
-import { cidFromHref, cidHref, contentIdKey, XopResolver } from '../../shared/src/mtom/xop';
+import { base64Stream } from '@xcai/shared/src/mtom/base64';
+import { MtomError } from '@xcai/shared/src/mtom/errors';
+import { parseMediaType } from '@xcai/shared/src/mtom/media-type';
+import { cidFromHref, cidHref, contentIdKey, XopResolver } from '@xcai/shared/src/mtom/xop';
 import { collect, errorOf } from '../fixtures/mtom/helpers';
 
 describe('cid helpers', () => {

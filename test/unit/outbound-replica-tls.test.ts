@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallFailure, Outbound } from '@xcai/shared';
-import { ownCertificateNames } from '../../shared/src/security/certificates';
+import { ownCertificateNames } from '@xcai/shared/src/security/certificates';
 import { ROOT } from '../support/federation';
 
 const dir = mkdtempSync(join(tmpdir(), 'replica-tls-'));

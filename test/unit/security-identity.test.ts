@@ -7,8 +7,8 @@ import {
   chainsTo,
   parsePemCertificates,
   splitSubjectAltName,
-} from '../../shared/src/security/certificates';
-import { PeerIdentities, type PresentedCertificate } from '../../shared/src/security/identities';
+} from '@xcai/shared/src/security/certificates';
+import { PeerIdentities, type PresentedCertificate } from '@xcai/shared/src/security/identities';
 import { makePki, type TestPki } from '../support/certs';
 
 let one: TestPki;

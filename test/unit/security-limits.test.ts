@@ -1,6 +1,6 @@
 /** Per-peer limiter and audit throttle (bounded state, no timing assertions). */
-import { PeerLimiter } from '../../shared/src/security/peer-limits';
-import { AuditThrottle } from '../../shared/src/security/server-guards';
+import { PeerLimiter } from '@xcai/shared/src/security/peer-limits';
+import { AuditThrottle } from '@xcai/shared/src/security/server-guards';
 
 const limits = { maxConcurrentRequests: 2, requestsPerSecond: 1, burst: 3, maxConnections: 1 };
 

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   ascii,
   encodeDataset,
@@ -18,8 +17,9 @@ import {
   us,
 } from '../../services/reference-community/src/seed/dicom';
 import { readKos } from '../../services/reference-community/src/seed/kos';
+import { sample } from '../support/fixtures';
 
-const NIST_KOS = join(__dirname, '../../../shared/ihe/samples/kos/nist-xdsi-kos.dcm');
+const NIST_KOS = sample('kos/nist-xdsi-kos.dcm');
 
 describe('seed DICOM writer and reader', () => {
   it('pads UI with NUL and text with space, and writes explicit VR headers', () => {

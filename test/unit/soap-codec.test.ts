@@ -28,7 +28,8 @@ import {
   validateStoredQuery,
   WSA_ANONYMOUS,
 } from '@xcai/shared';
-import { SAMPLES, xsdErrors } from '../support/kit';
+import { xsdErrors } from '../support/xsd';
+import { SAMPLES } from '../support/fixtures';
 
 const body = (xml: string) => parseXml(xml).root;
 

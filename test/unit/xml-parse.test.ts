@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { parseXml, relayElement, XmlError, NS, type XmlElement } from '@xcai/shared';
-import { SAMPLES } from '../support/kit';
+import { SAMPLES } from '../support/fixtures';
 
 function codeOf(f: () => unknown): string | undefined {
   try {

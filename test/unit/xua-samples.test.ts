@@ -22,7 +22,7 @@ import {
   readAssertionUnverified,
   validateAssertion,
   type XuaPolicy,
-} from '../../shared/src/security/xua';
+} from '@xcai/shared/src/security/xua';
 
 const SAMPLES = '/work/shared/ihe/samples';
 

@@ -16,7 +16,7 @@ import {
   validateAssertion,
   type XuaFailureReason,
   type XuaPolicy,
-} from '../../shared/src/security/xua';
+} from '@xcai/shared/src/security/xua';
 
 const EXC = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 const C14N = 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315';

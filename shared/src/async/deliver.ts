@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 import type { PeerIdentity } from '../directory/types';
-import { CallFailure, type Outbound } from '../http/outbound';
+import { CallFailure, type Outbound } from '../outbound/client';
 import { MtomWriter } from '../mtom/writer';
 import type { Delivery, OutgoingPart } from '../pipeline/transaction';
 import type { Logger } from '../util/log';

@@ -1,4 +1,4 @@
-import type { Redis } from './redis';
+import type { Redis } from '../redis/client';
 import {
   asClaimState,
   decodePending,

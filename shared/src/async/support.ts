@@ -4,7 +4,7 @@ import type { EngineHooks } from '../pipeline/engine';
 import type { Gateway } from '../pipeline/transaction';
 import { handoverKey } from './handover';
 import { ASYNC_RESPONSE_PATH, mountReceiver } from './receiver';
-import { closeRedis, connectRedis, whenReady, type Redis } from './redis';
+import { closeRedis, connectRedis, whenReady, type Redis } from '../redis/client';
 import { RedisCorrelationStore } from './redis-store';
 import { servedHook } from './served';
 import { MemoryCorrelationStore, type CorrelationStore } from './store';

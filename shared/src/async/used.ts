@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RemoteCommunity } from '../directory/types';
-import { CallFailure } from '../http/outbound';
+import { CallFailure } from '../outbound/client';
 import { readSoapMessage } from '../mtom/read';
 import type { AttachmentStream } from '../mtom/types';
 import { encodeSubRequest, faultReason, responseXmlLimits, type OutgoingRequest } from '../pipeline/dispatch';

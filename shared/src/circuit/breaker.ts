@@ -11,7 +11,7 @@
  * unreadable answer, Receiver fault). A Sender fault or an oversized answer shows it is alive. A call
  * we cancelled, could not start (busy, egress denied) or refused ourselves counts for nothing.
  */
-import { CallFailure } from '../http/outbound';
+import { CallFailure } from '../outbound/client';
 import type { CallHooks } from '../pipeline/dispatch';
 import type { Call, Outcome } from '../pipeline/transaction';
 

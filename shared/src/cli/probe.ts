@@ -19,7 +19,7 @@ import {
 } from '../ebrim/query';
 import type { RegistryError, Status } from '../ebrim/status';
 import { StoredQuery } from '../ebrim/stored-query';
-import { CallFailure, DEFAULT_CIPHERS, Outbound, type TlsClientOptions } from '../http/outbound';
+import { CallFailure, DEFAULT_CIPHERS, Outbound, type TlsClientOptions } from '../outbound/client';
 import { readSoapMessage } from '../mtom/read';
 import { faultReason } from '../pipeline/dispatch';
 import { decodeEnvelope, encodeEnvelope } from '../soap/envelope';

@@ -104,7 +104,7 @@ export interface InboundLimits extends PeerLimits {
   maxTrackedPeers: number;
 }
 
-/** How XUA assertions (IHE ITI-40, SAML 2.0 in wsse:Security) are validated (security/xua.ts). */
+/** How XUA assertions (IHE ITI-40, SAML 2.0 in wsse:Security) are validated (security/xua/). */
 export interface XuaSettings {
   /** PEM files with the certificates of the IdPs / STSs whose signatures are accepted. */
   idpCertificates: string[];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from '../async/redis';
+import type { Redis } from '../redis/client';
 import type { Logger } from '../util/log';
 import { integrityKey, type DocumentIntegrity, type DocumentKey, type IntegrityStore } from './store';
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { quietly } from '../util/quietly';
-import { CallFailure } from '../http/outbound';
+import { CallFailure } from '../outbound/client';
 import { MtomError } from '../mtom/errors';
 import { MtomWriter } from '../mtom/writer';
 import { readSoapMessage } from '../mtom/read';

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { quietly } from '../util/quietly';
 import type { HumanRequestor, TransactionAuditEvent } from '../audit/event';
 import { auditRefusal } from '../audit/gateway';
-import { BodyTooLargeError } from '../http/body';
+import { BodyTooLargeError } from '../inbound/body';
 import { MtomError } from '../mtom/errors';
 import { readSoapMessage } from '../mtom/read';
 import { MtomWriter } from '../mtom/writer';

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { AuditedTransaction, AuditSink, HumanRequestor, TransactionAuditEvent } from '../audit/event';
 import type { Directory, Endpoint, LocalConsumer, RemoteCommunity } from '../directory/types';
 import type { RegistryError } from '../ebrim/status';
-import type { CallFailure, Outbound } from '../http/outbound';
+import type { CallFailure, Outbound } from '../outbound/client';
 import type { AttachmentStream } from '../mtom/types';
 import type { SoapEnvelope } from '../soap/envelope';
 import type { Deadline } from '../util/deadline';

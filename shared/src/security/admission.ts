@@ -17,7 +17,7 @@
  *      every caller the TLS settings let in (XCAI_TLS_CLIENT_AUTH=optional: also without a certificate).
  *   3. XUA per `consumers[].xua`.
  * XUA: with a top-level `xua` in the directory, a request carrying an assertion must carry exactly
- * one valid assertion (xua-check.ts) — also where the policy is `optional` — and one that lacks it
+ * one valid assertion (xua/check.ts) — also where the policy is `optional` — and one that lacks it
  * is refused where the policy is `required`; the validated subject and roles become the human
  * requestor of the audit records, and only the validated assertion is relayed. Without `xua`,
  * assertions are relayed as received and no human requestor is recorded.
@@ -34,7 +34,7 @@ import { securityHeaderWithAssertions, type SoapEnvelope } from '../soap/envelop
 import { SoapFault } from '../soap/fault';
 import type { Logger } from '../util/log';
 import { factsOf } from './identities';
-import { XuaRefusal, type XuaCheck } from './xua-check';
+import { XuaRefusal, type XuaCheck } from './xua/check';
 
 export interface AdmissionOptions {
   role: 'initiating' | 'responding';

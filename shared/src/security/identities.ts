@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import type { Directory, LocalConsumer, PeerIdentity, PeerLimits, RemoteCommunity } from '../directory/types';
-import { callerOf } from '../http/server';
+import { callerOf } from '../inbound/server';
 import type { Caller } from '../pipeline/transaction';
 import {
   certificateNames,

@@ -3,7 +3,7 @@
  *
  *  - identities.ts   client certificate → community / consumer (trust anchor + name)
  *  - admission.ts    the engine's `admit` hook: acceptRequests, consumers, XUA policy (R5, R6, R9)
- *  - xua-check.ts    XUA assertion required/optional, validated (xua.ts), human requestor for audit
+ *  - xua/           XUA assertions: required/optional check (check.ts), validation (index.ts), human requestor for audit
  *  - peer-limits.ts  per-peer rate, in-flight, connection and size limits, body pauses (R43)
  *  - server-guards.ts TLS handshake failures audited, HTTP-level errors as SOAP faults, timeouts
  *  - peer-tls.ts     outbound: each community's endpoints verified against its own trust anchors
@@ -16,7 +16,7 @@ import type { Express } from 'express';
 import type { AuditSink } from '../audit/event';
 import { INBOUND_LIMIT_DEFAULTS } from '../directory/load';
 import type { Directory, InboundLimits } from '../directory/types';
-import type { OutboundPeers } from '../http/outbound';
+import type { OutboundPeers } from '../outbound/client';
 import type { EngineHooks } from '../pipeline/engine';
 import type { Logger } from '../util/log';
 import { createAdmission } from './admission';
@@ -24,7 +24,7 @@ import { PeerIdentities } from './identities';
 import { PeerLimiter, peerLimitsMiddleware } from './peer-limits';
 import { outboundPeers } from './peer-tls';
 import { AuditThrottle, installServerGuards } from './server-guards';
-import { XuaCheck } from './xua-check';
+import { XuaCheck } from './xua/check';
 
 export interface SecurityOptions {
   role: 'initiating' | 'responding';
@@ -98,5 +98,5 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
 
 export { PeerIdentities, peerKey, factsOf, connectionFacts } from './identities';
 export { PeerLimiter } from './peer-limits';
-export { XuaCheck, humanRequestorOf } from './xua-check';
+export { XuaCheck, humanRequestorOf } from './xua/check';
 export { certificateNames, chainsTo, parsePemCertificates } from './certificates';

@@ -9,7 +9,7 @@
 import type { AuditSink } from '../audit/event';
 import { auditNodeAuthenticationFailure } from '../audit/gateway';
 import type { Directory, PeerIdentity } from '../directory/types';
-import type { OutboundPeers, TlsClientOptions } from '../http/outbound';
+import type { OutboundPeers, TlsClientOptions } from '../outbound/client';
 import type { Logger } from '../util/log';
 import { readCertificateFiles } from './certificates';
 import type { AuditThrottle } from './server-guards';

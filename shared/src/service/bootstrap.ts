@@ -3,8 +3,13 @@ import { noopAuditSink, type AuditSink } from '../audit/event';
 import { auditGatewayStart, auditGatewayStop, openGatewayAudit } from './audit';
 import { loadDirectory } from '../directory/load';
 import type { Directory } from '../directory/types';
-import { Outbound } from '../http/outbound';
-import { startManagementServer, startSoapServer, type RunningServer, type SoapRoute } from '../http/server';
+import { Outbound } from '../outbound/client';
+import {
+  startManagementServer,
+  startSoapServer,
+  type RunningServer,
+  type SoapRoute,
+} from '../inbound/server';
 import { MemoryIntegrityStore } from '../integrity/store';
 import type { EngineHooks } from '../pipeline/engine';
 import { composeHooks } from '../pipeline/hooks';
@@ -17,7 +22,7 @@ import { createLogger, type Logger } from '../util/log';
 import { DEFAULT_XML_LIMITS } from '../xml/parse';
 import { readPem, type ServiceSettings } from './settings';
 import { createAsyncSupport, type AsyncSupportOptions } from '../async/support';
-import { closeRedis, connectRedis } from '../async/redis';
+import { closeRedis, connectRedis } from '../redis/client';
 import { RedisIntegrityStore } from '../integrity/redis-store';
 import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';

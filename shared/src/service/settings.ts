@@ -17,7 +17,7 @@ export interface ServiceSettings {
     key: string;
     ca: string[];
     clientAuth: 'required' | 'optional';
-    /** OpenSSL cipher list, both directions (XCAI_TLS_CIPHERS; default AEAD-only, http/outbound.ts). */
+    /** OpenSSL cipher list, both directions (XCAI_TLS_CIPHERS; default AEAD-only, outbound/client.ts). */
     ciphers?: string;
     /** Lowest TLS version, both directions (XCAI_TLS_MIN_VERSION: TLSv1.2 (default) or TLSv1.3). */
     minVersion?: 'TLSv1.2' | 'TLSv1.3';

@@ -16,7 +16,7 @@ import {
   type Status,
 } from '../ebrim/status';
 import { queryPatientId, validateStoredQuery } from '../ebrim/stored-query';
-import type { CallFailure } from '../http/outbound';
+import type { CallFailure } from '../outbound/client';
 import type { Call, Ctx, Delivery, Outcome, Reply, Target } from '../pipeline/transaction';
 import { relayElement } from '../xml/write';
 import { Action } from './actions';

@@ -23,7 +23,7 @@ import { MtomError } from '../mtom/errors';
 import type { AttachmentStream, MimePart } from '../mtom/types';
 import { contentIdKey, cidFromHref, XopResolver } from '../mtom/xop';
 import type { Call, Ctx, OutgoingPart, Outcome, Reply, Target } from '../pipeline/transaction';
-import type { CallFailure } from '../http/outbound';
+import type { CallFailure } from '../outbound/client';
 import {
   decodeRetrieveDocumentSetResponse,
   encodeDocumentResponse,

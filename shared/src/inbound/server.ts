@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import { handleInbound, type AnyTransaction, type EngineHooks } from '../pipeline/engine';
 import type { Caller, Gateway } from '../pipeline/transaction';
-import { DEFAULT_CIPHERS } from './outbound';
+import { DEFAULT_CIPHERS } from '../outbound/client';
 import { renderWsdl, WSDL_SPECS } from './wsdl';
 
 export interface SoapRoute {

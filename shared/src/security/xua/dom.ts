@@ -8,7 +8,7 @@
  */
 
 import { DOMParser, type Document, type Element, type Node } from '@xmldom/xmldom';
-import { XuaError } from './xua-errors';
+import { XuaError } from './errors';
 
 export const NS_SAML2 = 'urn:oasis:names:tc:SAML:2.0:assertion';
 export const NS_DS = 'http://www.w3.org/2000/09/xmldsig#';

@@ -1,13 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-
-/** The team kit, read in place (never copied into the product). */
-export const KIT = resolve(__dirname, '../../../shared');
-export const SAMPLES = join(KIT, 'ihe/samples');
-export const SCHEMA = join(KIT, 'ihe/schema/ihe-all.xsd');
-export const AUDIT_SCHEMA = join(KIT, 'ihe/schema/dicom-audit/dicom2017c.xsd');
+import { join } from 'node:path';
+import { SCHEMA } from './fixtures';
 
 /**
  * Validates XML against an XSD with xmllint; returns '' when valid, else xmllint's complaints.

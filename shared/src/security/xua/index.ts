@@ -47,14 +47,14 @@
  */
 
 import type { Element } from '@xmldom/xmldom';
-import { readClaims, type CodedValue, type RawClaims } from './xua-claims';
-import { parseXmlStrict } from './xua-dom';
-import { loadTrustedSigners, verifyAssertionSignature } from './xua-dsig';
-import { XuaError } from './xua-errors';
+import { readClaims, type CodedValue, type RawClaims } from './claims';
+import { parseXmlStrict } from './dom';
+import { loadTrustedSigners, verifyAssertionSignature } from './dsig';
+import { XuaError } from './errors';
 
-export { XuaError, type XuaFailureReason } from './xua-errors';
-export { findAssertions } from './xua-slice';
-export { XUA_ATTRIBUTE, type CodedValue } from './xua-claims';
+export { XuaError, type XuaFailureReason } from './errors';
+export { findAssertions } from './slice';
+export { XUA_ATTRIBUTE, type CodedValue } from './claims';
 
 export interface XuaPolicy {
   /** PEM certificates of the IdP(s)/STS whose signatures are accepted (a PEM may hold several). */

@@ -37,8 +37,8 @@ import {
   optionalChild,
   requiredChild,
   textContent,
-} from './xua-dom';
-import { XuaError } from './xua-errors';
+} from './dom';
+import { XuaError } from './errors';
 
 export const ALG_EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 export const ALG_ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';

@@ -6,8 +6,8 @@
  */
 
 import type { Element } from '@xmldom/xmldom';
-import { NS_SAML2, attr, childElements, childrenNamed, optionalChild, textContent } from './xua-dom';
-import { XuaError } from './xua-errors';
+import { NS_SAML2, attr, childElements, childrenNamed, optionalChild, textContent } from './dom';
+import { XuaError } from './errors';
 
 /** XUA attribute names (ITI TF-2 3.40.4.1.2; NHIN/Carequality alias for the home community). */
 export const XUA_ATTRIBUTE = {

@@ -4,13 +4,19 @@
  * ./xua.ts for what validation means), and turns the validated claims into the human requestor of
  * the audit records. What is relayed on sub-requests is the validated assertion, byte for byte.
  */
-import type { HumanRequestor } from '../audit/event';
-import type { XuaSettings } from '../directory/types';
-import { securityHeaderWithAssertions, type SoapEnvelope } from '../soap/envelope';
-import { SoapFault } from '../soap/fault';
-import { relayElement } from '../xml/write';
-import { readCertificateFiles } from './certificates';
-import { findAssertions, validateAssertion, XuaError, type ValidatedAssertion, type XuaPolicy } from './xua';
+import type { HumanRequestor } from '../../audit/event';
+import type { XuaSettings } from '../../directory/types';
+import { securityHeaderWithAssertions, type SoapEnvelope } from '../../soap/envelope';
+import { SoapFault } from '../../soap/fault';
+import { relayElement } from '../../xml/write';
+import { readCertificateFiles } from '../certificates';
+import {
+  findAssertions,
+  validateAssertion,
+  XuaError,
+  type ValidatedAssertion,
+  type XuaPolicy,
+} from './index';
 
 /** Why an assertion was refused: the generic fault for the peer, the detail for our log. */
 export class XuaRefusal extends Error {

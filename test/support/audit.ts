@@ -13,8 +13,8 @@ import type {
   AuditOutcomeGroup,
   SecurityAuditEvent,
   TransactionAuditEvent,
-} from './event';
-import { TRANSACTIONS } from './messages';
+} from '@xcai/shared/src/audit/event';
+import { TRANSACTIONS } from '@xcai/shared/src/audit/messages';
 
 export const ALL_TRANSACTIONS: AuditedTransaction[] = [
   'ITI-18',

@@ -8,8 +8,8 @@
  * quote/comment/CDATA-aware tag scanner over that already-validated text.
  */
 
-import { MAX_HEADER_CHARS, NS_SAML2, parseXmlStrict } from './xua-dom';
-import { XuaError } from './xua-errors';
+import { MAX_HEADER_CHARS, NS_SAML2, parseXmlStrict } from './dom';
+import { XuaError } from './errors';
 
 interface Frame {
   /** prefix ('' = default) → namespace URI as written (still escaped). */
