@@ -10,6 +10,7 @@ export * from './ebrim/stored-query';
 export * from './ebrim/query';
 export * from './ebrim/registry-object';
 export * from './xds/retrieve';
+export * from './xds/metadata';
 export * from './directory/types';
 export * from './directory/load';
 export * from './audit/event';

@@ -1,7 +1,7 @@
 /**
  * Runs one reference community as its own process:
  *   node services/reference-community/dist/main.js --seed DIR [--seed DIR …] [--port N] [--host H] [--delay-ms N]
- *     [--corrupt UID …] [--truncate UID …]   (fault injection for tests)
+ *     [--corrupt UID …] [--truncate UID …]   (fault injection for tests) [--store DIR] (ITI-41 documents)
  * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …} on stdout when ready.
  */
 import { parseArgs } from 'node:util';
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
       'delay-ms': { type: 'string', default: '0' },
       corrupt: { type: 'string', multiple: true },
       truncate: { type: 'string', multiple: true },
+      store: { type: 'string' },
     },
   });
   if (!values.seed?.length)
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     port: Number(values.port),
     delayMs: Number(values['delay-ms']),
     faults: { corrupt: values.corrupt, truncate: values.truncate },
+    storeDir: values.store,
     log,
   });
   const m = c.manifests[0];
@@ -37,6 +39,8 @@ async function main(): Promise<void> {
       registry: c.registryUrl,
       repository: c.repositoryUrl,
       ids: c.idsUrl,
+      provide: c.provideUrl,
+      register: c.registerUrl,
       homeCommunityId: m?.homeCommunityId,
       repositoryUniqueId: m?.repositoryUniqueId,
       idsRepositoryUniqueId: m?.idsRepositoryUniqueId,

@@ -3,7 +3,8 @@
  * Imaging Document Source (RAD-69) over seeded data. A real SOAP server that the demo and the
  * end-to-end tests run against, in its own process.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createLogger,
@@ -21,7 +22,9 @@ import {
 import type { SeedManifest } from './seed/types';
 import { MetadataStore } from './registry/store';
 import { registryStoredQuery } from './registry/transaction';
-import { documentRepository, imagingDocumentSource, type Faults } from './sources';
+import { registerDocumentSet } from './registry/register';
+import { provideAndRegister } from './repository/provide';
+import { documentRepository, FileIndex, imagingDocumentSource, type Faults } from './sources';
 
 export interface ReferenceCommunityOptions {
   /** Seed directories (each with manifest.json) this community serves. */
@@ -35,6 +38,8 @@ export interface ReferenceCommunityOptions {
   delayMs?: number;
   /** Documents to serve damaged (tests of the integrity checks). */
   faults?: Faults;
+  /** Where documents submitted with ITI-41 / RAD-68 are kept (default: a new temporary folder). */
+  storeDir?: string;
 }
 
 export interface RunningCommunity extends RunningServer {
@@ -43,6 +48,9 @@ export interface RunningCommunity extends RunningServer {
   registryUrl: string;
   repositoryUrl: string;
   idsUrl: string;
+  /** ITI-41 / RAD-68 Provide and Register at the repository, ITI-42 Register at the registry. */
+  provideUrl: string;
+  registerUrl: string;
 }
 
 /** The same transaction, answering `ms` later. */
@@ -78,19 +86,44 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
       consumers: [],
       policy: { unknownPatient: 'XDSUnknownPatientId' },
     },
-    outbound: new Outbound({}, () => false),
+    // The repository's only peer is its own registry (ITI-42).
+    outbound: new Outbound({}, (url) => url === registerUrl),
     audit: o.audit ?? noopAuditSink,
     log,
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     publicUrl: '',
   };
   const delay = o.delayMs ?? 0;
+  const index = new FileIndex(located);
+  const repositoryUniqueId = manifests[0]?.repositoryUniqueId ?? '1.3.6.1.4.1.21367.13.70.999.2';
+  const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'xcai-repository-'));
+  mkdirSync(storeDir, { recursive: true });
+  let registerUrl = '';
   const routes: SoapRoute[] = [
     { path: '/registry', tx: delayed(registryStoredQuery(store), delay) },
-    { path: '/repository', tx: delayed(documentRepository(located, o.faults), delay) },
+    { path: '/registry/register', tx: registerDocumentSet(store, home) },
+    { path: '/repository', tx: delayed(documentRepository(located, o.faults, index), delay) },
+    {
+      path: '/repository/provide',
+      tx: provideAndRegister({
+        repositoryUniqueId,
+        storeDir,
+        registry: () => ({
+          url: registerUrl,
+          timeoutMs: 10_000,
+          maxConcurrent: 4,
+          maxResponseBytes: 1 << 20,
+        }),
+        stored: (d) => {
+          index.repositoryIds.add(repositoryUniqueId);
+          index.kos.set(`${repositoryUniqueId}|${d.uniqueId}`, { path: d.path, mimeType: d.mimeType });
+        },
+      }),
+    },
     { path: '/ids', tx: delayed(imagingDocumentSource(located, o.faults), delay) },
   ];
   const server = await startSoapServer({ gateway, routes, host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
+  registerUrl = `${server.url}/registry/register`;
   log.info('reference community started', { url: server.url, documents: store.documents.size });
   return {
     ...server,
@@ -98,5 +131,7 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     registryUrl: `${server.url}/registry`,
     repositoryUrl: `${server.url}/repository`,
     idsUrl: `${server.url}/ids`,
+    provideUrl: `${server.url}/repository/provide`,
+    registerUrl,
   };
 }

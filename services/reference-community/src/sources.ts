@@ -54,7 +54,7 @@ const SELF: Target = {
   endpoint: { url: '', timeoutMs: 0, maxConcurrent: 1, maxResponseBytes: 0 },
 };
 
-class FileIndex {
+export class FileIndex {
   readonly kos = new Map<string, StoredFile>();
   readonly instances = new Map<string, StoredFile>();
   readonly repositoryIds = new Set<string>();
@@ -162,8 +162,8 @@ function withFaults(body: Readable, uid: string, faults: Faults): Readable {
 export function documentRepository(
   manifests: { dir: string; manifest: SeedManifest }[],
   faults: Faults = {},
+  index = new FileIndex(manifests),
 ): Transaction<DocumentRequest[], never, RetrieveResult> {
-  const index = new FileIndex(manifests);
   return {
     name: 'ITI-43',
     requestAction: Action.ITI43,

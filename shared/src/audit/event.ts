@@ -4,7 +4,17 @@
  * Transaction modules fill this in; they never build audit XML themselves.
  */
 
-export type AuditedTransaction = 'ITI-18' | 'ITI-38' | 'ITI-39' | 'ITI-43' | 'RAD-69' | 'RAD-75';
+export type AuditedTransaction =
+  | 'ITI-18'
+  | 'ITI-38'
+  | 'ITI-39'
+  | 'ITI-43'
+  | 'RAD-69'
+  | 'RAD-75'
+  /** Submissions: Provide and Register (Imaging) Document Set, Register Document Set. */
+  | 'ITI-41'
+  | 'RAD-68'
+  | 'ITI-42';
 
 /** DICOM EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
 export type EventOutcome = 0 | 4 | 8 | 12;
@@ -90,6 +100,8 @@ export interface TransactionAuditEvent {
    * retrieve records of the same objects (see patient-links.ts), then drops them.
    */
   resultObjects?: readonly string[];
+  /** Submissions (ITI-41 / RAD-68 / ITI-42): the SubmissionSet's uniqueId. */
+  submissionSetUniqueId?: string;
 }
 
 /** Security-relevant events that are not one of the six transactions. */

@@ -78,7 +78,7 @@ const SOURCE_TYPE_TEXT: Record<string, string> = {
   '9': 'Other',
 };
 
-type TxKind = 'query' | 'documents' | 'studies';
+type TxKind = 'query' | 'documents' | 'studies' | 'submission';
 
 export const TRANSACTIONS: Record<AuditedTransaction, { name: string; kind: TxKind; homeDetail: string }> = {
   'ITI-18': {
@@ -99,6 +99,23 @@ export const TRANSACTIONS: Record<AuditedTransaction, { name: string; kind: TxKi
     kind: 'studies',
     homeDetail: 'urn:ihe:iti:xca:2010:homeCommunityId',
   },
+  'ITI-41': {
+    name: 'Provide and Register Document Set-b',
+    kind: 'submission',
+    homeDetail: 'ihe:homeCommunityID',
+  },
+  'RAD-68': {
+    name: 'Provide and Register Imaging Document Set - MTOM/XOP',
+    kind: 'submission',
+    homeDetail: 'ihe:homeCommunityID',
+  },
+  'ITI-42': { name: 'Register Document Set-b', kind: 'submission', homeDetail: 'ihe:homeCommunityID' },
+};
+
+const SUBMISSION_SET: Code = {
+  code: 'urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd',
+  system: 'IHE XDS Metadata',
+  text: 'submission set classificationNode',
 };
 
 export interface BuildOptions {
@@ -330,6 +347,27 @@ function transactionMessages(e: TransactionAuditEvent, source: AuditSourceInfo, 
       participant(e.requester, true, ROLE.source, true) +
       participant(e.responder, false, ROLE.destination, false);
     return [element('AuditMessage', [], head + parts + humans + src + pats + queryObject(e))];
+  }
+
+  if (tx.kind === 'submission') {
+    // ITI TF-2 3.41.5.1 / 3.42.5.1: the submitter (requester) is the Source and records Export,
+    // the receiving repository or registry (responder) the Destination and records Import.
+    const [eventId, action]: [Code, 'R' | 'C'] =
+      e.side === 'requester' ? [EVENT_ID.export, 'R'] : [EVENT_ID.import, 'C'];
+    const head = eventIdentification(
+      eventId,
+      action,
+      e.eventDateTime,
+      e.outcome,
+      [typeCode],
+      e.outcomeDescription,
+      e.purposesOfUse,
+    );
+    const parts =
+      participant(e.requester, true, ROLE.source, true) +
+      participant(e.responder, false, ROLE.destination, false);
+    const set = object(e.submissionSetUniqueId, 2, 20, SUBMISSION_SET, '');
+    return [element('AuditMessage', [], head + parts + humans + src + pats + set)];
   }
 
   // Retrieves: the data provider (responder) is the Source, the requester the Destination.

@@ -16,4 +16,12 @@ export const ErrorCode = {
   DocumentUniqueIdError: 'XDSDocumentUniqueIdError',
   UnknownRepositoryId: 'XDSUnknownRepositoryId',
   RegistryMetadataError: 'XDSRegistryMetadataError',
+  /** ITI-41/42 submissions (ITI TF-3 Table 4.2.4.1-2). */
+  MissingDocument: 'XDSMissingDocument',
+  MissingDocumentMetadata: 'XDSMissingDocumentMetadata',
+  NonIdenticalHash: 'XDSNonIdenticalHash',
+  NonIdenticalSize: 'XDSNonIdenticalSize',
+  DuplicateUniqueIdInRegistry: 'XDSDuplicateUniqueIdInRegistry',
+  PatientIdDoesNotMatch: 'XDSPatientIdDoesNotMatch',
+  UnresolvedReferenceException: 'UnresolvedReferenceException',
 } as const;

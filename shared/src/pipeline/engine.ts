@@ -140,8 +140,9 @@ async function handleInboundNow(
         'ActionNotSupported',
       );
     }
-    // These requests carry no binary parts; anything attached is read and dropped (bounded above).
-    await msg.attachments.discard();
+    // Retrieve and query requests carry no binary parts; anything attached is read and dropped
+    // (bounded above). Submissions (ITI-41 / RAD-68) read theirs in `merge`.
+    if (!tx.readsAttachments) await msg.attachments.discard();
     // Fail closed: no transaction runs while its audit record cannot be written (spool full/unwritable).
     const auditDown = auditRefusal(gw.audit);
     if (auditDown) throw auditDown;
@@ -214,7 +215,9 @@ export async function execute(tx: AnyTransaction, ctx: Ctx, hooks: CallHooks = {
   const invalid = tx.validate(req, ctx);
   const plan = invalid.length > 0 ? { calls: [], errors: invalid } : tx.plan(req, ctx);
   const outcomes = await dispatch(plan.calls, ctx, hooks);
-  const res = await tx.merge(req, outcomes, plan.errors, ctx);
+  const res = await tx.merge(req, outcomes, plan.errors, ctx).finally(() => {
+    if (tx.readsAttachments) quietly(ctx.attachments.discard());
+  });
   const reply = tx.encode(res, ctx);
   return {
     reply,

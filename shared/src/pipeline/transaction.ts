@@ -23,6 +23,8 @@ export interface Transaction<Req, Sub, Res> {
   readonly name: AuditedTransaction;
   readonly requestAction: string;
   readonly responseAction: string;
+  /** The request's MTOM parts are the transaction's to read in `merge` (submissions); else dropped. */
+  readonly readsAttachments?: boolean;
   /** Request model from the SOAP body. Envelope-level problems throw SoapFault. */
   decode(ctx: Ctx): Req;
   /** Profile rules the XSD cannot express that fail the whole request (→ Failure, no dispatch). */

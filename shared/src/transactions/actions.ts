@@ -13,4 +13,9 @@ export const Action = {
   RAD69Response: 'urn:ihe:iti:2007:RetrieveDocumentSetResponse',
   RAD75: 'urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet',
   RAD75Response: 'urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSetResponse',
+  /** ITI-41; RAD-68 (Provide and Register Imaging Document Set – MTOM/XOP) uses the same actions. */
+  ITI41: 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b',
+  ITI41Response: 'urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse',
+  ITI42: 'urn:ihe:iti:2007:RegisterDocumentSet-b',
+  ITI42Response: 'urn:ihe:iti:2007:RegisterDocumentSet-bResponse',
 } as const;

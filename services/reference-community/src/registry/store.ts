@@ -3,6 +3,7 @@
  * seed manifests, and the stored queries over them (ITI TF-2 3.18.4.1.2.3.7).
  */
 import {
+  AssociationType,
   ErrorCode,
   firstParam,
   paramValues,
@@ -10,6 +11,7 @@ import {
   type QueryParams,
   type RegistryError,
   type StoredQueryName,
+  type Submission,
   APPROVED_STATUS,
 } from '@xcai/shared';
 import type { SeedManifest, XdsAssociation, XdsDocumentEntry, XdsSubmissionSet } from '../seed/types';
@@ -41,6 +43,113 @@ export class MetadataStore {
       for (const s of m.submissionSets) this.submissionSets.set(s.entryUUID, s);
       this.associations.push(...m.associations);
     }
+  }
+
+  /**
+   * Registers a submission (ITI-42): all or nothing. The reference community has no Patient
+   * Identity Feed, so a submission's patient becomes known here; every DocumentEntry must name the
+   * SubmissionSet's patient and carry the repository's hash, size and repositoryUniqueId; a replaced
+   * entry (RPLC) must be Approved and is Deprecated.
+   */
+  register(sub: Submission, homeCommunityId: string): RegistryError[] {
+    const errors: RegistryError[] = [];
+    const pid = sub.submissionSet.patientId;
+    const ids = new Set([sub.submissionSet.entryUUID, ...sub.documents.map((d) => d.entryUUID)]);
+    for (const id of ids)
+      if (!/^urn:uuid:[0-9a-f-]{36}$/i.test(id) || this.documents.has(id) || this.submissionSets.has(id))
+        errors.push(
+          registryError(ErrorCode.RegistryMetadataError, `entryUUID ${id} is not a new urn:uuid`, id),
+        );
+    for (const d of sub.documents) {
+      if (d.patientId !== pid)
+        errors.push(
+          registryError(
+            ErrorCode.PatientIdDoesNotMatch,
+            `DocumentEntry ${d.uniqueId} names another patient than its SubmissionSet`,
+            d.uniqueId,
+          ),
+        );
+      if (this.documentsByUniqueId.has(d.uniqueId))
+        errors.push(
+          registryError(
+            ErrorCode.DuplicateUniqueIdInRegistry,
+            `document ${d.uniqueId} is already registered`,
+            d.uniqueId,
+          ),
+        );
+      if (!d.hash || d.size === undefined || !d.repositoryUniqueId)
+        errors.push(
+          registryError(
+            ErrorCode.RegistryMetadataError,
+            `DocumentEntry ${d.uniqueId} lacks hash, size or repositoryUniqueId`,
+            d.uniqueId,
+          ),
+        );
+      if (
+        !sub.associations.some(
+          (a) =>
+            a.associationType === AssociationType.hasMember &&
+            a.sourceObject === sub.submissionSet.entryUUID &&
+            a.targetObject === d.entryUUID,
+        )
+      )
+        errors.push(
+          registryError(
+            ErrorCode.RegistryMetadataError,
+            `DocumentEntry ${d.uniqueId} is not a member of the SubmissionSet`,
+            d.uniqueId,
+          ),
+        );
+    }
+    const replaced: XdsDocumentEntry[] = [];
+    for (const a of sub.associations) {
+      if (a.associationType === AssociationType.rplc) {
+        const old = this.documents.get(a.targetObject);
+        if (!ids.has(a.sourceObject) || !old || !isApproved(old.availabilityStatus) || old.patientId !== pid)
+          errors.push(
+            registryError(
+              ErrorCode.UnresolvedReferenceException,
+              `RPLC target ${a.targetObject} is not an Approved DocumentEntry of this patient`,
+              a.targetObject,
+            ),
+          );
+        else replaced.push(old);
+      } else if (
+        a.associationType !== AssociationType.hasMember ||
+        !ids.has(a.sourceObject) ||
+        !ids.has(a.targetObject)
+      ) {
+        errors.push(
+          registryError(
+            ErrorCode.RegistryMetadataError,
+            `association ${a.entryUUID} is not accepted here`,
+            a.entryUUID,
+          ),
+        );
+      }
+    }
+    if (errors.length) return errors;
+    this.patients.add(pid);
+    for (const old of replaced)
+      old.availabilityStatus = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated';
+    for (const d of sub.documents) {
+      const entry = {
+        ...d,
+        homeCommunityId,
+        availabilityStatus: APPROVED_STATUS,
+        serviceStartTime: d.serviceStartTime ?? '',
+        path: '',
+      } as XdsDocumentEntry;
+      this.documents.set(entry.entryUUID, entry);
+      this.documentsByUniqueId.set(entry.uniqueId, entry);
+    }
+    this.submissionSets.set(sub.submissionSet.entryUUID, {
+      ...sub.submissionSet,
+      homeCommunityId,
+      availabilityStatus: APPROVED_STATUS,
+    });
+    this.associations.push(...sub.associations);
+    return [];
   }
 
   run(query: StoredQueryName, p: QueryParams): QueryAnswer {
