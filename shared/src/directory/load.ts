@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseReplyToPattern } from '../async/reply-to';
 import type {
+  ArchiveSettings,
   Directory,
   Endpoint,
   InboundLimits,
@@ -10,6 +11,7 @@ import type {
   LocalEndpoint,
   PeerIdentity,
   PeerLimits,
+  PublishSettings,
   RemoteCommunity,
   XuaSettings,
 } from './types';
@@ -221,6 +223,50 @@ class Reader {
     return ep && repositoryUniqueId ? { ...ep, repositoryUniqueId } : undefined;
   }
 
+  archive(v: unknown, path: string): ArchiveSettings | undefined {
+    const o = this.obj(v, path, false);
+    if (!o) return undefined;
+    this.known(o, path, ['url', 'repositoryUniqueId', 'auth', 'ca', 'timeoutMs', 'maxConcurrent', 'anySyntax', 'seriesThreshold']);
+    const auth = this.obj(o.auth, `${path}.auth`, false);
+    if (auth) this.known(auth, `${path}.auth`, ['basicFile', 'bearerFile']);
+    if (auth?.basicFile && auth.bearerFile) this.problem(`${path}.auth`, 'basicFile or bearerFile, not both');
+    const url = this.url(o.url, `${path}.url`);
+    const repositoryUniqueId = this.oid(o.repositoryUniqueId, `${path}.repositoryUniqueId`);
+    const a: ArchiveSettings = {
+      url: url ?? '',
+      repositoryUniqueId: repositoryUniqueId ?? '',
+      ca: this.arr(o.ca, `${path}.ca`).flatMap((c, i) => this.file(c, `${path}.ca[${i}]`) ?? []),
+      timeoutMs: this.int(o.timeoutMs, `${path}.timeoutMs`, 30_000, 1, 3_600_000),
+      maxConcurrent: this.int(o.maxConcurrent, `${path}.maxConcurrent`, 4, 1, 256),
+      anySyntax: this.bool(o.anySyntax, `${path}.anySyntax`, false),
+      seriesThreshold: this.int(o.seriesThreshold, `${path}.seriesThreshold`, 16, 1, 1_000_000),
+    };
+    if (auth?.basicFile) a.auth = { basicFile: this.file(auth.basicFile, `${path}.auth.basicFile`) };
+    if (auth?.bearerFile) a.auth = { bearerFile: this.file(auth.bearerFile, `${path}.auth.bearerFile`) };
+    return a;
+  }
+
+  publish(v: unknown, path: string): PublishSettings | undefined {
+    const o = this.obj(v, path, false);
+    if (!o) return undefined;
+    this.known(o, path, ['repository', 'intervalMs', 'stateFile', 'assigningAuthority', 'issuers', 'sourceId', 'languageCode', 'institution']);
+    const repository = this.endpoint(o.repository, `${path}.repository`, 1 << 20);
+    if (!repository) this.problem(`${path}.repository`, 'is required');
+    const issuers: Record<string, string> = {};
+    for (const [k, val] of Object.entries(this.obj(o.issuers, `${path}.issuers`, false) ?? {}))
+      issuers[k] = this.oid(val, `${path}.issuers.${k}`) ?? '';
+    return {
+      repository: repository ?? { url: '', timeoutMs: 0, maxConcurrent: 1, maxResponseBytes: 0 },
+      intervalMs: this.int(o.intervalMs, `${path}.intervalMs`, 60_000, 0, 86_400_000),
+      stateFile: this.file(o.stateFile, `${path}.stateFile`) ?? '',
+      assigningAuthority: this.oid(o.assigningAuthority, `${path}.assigningAuthority`) ?? '',
+      issuers,
+      sourceId: this.oid(o.sourceId, `${path}.sourceId`) ?? '',
+      languageCode: this.str(o.languageCode, `${path}.languageCode`, false) ?? 'en-US',
+      institution: this.str(o.institution, `${path}.institution`, false),
+    };
+  }
+
   identity(v: unknown, path: string): PeerIdentity | undefined {
     const o = this.obj(v, path, false);
     if (!o) return undefined;
@@ -380,6 +426,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     });
   }
 
+  const archive = r.archive(local.archive, 'local.archive');
+  const publish = r.publish(local.publish, 'local.publish');
   const communities: RemoteCommunity[] = [];
   const seenHomes = new Set<string>();
   r.arr(root.communities, 'communities').forEach((c, i) => {
@@ -485,7 +533,13 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     homeCommunityId: homeCommunityId ?? '',
     name,
     deadlineMs,
-    local: { registry, repositories, imagingDocumentSources },
+    local: {
+      registry,
+      repositories,
+      imagingDocumentSources,
+      ...(archive ? { archive } : {}),
+      ...(publish ? { publish } : {}),
+    },
     communities,
     consumers,
     policy: {

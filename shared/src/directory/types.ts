@@ -133,6 +133,10 @@ export interface Directory {
     repositories: LocalEndpoint[];
     /** Local Imaging Document Sources (RAD-69), keyed by repositoryUniqueId. */
     imagingDocumentSources: LocalEndpoint[];
+    /** imaging-source only: the DICOMweb archive it stands in front of. */
+    archive?: ArchiveSettings;
+    /** imaging-source only: how the archive's studies are published (RAD-68). */
+    publish?: PublishSettings;
   };
   communities: RemoteCommunity[];
   consumers: LocalConsumer[];
@@ -144,4 +148,46 @@ export interface Directory {
   xua?: XuaSettings;
   /** Per-peer inbound limits and timeouts (the loader always fills them in). */
   inboundLimits?: InboundLimits;
+}
+
+/** A DICOMweb archive (WADO-RS, QIDO-RS) behind the imaging-source bridge. */
+export interface ArchiveSettings {
+  /** DICOMweb base URL, e.g. https://pacs.example/dicom-web */
+  url: string;
+  /** The bridge's RepositoryUniqueId as an Imaging Document Source (RetrieveLocationUID in the KOS). */
+  repositoryUniqueId: string;
+  /** Credentials read from files: `user:password` (basic) or a token (bearer). */
+  auth?: { basicFile?: string; bearerFile?: string };
+  /** Trust anchors (PEM files) for an https archive; default: the system store. Verification is always on. */
+  ca: string[];
+  /** Time for the archive's response headers, and longest pause inside a body. */
+  timeoutMs: number;
+  /** Requests to the archive at once, per RAD-69 request and in total. */
+  maxConcurrent: number;
+  /**
+   * Ask `transfer-syntax=*` to receive an instance as stored, then deliver it only if its syntax was
+   * requested (else ask again for a requested one: the archive transcodes). Off by default.
+   */
+  anySyntax: boolean;
+  /** Retrieve a whole series (one request) when at least this many of its instances are asked for. */
+  seriesThreshold: number;
+}
+
+export interface PublishSettings {
+  /** The community repository's Provide and Register endpoint (RAD-68 / ITI-41). */
+  repository: Endpoint;
+  /** QIDO-RS polling interval; 0: only when triggered. */
+  intervalMs: number;
+  /** Where the watermark (published studies) is kept between runs. */
+  stateFile: string;
+  /** Affinity-domain assigning authority (OID) of the patient ids the archive holds. */
+  assigningAuthority: string;
+  /** IssuerOfPatientID values mapped to other affinity-domain authorities (OIDs). */
+  issuers: Record<string, string>;
+  /** XDSSubmissionSet.sourceId (OID). */
+  sourceId: string;
+  /** XDS languageCode of the manifests. */
+  languageCode: string;
+  /** authorInstitution (XON) of the manifests, optional. */
+  institution?: string;
 }

@@ -129,8 +129,9 @@ function pem(file: string, what: string): Buffer {
 /** The AuditSinkConfig for these settings (reads the PEM files). */
 export function gatewayAuditSinkConfig(
   a: AuditSettings,
-  o: { role: 'initiating' | 'responding'; directory: Directory; log?: Logger },
+  o: { role: 'initiating' | 'responding'; service?: string; directory: Directory; log?: Logger },
 ): AuditSinkConfig {
+  const service = o.service ?? `${o.role}-gateway`;
   const transport = a.transport === 'off' ? 'none' : a.transport;
   let tls: AuditSinkConfig['tls'];
   if (transport === 'tls') {
@@ -160,9 +161,9 @@ export function gatewayAuditSinkConfig(
     retainDays: a.retainDays,
     retainBytes: a.retainBytes,
     source: {
-      auditSourceId: a.sourceId ?? `${o.role}-gateway@${hostname()}`,
+      auditSourceId: a.sourceId ?? `${service}@${hostname()}`,
       auditEnterpriseSiteId: a.enterpriseSiteId ?? oid,
-      applicationName: a.appName ?? `xcai-${o.role}-gateway`,
+      applicationName: a.appName ?? `xcai-${service}`,
     },
     logger: o.log ? o.log.child({ component: 'audit' }) : undefined,
   };
@@ -174,6 +175,7 @@ export function gatewayAuditSinkConfig(
  */
 export function openGatewayAudit(o: {
   role: 'initiating' | 'responding';
+  service?: string;
   settings: AuditSettings;
   directory: Directory;
   log: Logger;
@@ -233,6 +235,7 @@ export function auditGatewayStart(
   sink: AuditSink,
   o: {
     role: 'initiating' | 'responding';
+    service?: string;
     directory: Directory;
     directoryFile?: string;
     url: string;
@@ -240,7 +243,7 @@ export function auditGatewayStart(
     audit: string;
   },
 ): void {
-  auditApplicationStart(sink, `xcai ${o.role} gateway started at ${o.url}`);
+  auditApplicationStart(sink, `xcai ${(o.service ?? `${o.role}-gateway`).replace(/-/g, ' ')} started at ${o.url}`);
   const d = o.directory;
   const file = o.directoryFile && o.directoryFile !== '(inline)' ? resolve(o.directoryFile) : undefined;
   const hash = file ? sha256File(file) : undefined;
@@ -269,5 +272,5 @@ export function auditGatewayStart(
 
 /** The record of a gateway stop (`reason`: the signal, or what asked for it). */
 export function auditGatewayStop(sink: AuditSink, role: string, reason?: string): void {
-  auditApplicationStop(sink, `xcai ${role} gateway stopping${reason ? ` (${reason})` : ''}`, reason);
+  auditApplicationStop(sink, `xcai ${role.includes(' ') ? role : `${role} gateway`} stopping${reason ? ` (${reason})` : ''}`, reason);
 }

@@ -28,7 +28,13 @@ import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';
 
 export interface GatewayOptions {
+  /**
+   * 'initiating': callers are local consumers (`consumers`); 'responding': other communities. The
+   * imaging-source bridge runs as 'initiating' (its callers are its own community's actors).
+   */
   role: 'initiating' | 'responding';
+  /** Name in logs and audit records (default `${role}-gateway`). */
+  service?: string;
   routes: SoapRoute[];
   settings: ServiceSettings;
   /** Use this directory instead of reading settings.directoryFile (tests). */
@@ -68,6 +74,7 @@ export function directoryUrls(d: Directory): Set<string> {
   if (d.local.registry) urls.add(d.local.registry.url);
   for (const e of [...d.local.repositories, ...d.local.imagingDocumentSources]) urls.add(e.url);
   for (const c of d.communities) for (const e of Object.values(c.endpoints)) if (e) urls.add(e.url);
+  if (d.local.publish) urls.add(d.local.publish.repository.url);
   return urls;
 }
 
@@ -80,12 +87,13 @@ export const DEFAULT_LIMITS: GatewayLimits = {
 
 export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const s = o.settings;
-  const log = (o.log ?? createLogger({ service: `${o.role}-gateway` })).child({});
+  const service = o.service ?? `${o.role}-gateway`;
+  const log = (o.log ?? createLogger({ service })).child({});
   const directory = o.directory ?? loadDirectory(s.directoryFile);
   // The audit trail (XCAI_AUDIT_*): opened first, so that nothing is served unaudited.
   const auditing = o.audit
     ? undefined
-    : openGatewayAudit({ role: o.role, settings: s.audit, directory, log });
+    : openGatewayAudit({ role: o.role, service, settings: s.audit, directory, log });
   const audit = o.audit ?? auditing?.sink ?? noopAuditSink;
   const allowed = directoryUrls(directory);
   const tls = s.tls
@@ -214,6 +222,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   });
   auditGatewayStart(audit, {
     role: o.role,
+    service,
     directory,
     directoryFile: o.directory ? undefined : s.directoryFile,
     url: soap.url,
@@ -228,7 +237,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     observability,
     readiness,
     async close(reason?: string) {
-      auditGatewayStop(audit, o.role, reason);
+      auditGatewayStop(audit, service.replace(/-/g, ' '), reason);
       await soap.close();
       await mgmt?.close();
       await asyncSupport?.close();
