@@ -5,7 +5,7 @@
  * TLS, admission, audit, metrics and readiness as the gateways; its callers are its own community's
  * gateways and consumers (directory `consumers`).
  */
-import { startGateway, type GatewayOptions, type RunningGateway } from '@xcai/shared';
+import { loadDirectory, startGateway, type GatewayOptions, type RunningGateway } from '@xcai/shared';
 import { ArchiveClient } from './archive/client';
 import { Publisher } from './publish/publisher';
 import { rad69 } from './retrieve/rad69';
@@ -18,7 +18,6 @@ export interface RunningImagingSource extends RunningGateway {
 export async function startImagingSource(
   o: Omit<GatewayOptions, 'role' | 'routes' | 'service'>,
 ): Promise<RunningImagingSource> {
-  const { loadDirectory } = await import('@xcai/shared');
   const directory = o.directory ?? loadDirectory(o.settings.directoryFile);
   const settings = directory.local.archive;
   if (!settings) throw new Error('the directory has no local.archive section (the DICOMweb archive to serve from)');

@@ -40,6 +40,9 @@ export interface ReferenceCommunityOptions {
   faults?: Faults;
   /** Where documents submitted with ITI-41 / RAD-68 are kept (default: a new temporary folder). */
   storeDir?: string;
+  /** A community without seeds (its documents all submitted): its homeCommunityId and repository id. */
+  homeCommunityId?: string;
+  repositoryUniqueId?: string;
 }
 
 export interface RunningCommunity extends RunningServer {
@@ -72,7 +75,7 @@ export function readManifest(seedDir: string): SeedManifest {
 export async function startReferenceCommunity(o: ReferenceCommunityOptions): Promise<RunningCommunity> {
   const manifests = o.seedDirs.map(readManifest);
   const located = o.seedDirs.map((dir, i) => ({ dir, manifest: manifests[i] }));
-  const home = manifests[0]?.homeCommunityId ?? 'urn:oid:1.3.6.1.4.1.21367.13.70.999';
+  const home = manifests[0]?.homeCommunityId ?? o.homeCommunityId ?? 'urn:oid:1.3.6.1.4.1.21367.13.70.999';
   const log = o.log ?? createLogger({ service: 'reference-community', community: home });
   const store = new MetadataStore(manifests);
   const gateway: Gateway = {
@@ -95,7 +98,8 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
   };
   const delay = o.delayMs ?? 0;
   const index = new FileIndex(located);
-  const repositoryUniqueId = manifests[0]?.repositoryUniqueId ?? '1.3.6.1.4.1.21367.13.70.999.2';
+  const repositoryUniqueId =
+    manifests[0]?.repositoryUniqueId ?? o.repositoryUniqueId ?? `${home.replace(/^urn:oid:/, '')}.2`;
   const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'xcai-repository-'));
   mkdirSync(storeDir, { recursive: true });
   let registerUrl = '';

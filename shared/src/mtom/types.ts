@@ -48,4 +48,9 @@ export interface AttachmentStream {
   next(): Promise<MimePart | null>;
   /** Reads and drops everything that is left, and releases the source. */
   discard(): Promise<void>;
+  /**
+   * A part whose body fails leaves the stream usable (each part has a source of its own, e.g. one
+   * archive request): the merge then refuses that document only. Default: the stream is broken.
+   */
+  readonly independentParts?: boolean;
 }

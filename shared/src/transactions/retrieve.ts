@@ -161,8 +161,21 @@ class Upstream {
           await drain(part.body);
           continue;
         }
+        let failed = false;
         for (;;) {
-          const c = await readChunk(part.body);
+          let c: Buffer | null;
+          try {
+            c = await readChunk(part.body);
+          } catch (e) {
+            if (!this.attachments.independentParts) throw e;
+            // Only this part's own source failed: refuse this document, read on.
+            slot.rejected = `the part was cut short: ${(e as Error)?.message ?? String(e)}`;
+            budget.give(slot.chunks.reduce((n, x) => n + x.length, 0));
+            slot.chunks = [];
+            part.body.destroy();
+            failed = true;
+            break;
+          }
           if (c === null) break;
           slot.chunks.push(c);
           if (!budget.take(c.length)) {
@@ -172,6 +185,7 @@ class Upstream {
             return;
           }
         }
+        if (failed) continue;
         slot.complete = true;
         const bad = await verifyBuffered(slot.doc.verification, slot.chunks);
         if (bad) {

@@ -51,6 +51,8 @@ function accept(syntax: string): string {
 }
 
 export class ArchiveLane implements AttachmentStream {
+  /** Each unit is its own archive request: one failing does not break the lane. */
+  readonly independentParts = true;
   private reader?: MultipartReader;
   private response?: Readable;
   private unit?: Unit;
