@@ -50,11 +50,13 @@ export async function startFaultyArchive(upstream: string): Promise<FaultyArchiv
       let type = String(up.headers['content-type'] ?? '');
       if (isTarget && state.mode === 'content-type') type = 'application/octet-stream';
       res.writeHead(up.statusCode, { 'content-type': type });
+      res.flushHeaders();
       let sent = 0;
       for await (const c of up.body) {
         const chunk = c as Buffer;
         if (isTarget && state.mode === 'truncate' && sent + chunk.length > 2_000) {
           res.write(chunk.subarray(0, 2_000 - sent));
+          await new Promise((r) => setTimeout(r, 100)); // headers and the first bytes are out
           res.destroy();
           return;
         }
