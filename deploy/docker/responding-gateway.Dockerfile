@@ -21,6 +21,7 @@ COPY shared/package.json shared/
 COPY services/initiating-gateway/package.json services/initiating-gateway/
 COPY services/responding-gateway/package.json services/responding-gateway/
 COPY services/reference-community/package.json services/reference-community/
+COPY services/imaging-source/package.json services/imaging-source/
 # No install scripts: nothing the gateways use needs one (supply-chain hardening).
 RUN npm ci --ignore-scripts
 COPY tsconfig.base.json tsconfig.build.json ./
@@ -31,11 +32,11 @@ RUN npm run build
 # Production dependencies of this service only (its workspace and @xcai/shared), in a clean tree.
 WORKDIR /prod
 RUN cp /src/package.json /src/package-lock.json ./ \
- && for ws in shared services/initiating-gateway services/responding-gateway services/reference-community; do \
+ && for ws in shared services/initiating-gateway services/responding-gateway services/reference-community services/imaging-source; do \
       mkdir -p "$ws" && cp "/src/$ws/package.json" "$ws/"; \
     done \
  && npm ci --omit=dev --ignore-scripts --workspace services/responding-gateway \
- && rm -rf services/initiating-gateway services/reference-community \
+ && rm -rf services/initiating-gateway services/reference-community services/imaging-source \
  && cp -a /src/shared/dist shared/dist \
  && cp -a /src/services/responding-gateway/dist services/responding-gateway/dist \
  && test -f services/responding-gateway/dist/main.js \

@@ -16,7 +16,7 @@ import { sampleTransactionEvent, waitFor } from '../support/audit';
 const repoRoot = path.resolve(__dirname, '..', '..');
 const dockerDir = path.join(repoRoot, 'deploy', 'docker');
 const dockerfiles = fs.readdirSync(dockerDir).filter((f) => f.endsWith('.Dockerfile'));
-const SERVICES = ['initiating-gateway', 'responding-gateway', 'reference-community'];
+const SERVICES = ['initiating-gateway', 'responding-gateway', 'reference-community', 'imaging-source'];
 
 interface Instruction {
   op: string;
