@@ -24,7 +24,10 @@ import {
   type RunningGateway,
 } from '@xcai/shared';
 import { Readable } from 'node:stream';
-import { startReferenceCommunity, type RunningCommunity } from '../../services/reference-community/src/server';
+import {
+  startReferenceCommunity,
+  type RunningCommunity,
+} from '../../services/reference-community/src/server';
 import { readKos, type KosContents } from '../../services/reference-community/src/seed/kos';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
 import { startImagingSource, type RunningImagingSource } from '../../services/imaging-source/src/index';
@@ -102,7 +105,9 @@ async function startBridge(archiveUrl: string, extra: Record<string, unknown> = 
 
 beforeAll(async () => {
   if (!orthancAvailable())
-    throw new Error('Orthanc with its DICOMweb plugin (apt: orthanc orthanc-dicomweb) and unshare are required');
+    throw new Error(
+      'Orthanc with its DICOMweb plugin (apt: orthanc orthanc-dicomweb) and unshare are required',
+    );
   seedDir = (await demoSeeds()).C;
   seed = JSON.parse(readFileSync(join(seedDir, 'manifest.json'), 'utf8')) as SeedManifest;
   for (const p of seed.patients)
@@ -127,12 +132,23 @@ async function findManifests(url: string, patient: string) {
   const list = ans.envelope.payload.child(NS.rim, 'RegistryObjectList');
   return (list?.childrenNamed(NS.rim, 'ExtrinsicObject') ?? []).map((e) => {
     const slot = (n: string) =>
-      e.childrenNamed(NS.rim, 'Slot').find((s) => s.attr('name') === n)?.child(NS.rim, 'ValueList')?.child(NS.rim, 'Value')?.trimmedText();
+      e
+        .childrenNamed(NS.rim, 'Slot')
+        .find((s) => s.attr('name') === n)
+        ?.child(NS.rim, 'ValueList')
+        ?.child(NS.rim, 'Value')
+        ?.trimmedText();
     const uid = e
       .childrenNamed(NS.rim, 'ExternalIdentifier')
       .find((x) => x.attr('identificationScheme') === 'urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab')
       ?.attr('value');
-    return { uniqueId: uid ?? '', hash: slot('hash'), size: Number(slot('size')), repositoryUniqueId: slot('repositoryUniqueId') ?? '', home: e.attr('home') };
+    return {
+      uniqueId: uid ?? '',
+      hash: slot('hash'),
+      size: Number(slot('size')),
+      repositoryUniqueId: slot('repositoryUniqueId') ?? '',
+      home: e.attr('home'),
+    };
   });
 }
 
@@ -143,11 +159,13 @@ function kosRequest(kos: KosContents, ts: string[], home?: string, extra: string
         studyInstanceUid: kos.studyInstanceUid,
         series: kos.series.map((s, i) => ({
           seriesInstanceUid: s.seriesInstanceUid,
-          documents: [...s.instances.map((x) => x.sopInstanceUid), ...(i === 0 ? extra : [])].map((documentUniqueId) => ({
-            homeCommunityId: home,
-            repositoryUniqueId: s.retrieveLocationUid ?? '',
-            documentUniqueId,
-          })),
+          documents: [...s.instances.map((x) => x.sopInstanceUid), ...(i === 0 ? extra : [])].map(
+            (documentUniqueId) => ({
+              homeCommunityId: home,
+              repositoryUniqueId: s.retrieveLocationUid ?? '',
+              documentUniqueId,
+            }),
+          ),
         })),
       },
     ],
@@ -170,7 +188,9 @@ describe('publishing (QIDO-RS → KOS → RAD-68 → ITI-42)', () => {
     expect(await findManifests(ref.registryUrl, PATIENT_IR87)).toHaveLength(1);
     const submitted = audit.events.filter((e) => e.kind === 'transaction' && e.transaction === 'RAD-68');
     expect(submitted).toHaveLength(2);
-    expect(submitted.every((e) => e.kind === 'transaction' && e.outcome === 0 && e.side === 'requester')).toBe(true);
+    expect(
+      submitted.every((e) => e.kind === 'transaction' && e.outcome === 0 && e.side === 'requester'),
+    ).toBe(true);
   });
 
   test('the manifest is found (ITI-18), returned with its registered hash/size (ITI-43), and lists every instance', async () => {
@@ -180,7 +200,9 @@ describe('publishing (QIDO-RS → KOS → RAD-68 → ITI-42)', () => {
       const got = await retrieveCall(
         ref.repositoryUrl,
         Action.ITI43,
-        encodeRetrieveDocumentSetRequest([{ repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId }]),
+        encodeRetrieveDocumentSetRequest([
+          { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
+        ]),
       );
       const kosBytes = got.documents[0].bytes;
       expect(sha1(kosBytes)).toBe(entry.hash);
@@ -204,13 +226,19 @@ describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
     const got = await retrieveCall(
       ref.repositoryUrl,
       Action.ITI43,
-      encodeRetrieveDocumentSetRequest([{ repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId }]),
+      encodeRetrieveDocumentSetRequest([
+        { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
+      ]),
     );
     kos = readKos(got.documents[0].bytes);
   });
 
   test('every instance comes back byte-identical in its stored syntax (Explicit and Implicit VR)', async () => {
-    const ans = await retrieveCall(`${bridge.url}/rad69`, Action.RAD69, encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT, TS_IMPLICIT])));
+    const ans = await retrieveCall(
+      `${bridge.url}/rad69`,
+      Action.RAD69,
+      encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT, TS_IMPLICIT])),
+    );
     expect(ans.registryStatus).toBe('Success');
     const want = kos.series.flatMap((s) => s.instances.map((i) => i.sopInstanceUid));
     expect(ans.documents.map((d) => d.documentUniqueId).sort()).toEqual([...want].sort());
@@ -220,12 +248,18 @@ describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
       expect(d.mimeType).toBe('application/dicom');
       expect(sha1(d.bytes)).toBe(files.get(d.documentUniqueId)!.sha1);
     }
-    expect(audit.events.some((e) => e.kind === 'transaction' && e.transaction === 'RAD-69' && e.outcome === 0)).toBe(true);
+    expect(
+      audit.events.some((e) => e.kind === 'transaction' && e.transaction === 'RAD-69' && e.outcome === 0),
+    ).toBe(true);
   });
 
   test('a syntax the archive must convert to: transcoded by Orthanc, only then, and recorded in the audit', async () => {
     audit.events.length = 0;
-    const ans = await retrieveCall(`${bridge.url}/rad69`, Action.RAD69, encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT])));
+    const ans = await retrieveCall(
+      `${bridge.url}/rad69`,
+      Action.RAD69,
+      encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT])),
+    );
     expect(ans.registryStatus).toMatch(/Success$/);
     for (const d of ans.documents) {
       expect(await transferSyntaxOf(d.bytes)).toBe(TS_EXPLICIT);
@@ -234,9 +268,12 @@ describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
       else expect(sha1(d.bytes)).not.toBe(f.sha1);
     }
     const served = audit.events.find((e) => e.kind === 'transaction' && e.transaction === 'RAD-69');
-    const implicit = [...files].filter(([u, f]) => f.ts === TS_IMPLICIT && ans.documents.some((d) => d.documentUniqueId === u));
+    const implicit = [...files].filter(
+      ([u, f]) => f.ts === TS_IMPLICIT && ans.documents.some((d) => d.documentUniqueId === u),
+    );
     expect(implicit.length).toBeGreaterThan(0);
-    const text = served?.kind === 'transaction' ? served.groups.map((g) => g.description ?? '').join(' ') : '';
+    const text =
+      served?.kind === 'transaction' ? served.groups.map((g) => g.description ?? '').join(' ') : '';
     for (const [u] of implicit) expect(text).toContain(`${u} ${TS_IMPLICIT} → ${TS_EXPLICIT}`);
   });
 
@@ -244,22 +281,30 @@ describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
     const ans = await retrieveCall(
       `${bridge.url}/rad69`,
       Action.RAD69,
-      encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT, TS_IMPLICIT], undefined, ['1.2.3.4.5.6.7.8.9'])),
+      encodeRetrieveImagingDocumentSetRequest(
+        kosRequest(kos, [TS_EXPLICIT, TS_IMPLICIT], undefined, ['1.2.3.4.5.6.7.8.9']),
+      ),
     );
     expect(ans.registryStatus).toMatch(/PartialSuccess$/);
-    expect(ans.errors).toEqual([expect.objectContaining({ errorCode: 'XDSDocumentUniqueIdError', location: '1.2.3.4.5.6.7.8.9' })]);
+    expect(ans.errors).toEqual([
+      expect.objectContaining({ errorCode: 'XDSDocumentUniqueIdError', location: '1.2.3.4.5.6.7.8.9' }),
+    ]);
     expect(ans.documents).toHaveLength(kos.series.reduce((n, s) => n + s.instances.length, 0));
   });
 
   test('a repository that is not the bridge is XDSUnknownRepositoryId', async () => {
     const req = kosRequest(kos, [TS_EXPLICIT]);
     req.studies[0].series[0].documents[0].repositoryUniqueId = '1.2.3.999';
-    const ans = await retrieveCall(`${bridge.url}/rad69`, Action.RAD69, encodeRetrieveImagingDocumentSetRequest(req));
+    const ans = await retrieveCall(
+      `${bridge.url}/rad69`,
+      Action.RAD69,
+      encodeRetrieveImagingDocumentSetRequest(req),
+    );
     expect(ans.errors.map((e) => e.errorCode)).toEqual(['XDSUnknownRepositoryId']);
   });
 });
 
-describe('the consumer\'s whole day through the federation', () => {
+describe("the consumer's whole day through the federation", () => {
   let rg: RunningGateway;
   let ig: RunningGateway;
   const A = 'urn:oid:1.3.6.1.4.1.21367.13.70.101';
@@ -303,13 +348,23 @@ describe('the consumer\'s whole day through the federation', () => {
       const got = await retrieveCall(
         `${ig.url}/iti43`,
         Action.ITI43,
-        encodeRetrieveDocumentSetRequest([{ homeCommunityId: HOME, repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId }]),
+        encodeRetrieveDocumentSetRequest([
+          {
+            homeCommunityId: HOME,
+            repositoryUniqueId: entry.repositoryUniqueId,
+            documentUniqueId: entry.uniqueId,
+          },
+        ]),
       );
       expect(got.errors).toEqual([]);
       const kosBytes = got.documents[0].bytes;
       expect(sha1(kosBytes)).toBe(entry.hash);
       const kos = readKos(kosBytes);
-      const ans = await retrieveCall(`${ig.url}/rad69`, Action.RAD69, encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT, TS_IMPLICIT], HOME)));
+      const ans = await retrieveCall(
+        `${ig.url}/rad69`,
+        Action.RAD69,
+        encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT, TS_IMPLICIT], HOME)),
+      );
       expect(ans.errors).toEqual([]);
       const want = kos.series.flatMap((s) => s.instances.map((i) => i.sopInstanceUid));
       expect(ans.documents).toHaveLength(want.length);
@@ -364,7 +419,9 @@ describe('bad archive behaviour (a faulty proxy in front of the real Orthanc)', 
     const got = await retrieveCall(
       ref.repositoryUrl,
       Action.ITI43,
-      encodeRetrieveDocumentSetRequest([{ repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId }]),
+      encodeRetrieveDocumentSetRequest([
+        { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
+      ]),
     );
     kos = readKos(got.documents[0].bytes);
   });
@@ -374,10 +431,17 @@ describe('bad archive behaviour (a faulty proxy in front of the real Orthanc)', 
   });
   const readyz = async () => {
     const r = await request(`${b.mgmt!.url}/readyz`);
-    return { status: r.statusCode, body: (await r.body.json()) as { checks: Record<string, { status: string }> } };
+    return {
+      status: r.statusCode,
+      body: (await r.body.json()) as { checks: Record<string, { status: string }> },
+    };
   };
   const rad69 = (ts = [TS_EXPLICIT]) =>
-    retrieveCall(`${b.url}/rad69`, Action.RAD69, encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, ts)));
+    retrieveCall(
+      `${b.url}/rad69`,
+      Action.RAD69,
+      encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, ts)),
+    );
 
   test('an archive that is down at start: the bridge starts, is not ready, and recovers', async () => {
     const down = await readyz();
@@ -403,7 +467,9 @@ describe('bad archive behaviour (a faulty proxy in front of the real Orthanc)', 
       faulty.other = sops[2];
       const ans = await rad69();
       expect([mode, ans.registryStatus]).toEqual([mode, 'PartialSuccess']);
-      expect(ans.errors).toEqual([expect.objectContaining({ errorCode: 'XDSRepositoryError', location: IDS })]);
+      expect(ans.errors).toEqual([
+        expect.objectContaining({ errorCode: 'XDSRepositoryError', location: IDS }),
+      ]);
       expect(ans.errors[0].codeContext).toMatch(why);
       expect(ans.documents.map((d) => d.documentUniqueId)).not.toContain(sops[1]);
       expect(ans.documents.length).toBe(sops.length - 1);

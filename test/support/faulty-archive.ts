@@ -42,10 +42,14 @@ export async function startFaultyArchive(upstream: string): Promise<FaultyArchiv
       });
       if (isTarget && state.mode === '5xx') return void res.writeHead(503).end('archive overloaded');
       if (isTarget && state.mode === 'slow') await new Promise((r) => setTimeout(r, 4_000));
-      if (isTarget && state.mode === 'other-sop' && state.other) path = path.replace(state.target!, state.other);
+      if (isTarget && state.mode === 'other-sop' && state.other)
+        path = path.replace(state.target!, state.other);
       const up = await request(`${base.origin}${base.pathname}${path}`, {
         method: 'GET',
-        headers: { accept: String(req.headers.accept ?? '*/*'), authorization: String(req.headers.authorization ?? '') },
+        headers: {
+          accept: String(req.headers.accept ?? '*/*'),
+          authorization: String(req.headers.authorization ?? ''),
+        },
       });
       let type = String(up.headers['content-type'] ?? '');
       if (isTarget && state.mode === 'content-type') type = 'application/octet-stream';

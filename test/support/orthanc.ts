@@ -154,7 +154,8 @@ export async function startOrthanc(o: { user?: string } = {}): Promise<RunningOr
     dir,
     async stow(files) {
       let stored = 0;
-      for (let i = 0; i < files.length; i += 20) stored += await stowBatch(base, auth, files.slice(i, i + 20));
+      for (let i = 0; i < files.length; i += 20)
+        stored += await stowBatch(base, auth, files.slice(i, i + 20));
       return stored;
     },
     async setReachable(up) {
@@ -176,7 +177,8 @@ async function stowBatch(base: string, auth: string, files: string[]): Promise<n
   const write = async () => {
     for (const f of files) {
       body.write(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
-      for await (const c of createReadStream(f)) if (!body.write(c)) await new Promise((r) => body.once('drain', r));
+      for await (const c of createReadStream(f))
+        if (!body.write(c)) await new Promise((r) => body.once('drain', r));
       body.write('\r\n');
     }
     body.end(`--${boundary}--\r\n`);
@@ -193,6 +195,7 @@ async function stowBatch(base: string, auth: string, files: string[]): Promise<n
   });
   await writing;
   const json = (await res.body.json()) as Record<string, { Value?: unknown[] }>;
-  if (res.statusCode !== 200 && res.statusCode !== 202) throw new Error(`STOW-RS answered HTTP ${res.statusCode}`);
+  if (res.statusCode !== 200 && res.statusCode !== 202)
+    throw new Error(`STOW-RS answered HTTP ${res.statusCode}`);
   return json['00081199']?.Value?.length ?? 0;
 }

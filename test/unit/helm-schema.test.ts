@@ -194,7 +194,7 @@ describe('helm values.schema.json', () => {
     };
     walk(defaults, '');
     const undocumented = leaves
-      .map((k) => k.replace(/^(initiatingGateway|respondingGateway)\./, '<gw>.'))
+      .map((k) => k.replace(/^(initiatingGateway|respondingGateway|imagingSource)\./, '<gw>.'))
       .filter((k) => !readme.includes(`\`${k}\``) && !readme.includes(`\`${k.replace(/\.[^.]+$/, '.*')}\``));
     expect(undocumented).toEqual([]);
   });

@@ -1,6 +1,7 @@
 {{/*
 Helpers. Component templates get a context dict: root (the top-level context), key (initiatingGateway |
-respondingGateway), comp (initiating-gateway | responding-gateway) and v (the component's values).
+respondingGateway | imagingSource), comp (initiating-gateway | responding-gateway | imaging-source) and v
+(the component's values).
 Numbers from values are float64 under real Helm: always print them through int/int64.
 */}}
 
@@ -27,7 +28,7 @@ Numbers from values are float64 under real Helm: always print them through int/i
 
 {{/* The components this chart can deploy: values key -> component name (JSON; use with fromJson). */}}
 {{- define "xcai.components" -}}
-{"initiatingGateway":"initiating-gateway","respondingGateway":"responding-gateway"}
+{"initiatingGateway":"initiating-gateway","respondingGateway":"responding-gateway","imagingSource":"imaging-source"}
 {{- end -}}
 
 {{- define "xcai.componentName" -}}

@@ -20,7 +20,8 @@ export async function startImagingSource(
 ): Promise<RunningImagingSource> {
   const directory = o.directory ?? loadDirectory(o.settings.directoryFile);
   const settings = directory.local.archive;
-  if (!settings) throw new Error('the directory has no local.archive section (the DICOMweb archive to serve from)');
+  if (!settings)
+    throw new Error('the directory has no local.archive section (the DICOMweb archive to serve from)');
   const archive = new ArchiveClient(settings);
   let publisher: Publisher | undefined;
   const running = await startGateway({
@@ -36,7 +37,10 @@ export async function startImagingSource(
           await archive.ping();
           return { status: 'ok' };
         } catch (e) {
-          return { status: 'unready', detail: { archive: new URL(settings.url).host, reason: (e as Error).message } };
+          return {
+            status: 'unready',
+            detail: { archive: new URL(settings.url).host, reason: (e as Error).message },
+          };
         }
       },
       ...(directory.local.publish
@@ -53,7 +57,12 @@ export async function startImagingSource(
     extend: (app, gateway) => {
       o.extend?.(app, gateway);
       if (!directory.local.publish) return;
-      publisher = new Publisher(archive, directory.local.publish, gateway, gateway.log.child({ component: 'publisher' }));
+      publisher = new Publisher(
+        archive,
+        directory.local.publish,
+        gateway,
+        gateway.log.child({ component: 'publisher' }),
+      );
       // A trigger for the archive (e.g. an Orthanc "stable study" hook): run the publisher now.
       app.post('/publish', (_req, res) => {
         publisher!.trigger().then(

@@ -226,7 +226,16 @@ class Reader {
   archive(v: unknown, path: string): ArchiveSettings | undefined {
     const o = this.obj(v, path, false);
     if (!o) return undefined;
-    this.known(o, path, ['url', 'repositoryUniqueId', 'auth', 'ca', 'timeoutMs', 'maxConcurrent', 'anySyntax', 'seriesThreshold']);
+    this.known(o, path, [
+      'url',
+      'repositoryUniqueId',
+      'auth',
+      'ca',
+      'timeoutMs',
+      'maxConcurrent',
+      'anySyntax',
+      'seriesThreshold',
+    ]);
     const auth = this.obj(o.auth, `${path}.auth`, false);
     if (auth) this.known(auth, `${path}.auth`, ['basicFile', 'bearerFile']);
     if (auth?.basicFile && auth.bearerFile) this.problem(`${path}.auth`, 'basicFile or bearerFile, not both');
@@ -249,7 +258,16 @@ class Reader {
   publish(v: unknown, path: string): PublishSettings | undefined {
     const o = this.obj(v, path, false);
     if (!o) return undefined;
-    this.known(o, path, ['repository', 'intervalMs', 'stateFile', 'assigningAuthority', 'issuers', 'sourceId', 'languageCode', 'institution']);
+    this.known(o, path, [
+      'repository',
+      'intervalMs',
+      'stateFile',
+      'assigningAuthority',
+      'issuers',
+      'sourceId',
+      'languageCode',
+      'institution',
+    ]);
     const repository = this.endpoint(o.repository, `${path}.repository`, 1 << 20);
     if (!repository) this.problem(`${path}.repository`, 'is required');
     const issuers: Record<string, string> = {};

@@ -243,7 +243,10 @@ export function auditGatewayStart(
     audit: string;
   },
 ): void {
-  auditApplicationStart(sink, `xcai ${(o.service ?? `${o.role}-gateway`).replace(/-/g, ' ')} started at ${o.url}`);
+  auditApplicationStart(
+    sink,
+    `xcai ${(o.service ?? `${o.role}-gateway`).replace(/-/g, ' ')} started at ${o.url}`,
+  );
   const d = o.directory;
   const file = o.directoryFile && o.directoryFile !== '(inline)' ? resolve(o.directoryFile) : undefined;
   const hash = file ? sha256File(file) : undefined;
@@ -272,5 +275,9 @@ export function auditGatewayStart(
 
 /** The record of a gateway stop (`reason`: the signal, or what asked for it). */
 export function auditGatewayStop(sink: AuditSink, role: string, reason?: string): void {
-  auditApplicationStop(sink, `xcai ${role.includes(' ') ? role : `${role} gateway`} stopping${reason ? ` (${reason})` : ''}`, reason);
+  auditApplicationStop(
+    sink,
+    `xcai ${role.includes(' ') ? role : `${role} gateway`} stopping${reason ? ` (${reason})` : ''}`,
+    reason,
+  );
 }

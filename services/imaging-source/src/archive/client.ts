@@ -9,7 +9,8 @@ import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import type { ArchiveSettings } from '@xcai/shared';
 
-export type ArchiveFailureKind = 'not-found' | 'not-acceptable' | 'status' | 'bad-response' | 'unreachable' | 'timeout' | 'aborted';
+export type ArchiveFailureKind =
+  'not-found' | 'not-acceptable' | 'status' | 'bad-response' | 'unreachable' | 'timeout' | 'aborted';
 
 export class ArchiveError extends Error {
   constructor(
@@ -97,7 +98,10 @@ export class ArchiveClient {
       if (!Array.isArray(v)) throw new Error('not an array');
       return v as DicomJson[];
     } catch (e) {
-      throw new ArchiveError('bad-response', `archive answered malformed DICOM JSON: ${(e as Error).message}`);
+      throw new ArchiveError(
+        'bad-response',
+        `archive answered malformed DICOM JSON: ${(e as Error).message}`,
+      );
     }
   }
 
@@ -114,7 +118,11 @@ export class ArchiveClient {
 function failure(e: unknown, signal?: AbortSignal): ArchiveError {
   if (e instanceof ArchiveError) return e;
   const err = e as Error & { code?: string };
-  if (signal?.aborted) return new ArchiveError('aborted', `archive request cancelled: ${String((signal.reason as Error)?.message ?? signal.reason)}`);
+  if (signal?.aborted)
+    return new ArchiveError(
+      'aborted',
+      `archive request cancelled: ${String((signal.reason as Error)?.message ?? signal.reason)}`,
+    );
   if (err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT')
     return new ArchiveError('timeout', `archive did not answer in time (${err.code})`);
   return new ArchiveError('unreachable', `archive unreachable: ${err.message}`);
@@ -135,7 +143,8 @@ export function strs(ds: DicomJson, tag: string): string[] {
 
 /** A PN value as `Alphabetic=Ideographic=Phonetic` (DICOM's component-group form). */
 export function personName(ds: DicomJson, tag: string): string | undefined {
-  const v = ds[tag]?.Value?.[0] as { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | undefined;
+  const v = ds[tag]?.Value?.[0] as
+    { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | undefined;
   if (!v || typeof v !== 'object') return undefined;
   const groups = [v.Alphabetic ?? '', v.Ideographic ?? '', v.Phonetic ?? ''];
   while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();

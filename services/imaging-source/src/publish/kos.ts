@@ -66,7 +66,11 @@ function code(value: string, scheme: string, meaning: string) {
 }
 
 /** Builds the manifest; `retrieveLocationUid` is the bridge's RepositoryUniqueId. */
-export function buildManifest(study: StudyInstances, retrieveLocationUid: string, now = new Date()): Manifest {
+export function buildManifest(
+  study: StudyInstances,
+  retrieveLocationUid: string,
+  now = new Date(),
+): Manifest {
   const series = seriesOf(study);
   const count = series.reduce((n, s) => n + s.instances.length, 0);
   if (count === 0) throw new Error(`study ${study.studyInstanceUid} has no instances`);
@@ -122,7 +126,9 @@ export function buildManifest(study: StudyInstances, retrieveLocationUid: string
       s.instances.map((i) => ({
         RelationshipType: 'CONTAINS',
         ValueType: 'IMAGE',
-        ReferencedSOPSequence: [{ ReferencedSOPClassUID: i.sopClassUid, ReferencedSOPInstanceUID: i.sopInstanceUid }],
+        ReferencedSOPSequence: [
+          { ReferencedSOPClassUID: i.sopClassUid, ReferencedSOPInstanceUID: i.sopInstanceUid },
+        ],
       })),
     ),
   };
@@ -143,7 +149,9 @@ export function buildManifest(study: StudyInstances, retrieveLocationUid: string
 
 /** Modalities of the study's series, for the XDS eventCodeList (DCM codes). */
 export function modalities(series: SeriesRefs[]): string[] {
-  return [...new Set(series.map((s) => s.modality).filter((m): m is string => !!m && m !== 'KO' && m !== 'SR'))];
+  return [
+    ...new Set(series.map((s) => s.modality).filter((m): m is string => !!m && m !== 'KO' && m !== 'SR')),
+  ];
 }
 
 export { strs };

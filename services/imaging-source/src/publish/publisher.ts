@@ -77,7 +77,8 @@ export class Publisher {
       const w = JSON.parse(readFileSync(this.p.stateFile, 'utf8')) as Watermark;
       if (w.version === 1 && w.studies) return w;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the watermark ${this.p.stateFile}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`cannot read the watermark ${this.p.stateFile}: ${(e as Error).message}`);
     }
     return { version: 1, studies: {} };
   }
@@ -94,7 +95,10 @@ export class Publisher {
     const out: PublishRun = { published: 0, replaced: 0, unchanged: 0, failed: [] };
     const signal = this.stop.signal;
     for (let offset = 0; ; offset += PAGE) {
-      const page = await this.archive.json(`/studies?includefield=00201208&limit=${PAGE}&offset=${offset}`, signal);
+      const page = await this.archive.json(
+        `/studies?includefield=00201208&limit=${PAGE}&offset=${offset}`,
+        signal,
+      );
       for (const s of page ?? []) {
         const uid = str(s, '0020000D');
         if (!uid) continue;
@@ -124,16 +128,30 @@ export class Publisher {
     return out;
   }
 
-  private async publishStudy(uid: string, prev: StudyMark | undefined, signal: AbortSignal): Promise<{ mark: StudyMark } | 'unchanged'> {
+  private async publishStudy(
+    uid: string,
+    prev: StudyMark | undefined,
+    signal: AbortSignal,
+  ): Promise<{ mark: StudyMark } | 'unchanged'> {
     const instances = (await this.archive.json(`/studies/${uidSegment(uid)}/metadata`, signal)) ?? [];
     const m = buildManifest({ studyInstanceUid: uid, instances }, this.archive.settings.repositoryUniqueId);
     if (prev?.uniqueId === m.sopInstanceUid) return { mark: { ...prev, instances: m.instanceCount } };
     const sub = manifestSubmission(m, instances[0], this.p, prev);
     const answer = await sendRad68(this.gateway, this.p, sub, m.bytes, signal);
-    const mark = { entryUUID: sub.documents[0].entryUUID, uniqueId: m.sopInstanceUid, instances: m.instanceCount };
+    const mark = {
+      entryUUID: sub.documents[0].entryUUID,
+      uniqueId: m.sopInstanceUid,
+      instances: m.instanceCount,
+    };
     if (answer.status === 'Success') return { mark };
-    if (answer.errors.some((e) => e.errorCode === ErrorCode.DuplicateUniqueIdInRegistry && e.location === m.sopInstanceUid))
+    if (
+      answer.errors.some(
+        (e) => e.errorCode === ErrorCode.DuplicateUniqueIdInRegistry && e.location === m.sopInstanceUid,
+      )
+    )
       return { mark }; // registered by an earlier run whose watermark was lost
-    throw new Error(`the repository refused the manifest: ${answer.errors.map((e) => `${e.errorCode} ${e.codeContext}`).join('; ') || answer.status}`);
+    throw new Error(
+      `the repository refused the manifest: ${answer.errors.map((e) => `${e.errorCode} ${e.codeContext}`).join('; ') || answer.status}`,
+    );
   }
 }

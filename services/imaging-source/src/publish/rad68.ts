@@ -49,11 +49,26 @@ export function affinityPatientId(ds: DicomJson, p: PublishSettings): string | u
 }
 
 /** DICOM DA + TM (local, with an optional ±hhmm offset) as XDS UTC YYYYMMDDhhmmss. */
-export function xdsTime(date: string | undefined, time: string | undefined, offset: string | undefined): string | undefined {
+export function xdsTime(
+  date: string | undefined,
+  time: string | undefined,
+  offset: string | undefined,
+): string | undefined {
   if (!date || !/^\d{8}$/.test(date)) return undefined;
-  const t = (time ?? '').replace(/[^0-9.]/g, '').split('.')[0].padEnd(6, '0').slice(0, 6);
+  const t = (time ?? '')
+    .replace(/[^0-9.]/g, '')
+    .split('.')[0]
+    .padEnd(6, '0')
+    .slice(0, 6);
   const o = /^([+-])(\d{2})(\d{2})$/.exec(offset ?? '');
-  const local = Date.UTC(+date.slice(0, 4), +date.slice(4, 6) - 1, +date.slice(6, 8), +t.slice(0, 2), +t.slice(2, 4), +t.slice(4, 6));
+  const local = Date.UTC(
+    +date.slice(0, 4),
+    +date.slice(4, 6) - 1,
+    +date.slice(6, 8),
+    +t.slice(0, 2),
+    +t.slice(2, 4),
+    +t.slice(4, 6),
+  );
   const shift = o ? (o[1] === '-' ? -1 : 1) * (+o[2] * 60 + +o[3]) * 60_000 : 0;
   return new Date(local - shift).toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
@@ -124,7 +139,9 @@ export function manifestSubmission(
         author,
         referenceIdList: [
           `${studyUid}^^^^urn:ihe:iti:xds:2016:studyInstanceUID`,
-          ...(accession ? [`${accession}^^^&${p.assigningAuthority}&ISO^urn:ihe:iti:xds:2013:accession`] : []),
+          ...(accession
+            ? [`${accession}^^^&${p.assigningAuthority}&ISO^urn:ihe:iti:xds:2013:accession`]
+            : []),
         ],
       },
     ],
@@ -156,7 +173,13 @@ export interface SubmitAnswer {
 }
 
 /** Sends the submission with its manifest as RAD-68 and returns the repository's answer (audited). */
-export async function sendRad68(gateway: Gateway, p: PublishSettings, sub: Submission, kos: Buffer, signal: AbortSignal): Promise<SubmitAnswer> {
+export async function sendRad68(
+  gateway: Gateway,
+  p: PublishSettings,
+  sub: Submission,
+  kos: Buffer,
+  signal: AbortSignal,
+): Promise<SubmitAnswer> {
   const messageId = newMessageId();
   const cid = `kos.${sub.documents[0].uniqueId}@bridge`;
   const xml = encodeEnvelope({
@@ -177,7 +200,12 @@ export async function sendRad68(gateway: Gateway, p: PublishSettings, sub: Submi
   await w.writeRoot(xml);
   await w.writePartFromBuffer(cid, 'application/dicom', kos);
   await w.end();
-  const target = { kind: 'local' as const, location: p.repository.url, label: 'repository', endpoint: p.repository };
+  const target = {
+    kind: 'local' as const,
+    location: p.repository.url,
+    label: 'repository',
+    endpoint: p.repository,
+  };
   let answer: SubmitAnswer | undefined;
   let failure: string | undefined;
   try {
@@ -196,7 +224,8 @@ export async function sendRad68(gateway: Gateway, p: PublishSettings, sub: Submi
     });
     await msg.attachments.discard();
     const env = decodeEnvelope(msg.envelope, gateway.limits.xml, false);
-    if (env.payload.is(NS.soap, 'Fault')) throw new Error(`repository answered a SOAP fault: ${faultReason(env)}`);
+    if (env.payload.is(NS.soap, 'Fault'))
+      throw new Error(`repository answered a SOAP fault: ${faultReason(env)}`);
     answer = decodeRegistryResponse(env.payload);
     return answer;
   } catch (e) {

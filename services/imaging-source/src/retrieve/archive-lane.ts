@@ -24,7 +24,13 @@ import { ArchiveError, uidSegment, type ArchiveClient } from '../archive/client'
 
 export type Unit =
   | { kind: 'instance'; doc: ImagingDocumentRef; syntax: string }
-  | { kind: 'series'; studyInstanceUid: string; seriesInstanceUid: string; docs: ImagingDocumentRef[]; syntax: string };
+  | {
+      kind: 'series';
+      studyInstanceUid: string;
+      seriesInstanceUid: string;
+      docs: ImagingDocumentRef[];
+      syntax: string;
+    };
 
 /** `*`: the archive's choice (its stored syntax); the part's syntax is then checked here. */
 export const ANY_SYNTAX = '*';
@@ -203,7 +209,8 @@ export class ArchiveLane implements AttachmentStream {
       }
     } else {
       const stored = this.c.storedSyntax.get(doc!.documentUniqueId);
-      if (stored && stored !== u.syntax) this.c.transcoded.set(doc!.documentUniqueId, `${stored} → ${u.syntax}`);
+      if (stored && stored !== u.syntax)
+        this.c.transcoded.set(doc!.documentUniqueId, `${stored} → ${u.syntax}`);
     }
     const d = doc as ImagingDocumentRef;
     this.yielded.add(d.documentUniqueId);

@@ -60,7 +60,12 @@ export function rad69(o: BridgeRetrieveOptions): Transaction<ImagingRequest, nev
     kind: 'local',
     location: s.repositoryUniqueId,
     label: `archive ${new URL(s.url).host}`,
-    endpoint: { url: s.url, timeoutMs: s.timeoutMs, maxConcurrent: s.maxConcurrent, maxResponseBytes: Number.MAX_SAFE_INTEGER },
+    endpoint: {
+      url: s.url,
+      timeoutMs: s.timeoutMs,
+      maxConcurrent: s.maxConcurrent,
+      maxResponseBytes: Number.MAX_SAFE_INTEGER,
+    },
   };
   return {
     name: 'RAD-69',
@@ -78,7 +83,11 @@ export function rad69(o: BridgeRetrieveOptions): Transaction<ImagingRequest, nev
         verification: (_t, r) => dicomCheck(req.transferSyntaxUids)(r),
         documentError: (_t, r, reason) =>
           notFound.has(r.documentUniqueId)
-            ? registryError(ErrorCode.DocumentUniqueIdError, `SOP Instance ${r.documentUniqueId} is not in the archive`, r.documentUniqueId)
+            ? registryError(
+                ErrorCode.DocumentUniqueIdError,
+                `SOP Instance ${r.documentUniqueId} is not in the archive`,
+                r.documentUniqueId,
+              )
             : repositoryFailed(r, s.repositoryUniqueId, failures.get(r.documentUniqueId) ?? reason),
         lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
       };
@@ -88,7 +97,11 @@ export function rad69(o: BridgeRetrieveOptions): Transaction<ImagingRequest, nev
       for (const d of imagingDocuments(req)) {
         if (d.repositoryUniqueId !== s.repositoryUniqueId)
           errors.push(
-            registryError(ErrorCode.UnknownRepositoryId, `repository ${d.repositoryUniqueId} is not this Imaging Document Source`, d.repositoryUniqueId),
+            registryError(
+              ErrorCode.UnknownRepositoryId,
+              `repository ${d.repositoryUniqueId} is not this Imaging Document Source`,
+              d.repositoryUniqueId,
+            ),
           );
         else ours.push(d);
       }
@@ -175,7 +188,8 @@ function withTranscoding<E extends { side?: string; groups?: { outcome: number; 
   const list = [...res.transcoded].filter(([sop]) => delivered.has(sop));
   if (!list.length) return e;
   const text = `transcoded by the archive: ${list.map(([sop, how]) => `${sop} ${how}`).join('; ')}`;
-  for (const g of e.groups ?? []) if (g.outcome === 0) g.description = g.description ? `${g.description}; ${text}` : text;
+  for (const g of e.groups ?? [])
+    if (g.outcome === 0) g.description = g.description ? `${g.description}; ${text}` : text;
   return e;
 }
 
@@ -205,7 +219,10 @@ async function preflight(
         release = await gate.acquire(ctx.signal);
         const found = await archive.json(
           `/studies/${uidSegment(st)}/series/${uidSegment(se)}/instances?includefield=00083002`,
-          AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, ctx.deadline.cap(archive.settings.timeoutMs)))]),
+          AbortSignal.any([
+            ctx.signal,
+            AbortSignal.timeout(Math.max(1, ctx.deadline.cap(archive.settings.timeoutMs))),
+          ]),
         );
         const have = new Map((found ?? []).map((i) => [str(i, '00080018') ?? '', i]));
         const keep: ImagingDocumentRef[] = [];
@@ -229,7 +246,9 @@ async function preflight(
         if (keep.length) out.push({ docs: keep, seriesSize: have.size });
       } catch (e) {
         for (const d of list)
-          errors.push(repositoryFailed(d, repo, `the archive could not be searched: ${(e as Error).message}`));
+          errors.push(
+            repositoryFailed(d, repo, `the archive could not be searched: ${(e as Error).message}`),
+          );
       } finally {
         release?.();
       }
@@ -256,7 +275,13 @@ function plan(
   for (const { docs } of series) {
     if (docs.length >= threshold && anySyntax) {
       const [d] = docs;
-      units.push({ kind: 'series', studyInstanceUid: d.studyInstanceUid, seriesInstanceUid: d.seriesInstanceUid, docs, syntax: ANY_SYNTAX });
+      units.push({
+        kind: 'series',
+        studyInstanceUid: d.studyInstanceUid,
+        seriesInstanceUid: d.seriesInstanceUid,
+        docs,
+        syntax: ANY_SYNTAX,
+      });
     } else for (const d of docs) units.push({ kind: 'instance', doc: d, syntax: syntaxFor(d) });
   }
   return units;
