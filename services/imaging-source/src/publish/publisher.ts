@@ -78,7 +78,9 @@ export class Publisher {
       if (w.version === 1 && w.studies) return w;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
-        throw new Error(`cannot read the watermark ${this.p.stateFile}: ${(e as Error).message}`);
+        throw new Error(`cannot read the watermark ${this.p.stateFile}: ${(e as Error).message}`, {
+          cause: e,
+        });
     }
     return { version: 1, studies: {} };
   }
