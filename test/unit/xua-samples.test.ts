@@ -9,11 +9,7 @@
  *  - re-indented after signing → 'bad-signature' even with the signer's own certificate; removing
  *    the whitespace between tags restores the signed bytes and the assertion validates.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SignedXml } from 'xml-crypto';
+import { readFileSync } from 'node:fs';
 import {
   XuaError,
   findAssertions,
@@ -22,27 +18,7 @@ import {
   type XuaPolicy,
 } from '@xcai/shared/src/security/xua';
 import { sample } from '../support/fixtures';
-
-interface Key {
-  key: string;
-  cert: string;
-}
-
-function makeKey(dir: string, cn: string): Key {
-  const k = join(dir, `${cn}.key`);
-  const c = join(dir, `${cn}.crt`);
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', k, '-out', c, '-days', '3650'].concat([
-      '-set_serial',
-      '1',
-      '-subj',
-      `/CN=${cn}/O=xcai test`,
-    ]),
-    { stdio: 'pipe' },
-  );
-  return { key: readFileSync(k, 'utf8'), cert: readFileSync(c, 'utf8') };
-}
+import { makeIdp, signAssertion, type TestIdp } from '../support/xua';
 
 /**
  * The template as one line (no declaration, comments or whitespace between tags), as STSs emit it,
@@ -57,28 +33,6 @@ function compact(file: string): string {
     .replace(/<!--[\s\S]*?-->/g, '')
     .replace(/>\s+</g, '><')
     .trim();
-}
-
-function signSha1(xml: string, signer: Key): string {
-  const sig = new SignedXml({
-    privateKey: signer.key,
-    publicCert: signer.cert,
-    signatureAlgorithm: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
-    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
-  });
-  sig.addReference({
-    xpath: "/*[local-name(.)='Assertion']",
-    transforms: [
-      'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
-      'http://www.w3.org/2001/10/xml-exc-c14n#',
-    ],
-    digestAlgorithm: 'http://www.w3.org/2000/09/xmldsig#sha1',
-  });
-  sig.computeSignature(xml, {
-    prefix: 'ds',
-    location: { reference: "/*/*[local-name(.)='Issuer']", action: 'after' },
-  });
-  return sig.getSignedXml();
 }
 
 /** What a pretty-printer does to a stored capture: whitespace between every two tags. */
@@ -109,20 +63,19 @@ const STS = 'xua/xcai-assertion-regional-sts.xml';
 const GATEWAY = 'xua/xcai-assertion-gateway-hok.xml';
 const VALID_AT: Record<string, Date> = { [STS]: at('09:01:00'), [GATEWAY]: at('10:01:00') };
 
-let dir: string;
-let signer: Key;
-let unrelated: Key;
+let signer: TestIdp;
+let unrelated: TestIdp;
 const signed: Record<string, string> = {};
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'xua-samples-'));
-  signer = makeKey(dir, 'Regional STS');
-  unrelated = makeKey(dir, 'Unrelated IdP');
-  for (const f of [STS, GATEWAY]) signed[f] = signSha1(compact(f), signer);
+  signer = makeIdp('Regional STS');
+  unrelated = makeIdp('Unrelated IdP');
+  for (const f of [STS, GATEWAY]) signed[f] = signAssertion(compact(f), signer, 'sha1');
 });
 
 afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  signer?.remove();
+  unrelated?.remove();
 });
 
 const policy = (file: string, extra: Partial<XuaPolicy> = {}): XuaPolicy => ({
