@@ -476,4 +476,50 @@ describe('bad archive behaviour (a faulty proxy in front of the real Orthanc)', 
     }
     faulty.mode = 'ok';
   });
+
+  test('a consumer that hangs up cancels the archive requests under way, and no more are made', async () => {
+    // Long archive timeouts and deadline: only the consumer's disconnect can end these requests soon.
+    const { b: patient } = await startBridge(faulty.url, {
+      timeoutMs: 30_000,
+      maxConcurrent: 2,
+      anySyntax: false,
+    });
+    try {
+      faulty.mode = 'stall';
+      const before = { requests: faulty.requests, cancelled: faulty.cancelled };
+      const hangUp = new AbortController();
+      const call = soapCall(
+        `${patient.url}/rad69`,
+        Action.RAD69,
+        encodeRetrieveImagingDocumentSetRequest(kosRequest(kos, [TS_EXPLICIT])),
+        { signal: hangUp.signal },
+      ).then(
+        () => 'answered',
+        (e: Error) => e.name,
+      );
+      const until = async (what: string, ok: () => boolean, ms: number) => {
+        const end = Date.now() + ms;
+        while (!ok()) {
+          if (Date.now() > end) throw new Error(`${what} (open ${faulty.open}, requests ${faulty.requests})`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await until('the bridge did not reach the archive', () => faulty.open === 2, 5_000);
+      const atHangUp = faulty.requests;
+      hangUp.abort();
+      expect(await call).toBe('AbortError');
+      await until('the archive requests were not cancelled', () => faulty.open === 0, 2_000);
+      await new Promise((r) => setTimeout(r, 300));
+      const sops = kos.series.reduce((n, s) => n + s.instances.length, 0);
+      const made = faulty.requests - before.requests;
+      expect(faulty.requests).toBe(atHangUp); // nothing asked of the archive after the hang-up
+      expect(made).toBe(2); // one per lane; the lanes' other instances were never asked for
+      expect(made).toBeLessThan(sops);
+      expect(faulty.cancelled - before.cancelled).toBe(made);
+      expect(faulty.open).toBe(0);
+    } finally {
+      faulty.mode = 'ok';
+      await patient.close();
+    }
+  });
 });

@@ -9,7 +9,7 @@
  * reports the document (XDSDocumentUniqueIdError for an instance the archive lacks,
  * XDSRepositoryError otherwise).
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import {
   MtomError,
   parseMediaType,
@@ -31,6 +31,9 @@ export type Unit =
       docs: ImagingDocumentRef[];
       syntax: string;
     };
+
+/** Bytes of its current instance a lane reads before the merge asks for them (per lane). */
+const LANE_READ_AHEAD_BYTES = 1 << 20;
 
 /** `*`: the archive's choice (its stored syntax); the part's syntax is then checked here. */
 export const ANY_SYNTAX = '*';
@@ -73,6 +76,14 @@ export class ArchiveLane implements AttachmentStream {
   async next(): Promise<MimePart | null> {
     for (;;) {
       if (this.closed) return null;
+      if (this.c.signal.aborted) {
+        // The requester went away (or the deadline passed): ask the archive for nothing more.
+        const why = `archive requests cancelled: ${String((this.c.signal.reason as Error)?.message ?? this.c.signal.reason)}`;
+        this.endUnit(why);
+        for (const u of this.units.splice(0)) this.fail(u, why);
+        this.closed = true;
+        return null;
+      }
       if (!this.reader) {
         const unit = this.units.shift();
         if (!unit) return null;
@@ -215,9 +226,13 @@ export class ArchiveLane implements AttachmentStream {
     const d = doc as ImagingDocumentRef;
     this.yielded.add(d.documentUniqueId);
     this.c.failures.delete(d.documentUniqueId);
+    // Read ahead, bounded: the merge writes one part at a time, and without this the other lanes'
+    // instances would wait in socket buffers; with it they arrive while the current one is written.
+    const ahead = new PassThrough({ highWaterMark: LANE_READ_AHEAD_BYTES });
+    pipeline(body, ahead, () => undefined);
     return {
       headers: { contentId: this.c.contentId(d), contentType: 'application/dicom', all: {} },
-      body,
+      body: ahead,
     };
   }
 }
