@@ -15,16 +15,17 @@ export interface GatewayProcess {
 }
 
 /**
- * Starts a gateway as its own process (`node services/<role>-gateway/dist/main.js`), configured
+ * Starts a gateway (or the imaging-source bridge) as its own process
+ * (`node services/<role>-gateway/dist/main.js`, `services/imaging-source/dist/main.js`), configured
  * through the environment as in production; resolves when it logs "gateway started".
  */
 export async function spawnGateway(
-  role: 'initiating' | 'responding',
+  role: 'initiating' | 'responding' | 'imaging-source',
   directory: unknown,
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
 ): Promise<GatewayProcess> {
-  const main = join(ROOT, `services/${role}-gateway/dist/main.js`);
+  const main = join(ROOT, `services/${role === 'imaging-source' ? role : `${role}-gateway`}/dist/main.js`);
   if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
   const dir = mkdtempSync(join(tmpdir(), `xcai-${role}-`));
   const file = join(dir, 'directory.json');
