@@ -13,8 +13,15 @@ export interface RunningDemo {
   stop(): Promise<number | null>;
 }
 
-/** Runs `npm start`'s federation (built) in `dir` as a user would, until it says it is ready. */
-export async function startDemo(dir: string, env: Record<string, string> = {}): Promise<RunningDemo> {
+/**
+ * Runs `npm start`'s federation (built) in `dir` as a user would, until it says it is ready; `args`
+ * as after `npm run demo --` (e.g. `--orthanc`).
+ */
+export async function startDemo(
+  dir: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<RunningDemo> {
   const federation = join(ROOT, 'services/reference-community/dist/demo/federation.js');
   if (!existsSync(federation)) throw new Error('run "npm run build" before the end-to-end tests');
   const endpointsFile = join(dir, 'endpoints.json');
@@ -24,7 +31,10 @@ export async function startDemo(dir: string, env: Record<string, string> = {}): 
     DEMO_ENDPOINTS_FILE: endpointsFile,
     ...env,
   };
-  const proc = spawn(process.execPath, [federation], { env: demoEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [federation, ...args], {
+    env: demoEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));

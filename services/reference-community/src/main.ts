@@ -2,6 +2,8 @@
  * Runs one reference community as its own process:
  *   node services/reference-community/dist/main.js --seed DIR [--seed DIR …] [--port N] [--host H] [--delay-ms N]
  *     [--corrupt UID …] [--truncate UID …]   (fault injection for tests) [--store DIR] (ITI-41 documents)
+ *   or, for a community without seeds (every document submitted to it, e.g. by the imaging-source
+ *   bridge): --home-community-id urn:oid:OID [--repository-unique-id OID] instead of --seed.
  * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …} on stdout when ready.
  */
 import { parseArgs } from 'node:util';
@@ -18,13 +20,19 @@ async function main(): Promise<void> {
       corrupt: { type: 'string', multiple: true },
       truncate: { type: 'string', multiple: true },
       store: { type: 'string' },
+      'home-community-id': { type: 'string' },
+      'repository-unique-id': { type: 'string' },
     },
   });
-  if (!values.seed?.length)
-    throw new Error('usage: main.js --seed DIR [--seed DIR …] [--port N] [--delay-ms N]');
+  if (!values.seed?.length && !values['home-community-id'])
+    throw new Error(
+      'usage: main.js --seed DIR [--seed DIR …] | --home-community-id ID [--repository-unique-id OID]; [--port N] [--delay-ms N]',
+    );
   const log = createLogger({ service: 'reference-community' }, 'warn', (l) => process.stderr.write(l + '\n'));
   const c = await startReferenceCommunity({
-    seedDirs: values.seed,
+    seedDirs: values.seed ?? [],
+    homeCommunityId: values['home-community-id'],
+    repositoryUniqueId: values['repository-unique-id'],
     host: values.host,
     port: Number(values.port),
     delayMs: Number(values['delay-ms']),
@@ -41,8 +49,8 @@ async function main(): Promise<void> {
       ids: c.idsUrl,
       provide: c.provideUrl,
       register: c.registerUrl,
-      homeCommunityId: m?.homeCommunityId,
-      repositoryUniqueId: m?.repositoryUniqueId,
+      homeCommunityId: m?.homeCommunityId ?? values['home-community-id'],
+      repositoryUniqueId: m?.repositoryUniqueId ?? c.repositoryUniqueId,
       idsRepositoryUniqueId: m?.idsRepositoryUniqueId,
     }) + '\n',
   );

@@ -54,6 +54,8 @@ export interface RunningCommunity extends RunningServer {
   /** ITI-41 / RAD-68 Provide and Register at the repository, ITI-42 Register at the registry. */
   provideUrl: string;
   registerUrl: string;
+  /** The repository's id (the seed's, or the one given for a community without seeds). */
+  repositoryUniqueId: string;
 }
 
 /** The same transaction, answering `ms` later. */
@@ -137,5 +139,6 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     idsUrl: `${server.url}/ids`,
     provideUrl: `${server.url}/repository/provide`,
     registerUrl,
+    repositoryUniqueId,
   };
 }

@@ -18,6 +18,10 @@
  *
  * Environment: DEMO_RUN_DIR (default .run/demo), DEMO_PORT (consumer-facing port of the initiating
  * gateway, default a free one), DEMO_ENDPOINTS_FILE, DEMO_AUDIT_DIR.
+ *
+ * `--orthanc` (`npm run demo -- --orthanc`): a fourth community, D, whose images live in a real
+ * Orthanc behind the imaging-source bridge (./orthanc-community.ts); needs Debian's orthanc and
+ * orthanc-dicomweb. Without it the demo is self-contained.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +29,12 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { defaultDemoSpecs, generateCommunitySeed } from '../seed/generate';
 import type { SeedManifest } from '../seed/types';
+import {
+  orthancSummary,
+  startOrthancCommunity,
+  type OrthancCommunity,
+  type OrthancInfo,
+} from './orthanc-community';
 
 const ROOT = resolve(__dirname, '../../../..');
 const LABELS = ['A', 'B', 'C'] as const;
@@ -35,7 +45,7 @@ export interface DemoEndpoints {
   consumer: { iti18: string; iti43: string; rad69: string; wsdl: string };
   tls: { ca: string; clientCertificate: string; clientKey: string };
   communities: {
-    label: Label;
+    label: Label | 'D';
     homeCommunityId: string;
     gateway: Record<string, string>;
     registry: string;
@@ -45,12 +55,14 @@ export interface DemoEndpoints {
     idsRepositoryUniqueId: string;
     seedDir: string;
   }[];
-  patients: { id: string; name: string; communities: Label[] }[];
+  patients: { id: string; name: string; communities: (Label | 'D')[] }[];
   /** Where the demo's Audit Record Repository stores the records it receives. */
   auditDir?: string;
   /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
   auditRepository?: string;
   auditSpools?: Record<string, string>;
+  /** With --orthanc: where community D's archive and bridge are. */
+  orthanc?: OrthancInfo;
 }
 
 interface Child {
@@ -59,6 +71,8 @@ interface Child {
 }
 
 const children: Child[] = [];
+/** Run when the demo stops, after the services (e.g. Orthanc's namespace with --orthanc). */
+const cleanups: (() => Promise<void>)[] = [];
 
 function spawnService(name: string, args: string[], env: NodeJS.ProcessEnv, logDir: string): ChildProcess {
   const proc = spawn(process.execPath, args, {
@@ -115,6 +129,7 @@ async function stop(code: number): Promise<void> {
   // The audit repository goes last, so that the gateways' last records (application stop) reach it.
   const arr = children.filter((c) => c.name === AUDIT_REPOSITORY);
   await stopAll(children.filter((c) => c.name !== AUDIT_REPOSITORY));
+  await Promise.all(cleanups.map((f) => f().catch(() => undefined)));
   await stopAll(arr);
   process.exit(code);
 }
@@ -264,6 +279,21 @@ async function main(): Promise<void> {
     }),
   );
 
+  const orthanc: OrthancCommunity | undefined = process.argv.includes('--orthanc')
+    ? await startOrthancCommunity({
+        root: ROOT,
+        dirs: { run: runDir, ...dirs },
+        caFile,
+        initiating: { homeCommunityId: manifests.A.homeCommunityId, certificateName: 'gw-a' },
+        spawn: (name, args, env) => spawnService(name, args, env, dirs.logs),
+        ready: readyLine,
+        gatewayUrl,
+        tls: cert,
+        audit,
+        onStop: (f) => cleanups.push(f),
+      })
+    : undefined;
+
   // Initiating gateway of A.
   const igFile = join(dirs.config, 'directory-A.json');
   writeFileSync(
@@ -273,16 +303,18 @@ async function main(): Promise<void> {
         homeCommunityId: manifests.A.homeCommunityId,
         name: 'Community A',
         local: local('A'),
-        communities: (['B', 'C'] as const).map((k) => ({
-          homeCommunityId: manifests[k].homeCommunityId,
-          name: `Community ${k}`,
-          endpoints: {
-            iti38: `${rgUrls[k]}/iti38`,
-            iti39: `${rgUrls[k]}/iti39`,
-            rad75: `${rgUrls[k]}/rad75`,
-          },
-          identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
-        })),
+        communities: (['B', 'C'] as const)
+          .map((k) => ({
+            homeCommunityId: manifests[k].homeCommunityId,
+            name: `Community ${k}`,
+            endpoints: {
+              iti38: `${rgUrls[k]}/iti38`,
+              iti39: `${rgUrls[k]}/iti39`,
+              rad75: `${rgUrls[k]}/rad75`,
+            },
+            identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
+          }))
+          .concat(orthanc ? [orthanc.peer] : []),
         consumers: [
           {
             name: 'demo PACS',
@@ -347,9 +379,28 @@ async function main(): Promise<void> {
     auditRepository: `tls://127.0.0.1:${arrPort}`,
     auditSpools,
   };
+  if (orthanc) addOrthancCommunity(endpoints, orthanc);
   const endpointsFile = process.env.DEMO_ENDPOINTS_FILE ?? join(runDir, 'endpoints.json');
   writeFileSync(endpointsFile, JSON.stringify(endpoints, null, 2));
   process.stdout.write(summary(endpoints, endpointsFile));
+}
+
+/** Community D (--orthanc) in the endpoints: its bridge is its Imaging Document Source. */
+function addOrthancCommunity(e: DemoEndpoints, o: OrthancCommunity): void {
+  e.communities.push({
+    label: 'D',
+    homeCommunityId: o.manifest.homeCommunityId,
+    gateway: o.gateway,
+    registry: o.registry,
+    repository: o.repository,
+    imagingDocumentSource: o.bridge,
+    repositoryUniqueId: o.manifest.repositoryUniqueId,
+    idsRepositoryUniqueId: o.manifest.idsRepositoryUniqueId,
+    seedDir: o.seedDir,
+  });
+  for (const p of o.manifest.patients)
+    if (p.studies.length) e.patients.find((q) => q.id === p.id)?.communities.push('D');
+  e.orthanc = o.info;
 }
 
 function patientsOf(manifests: Record<Label, SeedManifest>): DemoEndpoints['patients'] {
@@ -390,6 +441,7 @@ function summary(e: DemoEndpoints, file: string): string {
     '',
     `Audit Record Repository ${e.auditRepository ?? '-'} stores every gateway's records in ${e.auditDir ?? '-'}`,
     '',
+    ...(e.orthanc ? [...orthancSummary(e.orthanc), ''] : []),
     `Endpoints as JSON: ${file}`,
     `Logs: ${join(e.runDir, 'logs')}`,
     `Try: npm run demo:consumer -- --patient '${e.patients[0]?.id ?? ''}'`,

@@ -1,18 +1,28 @@
 /**
- * A real Orthanc with its DICOMweb plugin (Debian's `orthanc`, `orthanc-dicomweb`) for the tests.
+ * A real Orthanc with its DICOMweb plugin (Debian's `orthanc`, `orthanc-dicomweb`), for
+ * `npm run demo -- --orthanc` (the community whose images live in a PACS behind the imaging-source
+ * bridge) and for the bridge's tests and benchmark (test/support/orthanc.ts).
  *
  * Orthanc binds 0.0.0.0 and has no option to change it, so it runs in a network namespace of its
  * own (`unshare -n`, only `lo` up): nothing outside can reach it. A small forwarder inside the
  * namespace accepts on a Unix socket in the run folder and connects to Orthanc's loopback port;
  * in the tests' own namespace another forwarder listens on 127.0.0.1 (random port) and connects to
- * that socket. So the bridge, the tests and the benchmarks reach Orthanc at
+ * that socket. So the bridge, the demo, the tests and the benchmarks reach Orthanc at
  * http://127.0.0.1:PORT/dicom-web while Orthanc itself is on no interface but its namespace's
  * loopback. The DICOM port is off, remote access off, HTTP authentication on (a password made per
- * run), storage in a temporary folder removed at stop.
+ * run), storage in a temporary folder (or the one given) removed at stop.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +48,8 @@ export interface RunningOrthanc {
   dir: string;
   /** STOW-RS of Part 10 files, in batches; returns how many instances Orthanc stored. */
   stow(files: string[]): Promise<number>;
+  /** Process ids (for CPU figures): the forwarder inside the namespace, and Orthanc itself. */
+  pids(): { forwarder: number; orthanc?: number };
   /** Makes the host-side forwarder refuse connections (the archive "goes down") or accept again. */
   setReachable(up: boolean): Promise<void>;
   stop(): Promise<void>;
@@ -64,8 +76,9 @@ process.stdin.on('end', stop);
 process.stdin.resume();
 `;
 
-export async function startOrthanc(o: { user?: string } = {}): Promise<RunningOrthanc> {
-  const dir = mkdtempSync(join(tmpdir(), 'xcai-orthanc-'));
+export async function startOrthanc(o: { user?: string; dir?: string } = {}): Promise<RunningOrthanc> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'xcai-orthanc-'));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const user = o.user ?? 'xcai';
   const password = randomBytes(12).toString('hex');
   const credentials = `${user}:${password}`;
@@ -96,7 +109,9 @@ export async function startOrthanc(o: { user?: string } = {}): Promise<RunningOr
   };
   writeFileSync(join(dir, 'orthanc.json'), JSON.stringify(config));
   writeFileSync(join(dir, 'inner.js'), INNER);
-  const sock = join(dir, 'orthanc.sock');
+  // A Unix socket path has at most 107 bytes: a deep run folder gets its socket in the temp directory.
+  const sockDir = join(dir, 'orthanc.sock').length < 100 ? dir : mkdtempSync(join(tmpdir(), 'xcai-orthanc-'));
+  const sock = join(sockDir, 'orthanc.sock');
   const ns: ChildProcess = spawn(
     'unshare',
     [
@@ -158,6 +173,17 @@ export async function startOrthanc(o: { user?: string } = {}): Promise<RunningOr
         stored += await stowBatch(base, auth, files.slice(i, i + 20));
       return stored;
     },
+    pids() {
+      const forwarder = ns.pid!;
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${forwarder}/task/${forwarder}/children`, 'utf8');
+      } catch {
+        /* gone */
+      }
+      const [orthanc] = children.trim().split(/\s+/).filter(Boolean).map(Number);
+      return { forwarder, orthanc };
+    },
     async setReachable(up) {
       reachable = up;
     },
@@ -167,6 +193,7 @@ export async function startOrthanc(o: { user?: string } = {}): Promise<RunningOr
       ns.kill('SIGTERM');
       await stopped;
       rmSync(dir, { recursive: true, force: true });
+      rmSync(sockDir, { recursive: true, force: true });
     },
   };
 }

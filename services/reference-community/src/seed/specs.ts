@@ -1,5 +1,6 @@
 /**
- * Ready-made seed specs: the three demo communities A, B and C, and the one-big-study benchmark spec.
+ * Ready-made seed specs: the three demo communities A, B and C, community D (`--orthanc`), and the
+ * one-big-study benchmark spec.
  */
 import { TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE } from './dicom';
 import { assertUid, parseCx } from './ids';
@@ -12,6 +13,8 @@ export const DEMO_COMMUNITY_OIDS = {
   A: '1.3.6.1.4.1.21367.13.70.101',
   B: '1.3.6.1.4.1.21367.13.70.102',
   C: '1.3.6.1.4.1.21367.13.70.103',
+  /** `npm run demo -- --orthanc`: the community whose images are in Orthanc, behind the bridge. */
+  D: '1.3.6.1.4.1.21367.13.70.104',
 } as const;
 export const BENCHMARK_COMMUNITY_OID = '1.3.6.1.4.1.21367.13.70.190';
 
@@ -198,6 +201,43 @@ export function defaultDemoSpecs(): SeedSpec[] {
       ],
     },
   ];
+}
+
+/**
+ * Community D of `npm run demo -- --orthanc`: studies of patients 1 and 2 that the demo loads into
+ * Orthanc (STOW-RS), served by the imaging-source bridge and published by it (its reference community
+ * holds no seeds of its own).
+ */
+export function orthancDemoSpec(): SeedSpec {
+  const { D } = DEMO_COMMUNITY_OIDS;
+  return {
+    ...communityIds('D', D, 'Hinoki Clinic (PACS: Orthanc)'),
+    patients: [
+      patient(YAMADA, D, [
+        {
+          description: '腹部超音波',
+          modality: 'US',
+          date: '20250305',
+          time: '093000',
+          series: 2,
+          instancesPerSeries: [4, 3],
+          instanceSize: 192 * KiB,
+          transferSyntaxes: MIXED_SYNTAXES,
+        },
+      ]),
+      patient(SATO, D, [
+        {
+          description: '胸部CT 単純',
+          modality: 'CT',
+          date: '20250311',
+          time: '150000',
+          series: 1,
+          instancesPerSeries: 5,
+          instanceSize: 256 * KiB,
+        },
+      ]),
+    ],
+  };
 }
 
 export interface LargeSeedOptions {
