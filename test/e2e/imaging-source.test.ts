@@ -1,7 +1,7 @@
 /**
  * The imaging-source bridge in front of a real Orthanc (DICOMweb plugin), in its own network
- * namespace (test/support/orthanc.ts). Seed studies (ISO 2022 IR 87 and ISO_IR 192 names, Explicit
- * and Implicit VR) go in with STOW-RS; the bridge publishes them (QIDO-RS → KOS → RAD-68 → the
+ * namespace (test/support/orthanc.ts). Seed studies (ISO 2022 IR 87, ISO 2022 IR 159 and ISO_IR 192
+ * names, Explicit and Implicit VR) go in with STOW-RS; the bridge publishes them (QIDO-RS → KOS → RAD-68 → the
  * reference repository → ITI-42 → the reference registry); then a consumer in another community runs
  * its whole day through the federation: ITI-18 finds the manifest, ITI-43 returns it (hash/size
  * checked), RAD-69 → IIG → RAD-75 → RIG → RAD-69 → bridge → WADO-RS → Orthanc returns every instance
@@ -29,7 +29,14 @@ import {
   type RunningCommunity,
 } from '../../services/reference-community/src/server';
 import { readKos, type KosContents } from '../../services/reference-community/src/seed/kos';
-import type { SeedManifest } from '../../services/reference-community/src/seed/types';
+import {
+  parsePart10,
+  TS_EXPLICIT_VR_LE,
+  TS_IMPLICIT_VR_LE,
+} from '../../services/reference-community/src/seed/dicom';
+import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
+import { communityIds } from '../../services/reference-community/src/seed/specs';
+import type { SeedManifest, SeedSpec } from '../../services/reference-community/src/seed/types';
 import { startImagingSource, type RunningImagingSource } from '../../services/imaging-source/src/index';
 import { retrieveCall, soapCall } from '../support/client';
 import { demoSeeds, directory, MemoryAuditSink, startIG, startRG } from '../support/federation';
@@ -45,6 +52,36 @@ const TS_EXPLICIT = '1.2.840.10008.1.2.1';
 const TS_IMPLICIT = '1.2.840.10008.1.2';
 const PATIENT_IR87 = `JP1001^^^&${AFFINITY}&ISO`;
 const PATIENT_IR192 = `JP1002^^^&${AFFINITY}&ISO`;
+const PATIENT_IR159 = `JP1004^^^&${AFFINITY}&ISO`;
+
+/**
+ * A study whose patient name needs JIS X 0212 (鷗 is not in JIS X 0208): `\ISO 2022 IR 87\ISO 2022 IR 159`,
+ * one series in Explicit and one in Implicit VR.
+ */
+const IR159_SPEC: SeedSpec = {
+  ...communityIds('E', '1.3.6.1.4.1.21367.13.70.105', 'Tsubaki Clinic'),
+  patients: [
+    {
+      id: PATIENT_IR159,
+      name: { alphabetic: 'Mori^Ougai', ideographic: '森^鷗外', phonetic: 'もり^おうがい' },
+      characterSet: 'ISO 2022 IR 159',
+      birthDate: '19620117',
+      sex: 'M',
+      studies: [
+        {
+          description: '頭部CT 鷗外記念',
+          modality: 'CT',
+          date: '20250402',
+          time: '101000',
+          series: 2,
+          instancesPerSeries: 2,
+          instanceSize: 64 * 1024,
+          transferSyntaxes: [TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE],
+        },
+      ],
+    },
+  ],
+};
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
@@ -54,6 +91,7 @@ let bridge: RunningImagingSource;
 let audit: MemoryAuditSink;
 let seed: SeedManifest;
 let seedDir: string;
+let ir159: SeedManifest;
 const work = mkdtempSync(join(tmpdir(), 'xcai-bridge-test-'));
 /** Seed instance files by SOP Instance UID. */
 const files = new Map<string, { path: string; sha1: string; ts: string }>();
@@ -110,11 +148,17 @@ beforeAll(async () => {
     );
   seedDir = (await demoSeeds()).C;
   seed = JSON.parse(readFileSync(join(seedDir, 'manifest.json'), 'utf8')) as SeedManifest;
-  for (const p of seed.patients)
-    for (const s of p.studies)
-      for (const r of s.series)
-        for (const i of r.instances)
-          files.set(i.sopInstanceUid, { path: join(seedDir, i.path), sha1: i.sha1, ts: i.transferSyntaxUid });
+  const ir159Dir = join(work, 'seed-ir159');
+  ir159 = await generateCommunitySeed(IR159_SPEC, ir159Dir);
+  for (const [m, dir] of [
+    [seed, seedDir],
+    [ir159, ir159Dir],
+  ] as const)
+    for (const p of m.patients)
+      for (const s of p.studies)
+        for (const r of s.series)
+          for (const i of r.instances)
+            files.set(i.sopInstanceUid, { path: join(dir, i.path), sha1: i.sha1, ts: i.transferSyntaxUid });
   orthanc = await startOrthanc();
   expect(await orthanc.stow([...files.values()].map((f) => f.path))).toBe(files.size);
   ref = await startReferenceCommunity({ seedDirs: [], homeCommunityId: HOME, log: silentLogger });
@@ -182,19 +226,19 @@ async function transferSyntaxOf(b: Buffer): Promise<string> {
 describe('publishing (QIDO-RS → KOS → RAD-68 → ITI-42)', () => {
   test('every study gets one manifest; a second run registers nothing', async () => {
     const first = await bridge.publisher!.trigger();
-    expect(first).toEqual({ published: 2, replaced: 0, unchanged: 0, failed: [] });
+    expect(first).toEqual({ published: 3, replaced: 0, unchanged: 0, failed: [] });
     const again = await bridge.publisher!.trigger();
-    expect(again).toEqual({ published: 0, replaced: 0, unchanged: 2, failed: [] });
+    expect(again).toEqual({ published: 0, replaced: 0, unchanged: 3, failed: [] });
     expect(await findManifests(ref.registryUrl, PATIENT_IR87)).toHaveLength(1);
     const submitted = audit.events.filter((e) => e.kind === 'transaction' && e.transaction === 'RAD-68');
-    expect(submitted).toHaveLength(2);
+    expect(submitted).toHaveLength(3);
     expect(
       submitted.every((e) => e.kind === 'transaction' && e.outcome === 0 && e.side === 'requester'),
     ).toBe(true);
   });
 
   test('the manifest is found (ITI-18), returned with its registered hash/size (ITI-43), and lists every instance', async () => {
-    for (const p of seed.patients) {
+    for (const p of [...seed.patients, ...ir159.patients]) {
       const [entry] = await findManifests(ref.registryUrl, p.id);
       expect(entry.repositoryUniqueId).toBe(`${HOME.slice(8)}.2`);
       const got = await retrieveCall(
@@ -251,6 +295,32 @@ describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
     expect(
       audit.events.some((e) => e.kind === 'transaction' && e.transaction === 'RAD-69' && e.outcome === 0),
     ).toBe(true);
+  });
+
+  test('ISO 2022 IR 159 (JIS X 0212): the manifest names the patient right, the instances come back byte-identical', async () => {
+    const [entry] = await findManifests(ref.registryUrl, PATIENT_IR159);
+    const got = await retrieveCall(
+      ref.repositoryUrl,
+      Action.ITI43,
+      encodeRetrieveDocumentSetRequest([
+        { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
+      ]),
+    );
+    const kosBytes = got.documents[0].bytes;
+    // The bridge writes its manifests in ISO_IR 192, from the archive's metadata.
+    const name = parsePart10(kosBytes).dataset.get(0x00100010)?.value?.toString('utf8');
+    expect(name?.replace(/[\0 ]+$/, '')).toBe('Mori^Ougai=森^鷗外=もり^おうがい');
+    const ans = await retrieveCall(
+      `${bridge.url}/rad69`,
+      Action.RAD69,
+      encodeRetrieveImagingDocumentSetRequest(kosRequest(readKos(kosBytes), [TS_EXPLICIT, TS_IMPLICIT])),
+    );
+    expect(ans.registryStatus).toBe('Success');
+    expect(ans.documents).toHaveLength(4);
+    for (const d of ans.documents) {
+      expect(sha1(d.bytes)).toBe(files.get(d.documentUniqueId)!.sha1);
+      expect(d.bytes.includes(Buffer.from('1b242844', 'hex'))).toBe(true); // ESC $ ( D: JIS X 0212
+    }
   });
 
   test('a syntax the archive must convert to: transcoded by Orthanc, only then, and recorded in the audit', async () => {

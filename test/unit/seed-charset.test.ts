@@ -1,6 +1,7 @@
 import { TextDecoder } from 'node:util';
 import {
   decodeText,
+  encodeIso2022Ir159,
   encodeIso2022Ir87,
   encodeText,
   hl7PersonName,
@@ -67,6 +68,23 @@ describe('seed character sets', () => {
     expect(() => encodeIso2022Ir87('a\u0001')).toThrow(/default repertoire/);
   });
 
+  it('encodes ISO 2022 IR 159: a character only JIS X 0212 has between ESC $ ( D and the next escape', () => {
+    // 森 (JIS X 0208 3F39) ^ 鷗 (JIS X 0212 row 76 cell 31: 6C3F; JIS X 0208 has only 鴎) 外 (0208 3330)
+    const bytes = encodeIso2022Ir159('森^鷗外');
+    expect(bytes.toString('hex')).toBe(
+      '1b2442' + '3f39' + '1b2842' + '5e' + '1b242844' + '6c3f' + '1b2442' + '3330' + '1b2842',
+    );
+    // independent readings: the JIS X 0208 runs with the ISO-2022-JP decoder, the JIS X 0212 code as EUC-JP
+    const iso2022jp = new TextDecoder('iso-2022-jp');
+    expect(iso2022jp.decode(Buffer.from('1b24423f391b2842', 'hex'))).toBe('森');
+    expect(new TextDecoder('euc-jp').decode(Buffer.from([0x8f, 0x6c | 0x80, 0x3f | 0x80]))).toBe('鷗');
+    expect(decodeText('ISO 2022 IR 159', bytes)).toBe('森^鷗外');
+    // what JIS X 0208 has is taken from it; plain IR 87 text comes out as with IR 87
+    expect(encodeIso2022Ir159('山田^太郎').equals(encodeIso2022Ir87('山田^太郎'))).toBe(true);
+    expect(() => encodeIso2022Ir87('鷗')).toThrow(/not in JIS X 0208/);
+    expect(() => encodeIso2022Ir159('😀')).toThrow(/neither JIS X 0208 nor JIS X 0212/);
+  });
+
   it('encodes ISO_IR 192 as UTF-8', () => {
     const bytes = encodeText('ISO_IR 192', '佐藤^花子=さとう^はなこ');
     expect(bytes.equals(SATO_UTF8)).toBe(true);
@@ -76,6 +94,7 @@ describe('seed character sets', () => {
   it('gives the Specific Character Set values', () => {
     expect(specificCharacterSet('ISO_IR 6')).toBeUndefined();
     expect(specificCharacterSet('ISO 2022 IR 87')).toEqual(['', 'ISO 2022 IR 87']);
+    expect(specificCharacterSet('ISO 2022 IR 159')).toEqual(['', 'ISO 2022 IR 87', 'ISO 2022 IR 159']);
     expect(specificCharacterSet('ISO_IR 192')).toEqual(['ISO_IR 192']);
   });
 

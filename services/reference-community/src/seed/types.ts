@@ -9,6 +9,11 @@ export type CharacterSet =
   | 'ISO_IR 6'
   /** `\ISO 2022 IR 87`: ASCII in G0, JIS X 0208 via ESC $ B … ESC ( B (PS3.5 Annex H). */
   | 'ISO 2022 IR 87'
+  /**
+   * `\ISO 2022 IR 87\ISO 2022 IR 159`: as IR 87, plus JIS X 0212 (supplementary kanji such as 鷗) via
+   * ESC $ ( D.
+   */
+  | 'ISO 2022 IR 159'
   /** UTF-8. */
   | 'ISO_IR 192';
 
