@@ -3,7 +3,8 @@
  * `node test/bench/run.js imaging-source [--smoke]` (after `npm run build`; needs Debian's `orthanc`,
  * `orthanc-dicomweb` and `unshare`). Options: `--runs N` (default 3), `--verify all|sample` (SHA-1 of
  * every instance, or of every 16th; default sample), `--only 2|0.5` (one size only),
- * `--concurrency N` (the bridge's local.archive.maxConcurrent and the direct client's, default 4).
+ * `--concurrency N` (the bridge's local.archive.maxConcurrent and the direct client's, default 4),
+ * `--bridge-node-args "ARGS"` (extra node options for the bridge).
  *
  * A real Orthanc (DICOMweb plugin) in its own network namespace (test/support/orthanc.ts) holds two
  * generated studies, STOWed at the start: 4,000 × 512 KiB (2 GiB) and 1,000 × 512 KiB (0.5 GiB).
@@ -51,6 +52,8 @@ const RUNS = Number(arg('runs', smoke ? '1' : '3'));
 const VERIFY_ALL = arg('verify', 'sample') === 'all';
 const ONLY = arg('only', '');
 const CONCURRENCY = Number(arg('concurrency', '4'));
+/** Extra node options for the bridge (e.g. V8 heap flags), space-separated. */
+const BRIDGE_NODE_ARGS = arg('bridge-node-args', '').split(' ').filter(Boolean);
 const SIZE = 512 * KiB;
 const LARGE = smoke ? 40 : 4000;
 const SMALL = smoke ? 10 : 1000;
@@ -110,20 +113,25 @@ async function retrieveDirect(base: string, auth: string, study: Study): Promise
 }
 
 async function spawnBridge(orthanc: RunningOrthanc): Promise<GatewayProcess> {
-  return spawnGateway('imaging-source', {
-    homeCommunityId: BRIDGE_HOME,
-    name: 'bench bridge',
-    deadlineMs: 600_000,
-    local: {
-      archive: {
-        url: orthanc.dicomWeb,
-        repositoryUniqueId: BRIDGE_IDS,
-        auth: { basicFile: orthanc.basicFile },
-        maxConcurrent: CONCURRENCY,
-        timeoutMs: 120_000,
+  return spawnGateway(
+    'imaging-source',
+    {
+      homeCommunityId: BRIDGE_HOME,
+      name: 'bench bridge',
+      deadlineMs: 600_000,
+      local: {
+        archive: {
+          url: orthanc.dicomWeb,
+          repositoryUniqueId: BRIDGE_IDS,
+          auth: { basicFile: orthanc.basicFile },
+          maxConcurrent: CONCURRENCY,
+          timeoutMs: 120_000,
+        },
       },
     },
-  });
+    {},
+    BRIDGE_NODE_ARGS,
+  );
 }
 
 interface SizeResult {

@@ -224,11 +224,13 @@ async function preflight(
             AbortSignal.timeout(Math.max(1, ctx.deadline.cap(archive.settings.timeoutMs))),
           ]),
         );
-        const have = new Map((found ?? []).map((i) => [str(i, '00080018') ?? '', i]));
+        // Only what is needed of each instance's attributes is kept (a series may have thousands).
+        // PS3.18 Available Transfer Syntax UID, when the archive gives it: the syntax it stores.
+        const have = new Map((found ?? []).map((i) => [str(i, '00080018') ?? '', str(i, '00083002') ?? '']));
         const keep: ImagingDocumentRef[] = [];
         for (const d of list) {
-          const inst = have.get(d.documentUniqueId);
-          if (!inst) {
+          const available = have.get(d.documentUniqueId);
+          if (available === undefined) {
             errors.push(
               registryError(
                 ErrorCode.DocumentUniqueIdError,
@@ -238,8 +240,6 @@ async function preflight(
             );
             continue;
           }
-          // PS3.18 Available Transfer Syntax UID, when the archive gives it: the syntax it stores.
-          const available = str(inst, '00083002');
           if (available) storedSyntax.set(d.documentUniqueId, available);
           keep.push(d);
         }
