@@ -77,7 +77,7 @@ export interface RetrieveAnswerForTest extends SoapAnswer {
   status: number;
   rootXml: string;
   registryStatus: string;
-  errors: { errorCode: string; codeContext: string; location?: string }[];
+  errors: { errorCode: string; codeContext: string; location?: string; severity?: 'Error' | 'Warning' }[];
   documents: RetrievedDocument[];
   /** Set when the MTOM package was cut short (the gateway aborted the response). */
   truncated?: string;

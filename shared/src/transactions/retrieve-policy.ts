@@ -1,6 +1,6 @@
 import type { Ctx } from '../pipeline/transaction';
 import type { DocumentRequest } from '../xds/retrieve';
-import { repositoryFailed } from './retrieve-plan';
+import { documentFailed } from './retrieve-plan';
 import type { RetrievePolicy } from './retrieve';
 import type { Verification } from './verify';
 
@@ -8,14 +8,14 @@ type Check = (requested: DocumentRequest) => Verification | undefined;
 
 /**
  * Responding side (ITI-39, RAD-75): every DocumentResponse carries our HomeCommunityId; a document
- * that cannot be delivered is an XDSRepositoryError located at the repository or IDS.
+ * that cannot be delivered is an XDSRepositoryError naming it.
  */
 export function respondingPolicy(ctx: Ctx, verification: Check = () => undefined): RetrievePolicy {
   const own = ctx.gateway.directory.homeCommunityId;
   return {
     home: () => own,
     verification: (_t, r) => verification(r),
-    documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+    documentError: documentFailed,
     lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
   };
 }
@@ -29,7 +29,7 @@ export function initiatingPolicy(ctx: Ctx, verification: Check = () => undefined
   return {
     home: (t, d) => (t.kind === 'local' ? own : (d.homeCommunityId ?? t.location)),
     verification: (_t, r) => verification(r),
-    documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+    documentError: documentFailed,
     lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
   };
 }
