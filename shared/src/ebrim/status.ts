@@ -58,7 +58,7 @@ export function registryWarning(
   location?: string,
   about: Concerns = {},
 ): RegistryError {
-  return { errorCode, codeContext, location, severity: 'Warning', ...about };
+  return { ...registryError(errorCode, codeContext, location, about), severity: 'Warning' };
 }
 
 export function encodeRegistryErrorList(errors: RegistryError[]): string {

@@ -21,13 +21,15 @@ export function respondingPolicy(ctx: Ctx, verification: Check = () => undefined
 }
 
 /**
- * Initiating side (ITI-43, RAD-69): our own documents carry our HomeCommunityId; a remote one keeps
- * the home its community gave (or the community asked, when it gave none — reported by the merge).
+ * Initiating side (ITI-43, RAD-69): our own documents carry our HomeCommunityId — none when the request
+ * gave none (ITI TF-2 3.43.4.2.2: the same as in the request, absent if absent); a remote one keeps the
+ * home its community gave (or the community asked, when it gave none — reported by the merge).
  */
 export function initiatingPolicy(ctx: Ctx, verification: Check = () => undefined): RetrievePolicy {
   const own = ctx.gateway.directory.homeCommunityId;
   return {
-    home: (t, d) => (t.kind === 'local' ? own : (d.homeCommunityId ?? t.location)),
+    home: (t, d, r) =>
+      t.kind === 'local' ? (r.homeCommunityId ? own : undefined) : (d.homeCommunityId ?? t.location),
     verification: (_t, r) => verification(r),
     documentError: documentFailed,
     lookaheadBytes: ctx.gateway.limits.lookaheadBytes,

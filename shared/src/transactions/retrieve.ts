@@ -67,7 +67,7 @@ export function chunk<T>(items: T[], size: number): T[][] {
 /** What the merge needs to know about the transaction it serves. */
 export interface RetrievePolicy {
   /** HomeCommunityId to write on a returned document. */
-  home(target: Target, returned: DecodedDocumentResponse): string | undefined;
+  home(target: Target, returned: DecodedDocumentResponse, requested: DocumentRequest): string | undefined;
   /** What to verify for a requested document (undefined: nothing to check it against). */
   verification(target: Target, requested: DocumentRequest): Verification | undefined;
   /** The RegistryError for a document that could not be delivered. */
@@ -284,7 +284,7 @@ export async function mergeRetrieve(
       seen.add(req);
       const verification = policy.verification(call.target, req);
       const doc: OutDoc = {
-        meta: { ...stripContent(d), homeCommunityId: policy.home(call.target, d) },
+        meta: { ...stripContent(d), homeCommunityId: policy.home(call.target, d, req) },
         contentId: newCid(),
         target: call.target,
         requested: req,

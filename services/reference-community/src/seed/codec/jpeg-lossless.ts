@@ -5,6 +5,7 @@
  * point transform 0 — so decoding gives back every sample exactly. One fixed Huffman table covering
  * every difference category 0…16.
  */
+import { markerSegment as segment } from './markers';
 
 /** Code lengths 2…14: the first of category 0, five of 1…5, one each of 6…16 (Kraft sum < 1). */
 const BITS = [0, 1, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
@@ -46,14 +47,6 @@ class HuffmanBits {
     if (this.n > 0) this.put((1 << (8 - this.n)) - 1, 8 - this.n);
     return Buffer.from(this.out);
   }
-}
-
-function segment(marker: number, body: number[]): Buffer {
-  const b = Buffer.alloc(4 + body.length);
-  b.writeUInt16BE(marker, 0);
-  b.writeUInt16BE(2 + body.length, 2);
-  Buffer.from(body).copy(b, 4);
-  return b;
 }
 
 /** Encodes `samples` (row-major, each < 2^precision) as a JPEG Lossless SV1 bitstream, SOI to EOI. */

@@ -5,6 +5,7 @@
  * with run interruption samples — T.87 Annex A, with the edge samples and the order of the run-index
  * update as the CharLS reference implementation has them (what dcmtk's dcmdjpls decodes).
  */
+import { markerSegment as segment } from './markers';
 
 const J = [
   0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15,
@@ -191,14 +192,6 @@ class Encoder {
     this.n[q]++;
     if (this.runIndex > 0) this.runIndex--;
   }
-}
-
-function segment(marker: number, body: number[]): Buffer {
-  const b = Buffer.alloc(4 + body.length);
-  b.writeUInt16BE(marker, 0);
-  b.writeUInt16BE(2 + body.length, 2);
-  Buffer.from(body).copy(b, 4);
-  return b;
 }
 
 /** Encodes `samples` (row-major, each < 2^precision) as a lossless JPEG-LS bitstream, SOI to EOI. */
