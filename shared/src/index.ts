@@ -44,3 +44,4 @@ export * from './async/index';
 export * from './integrity/redis-store';
 export * from './transactions/retrieve-policy';
 export * from './transactions/retrieve-routes';
+export * from './transactions/error-location';

@@ -22,7 +22,7 @@ import { startRespondingGateway } from '../../services/responding-gateway/src/in
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
 export const ROOT = resolve(__dirname, '../..');
-const SEED_VERSION = 'v1';
+const SEED_VERSION = 'v2';
 
 /**
  * Seeds for the demo communities A, B, C, generated once per machine and test run into the temp
@@ -184,8 +184,13 @@ export function igDirectoryFor(
   });
 }
 
-/** Transfer syntaxes the seed generator writes (Explicit and Implicit VR Little Endian). */
-export const SEED_TRANSFER_SYNTAXES = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
+/** Transfer syntaxes the seed generator writes (Explicit and Implicit VR LE, JPEG Lossless SV1, JPEG-LS Lossless). */
+export const SEED_TRANSFER_SYNTAXES = [
+  '1.2.840.10008.1.2.1',
+  '1.2.840.10008.1.2',
+  '1.2.840.10008.1.2.4.70',
+  '1.2.840.10008.1.2.4.80',
+];
 
 /**
  * A RAD-69/RAD-75 request for the instances of a seeded study, as a consumer builds it from the

@@ -5,19 +5,24 @@
  * A patient-based query (FindDocuments, FindSubmissionSets, FindFolders, GetAll, …) goes to our
  * own registry as ITI-18 and to every community in the directory as ITI-38, all at once. A query
  * by id (GetDocuments, GetAssociations, …) goes only to the community named by its `home`
- * (ITI TF-2 3.18.4.1.2.3.8): ours → our registry; another known one → ITI-38 to it; an unknown
- * one → XDSUnknownCommunity. Without `home` it is an XDS query for our own registry.
- * The answers are merged; every object carries the home it came from (ours for our registry's).
+ * (ITI TF-2 3.18.4.1.3, 3.18.4.1.2.3.8): ours → our registry; another known one → ITI-38 to it; an
+ * unknown one → XDSUnknownCommunity; none → Failure with XDSMissingHomeCommunityId (an Initiating
+ * Gateway "shall verify homeCommunityId has been specified", even for entries of our own registry).
+ * The answers are merged; every object carries the home it came from (ours for our registry's); an
+ * XDSUnknownPatientId from a Responding Gateway is not passed on (3.38.4.1.3); every error is located
+ * at the community it is about, ours for our registry's and for errors in the request.
  */
 import {
   Action,
   adhocQueryRequestXml,
+  consolidatedStatus,
   decodeQuery,
   documentEntryFacts,
   encodeQueryResult,
   ErrorCode,
   isHomeCommunityId,
   isPatientQuery,
+  locate,
   mergeQueryAnswers,
   queryAuditEvents,
   queryCall,
@@ -50,11 +55,7 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     const errors = validateQuery(req);
     if (req.home !== undefined && !isHomeCommunityId(req.home)) {
       errors.push(
-        registryError(
-          ErrorCode.UnknownCommunity,
-          `home ${req.home} is not a homeCommunityId (urn:oid:…)`,
-          req.home,
-        ),
+        registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not a homeCommunityId (urn:oid:…)`),
       );
     }
     return errors;
@@ -69,21 +70,22 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
       const calls = [local(), ...dir.communities.filter((c) => c.endpoints.iti38).map(remote)].filter(
         (c): c is Call<AdhocQueryResponse> => c !== undefined,
       );
-      return { calls, errors: calls.length ? [] : [noRegistry(ctx)] };
+      return { calls, errors: calls.length ? [] : [noRegistry()] };
     }
-    if (req.home === undefined || req.home === dir.homeCommunityId) {
-      const call = local();
-      if (call) return { calls: [call], errors: [] };
+    if (req.home === undefined) {
       return {
         calls: [],
         errors: [
           registryError(
             ErrorCode.MissingHomeCommunityId,
-            'this query needs the home attribute naming the community that holds the objects',
-            req.queryId,
+            `a query by id (${req.queryId}) needs the home attribute naming the community that holds the objects`,
           ),
         ],
       };
+    }
+    if (req.home === dir.homeCommunityId) {
+      const call = local();
+      return call ? { calls: [call], errors: [] } : { calls: [], errors: [noRegistry()] };
     }
     const community = dir.communities.find((c) => c.homeCommunityId === req.home);
     if (!community) {
@@ -93,7 +95,8 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
           registryError(
             ErrorCode.UnknownCommunity,
             `community ${req.home} is not known to this gateway`,
-            req.home,
+            undefined,
+            { community: req.home },
           ),
         ],
       };
@@ -106,7 +109,8 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
           registryError(
             ErrorCode.UnknownCommunity,
             `community ${req.home} has no Cross Gateway Query endpoint`,
-            req.home,
+            undefined,
+            { community: req.home },
           ),
         ],
       };
@@ -122,7 +126,15 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
         : { mode: 'fill', home: t.location, community: t.label },
     );
     await rememberIntegrity(outcomes, own, ctx);
-    return res;
+    const passedOn = res.errors.filter(
+      (e) => !(e.community !== undefined && e.errorCode === ErrorCode.UnknownPatientId),
+    );
+    const answered = res.subRequests.some((r) => r.ok && r.status !== 'Failure');
+    return locate(
+      { ...res, errors: passedOn, status: consolidatedStatus(passedOn, answered) },
+      'community',
+      own,
+    );
   },
 
   encode: (res) => encodeQueryResult(res),
@@ -141,11 +153,7 @@ function localRegistryCall(req: AdhocQueryRequest, ctx: Ctx): Call<AdhocQueryRes
     endpoint: registry,
   };
   return queryCall(target, 'ITI-18', adhocQueryRequestXml(req, req.home), (why) => [
-    registryError(
-      ErrorCode.RegistryError,
-      `the community's registry did not answer: ${why.message}`,
-      dir.homeCommunityId,
-    ),
+    registryError(ErrorCode.RegistryError, `the community's registry did not answer: ${why.message}`),
   ]);
 }
 
@@ -170,12 +178,8 @@ function remoteCall(
   );
 }
 
-function noRegistry(ctx: Ctx): RegistryError {
-  return registryError(
-    ErrorCode.RegistryError,
-    'no registry or community is configured to answer queries',
-    ctx.gateway.directory.homeCommunityId,
-  );
+function noRegistry(): RegistryError {
+  return registryError(ErrorCode.RegistryError, 'no registry or community is configured to answer queries');
 }
 
 /** Keeps hash/size of every DocumentEntry that passed through, for checking later retrieves (M2). */
