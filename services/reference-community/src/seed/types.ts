@@ -59,7 +59,17 @@ export interface PatientSpec {
   /** YYYYMMDD */
   birthDate: string;
   sex: 'M' | 'F' | 'O';
+  /** Where the patient lives (the reference MPI's demographics; not written into DICOM or XDS). */
+  address?: PatientAddress;
   studies: StudySpec[];
+}
+
+export interface PatientAddress {
+  streetAddressLine: string[];
+  city: string;
+  state: string;
+  postalCode: string;
+  country: string;
 }
 
 export interface SeedSpec {
@@ -207,6 +217,7 @@ export interface ManifestPatient {
   characterSet: CharacterSet;
   birthDate: string;
   sex: string;
+  address?: PatientAddress;
   studies: ManifestStudy[];
 }
 
