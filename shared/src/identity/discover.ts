@@ -121,7 +121,14 @@ async function discover(local: PatientId, communities: RemoteCommunity[], ctx: C
   outcomes.forEach((o, i) => {
     const c = misses[i];
     const verdict = o.ok ? judge(o.value, c) : { errors: o.errors };
-    audit(ctx, 'ITI-55', calls[i], o, [localId, ...answerPatientIds(o.ok ? o.value : undefined)]);
+    audit(
+      ctx,
+      'ITI-55',
+      calls[i],
+      o,
+      [localId, ...answerPatientIds(o.ok ? o.value : undefined)],
+      verdict.rejected,
+    );
     if (verdict.patientId) {
       out.ids.set(c.homeCommunityId, verdict.patientId);
       learned.push({
@@ -222,6 +229,8 @@ interface Verdict {
   patientId?: string;
   notKnown?: boolean;
   errors?: RegistryError[];
+  /** The answer named a patient we do not take (audited as a minor failure, never linked). */
+  rejected?: string;
 }
 
 /** Reads one community's ITI-55 answer (ITI TF-2 3.55.4.2.3). */
@@ -259,10 +268,10 @@ function judge(a: Answer, c: RemoteCommunity): Verdict {
   const id = iiToPatientId(own[0].patientId);
   if (!id) return warn('its patient discovery returned a patient id that is not an OID-rooted id');
   const authority = c.patientIdentity?.assigningAuthority;
-  if (id.assigningAuthority !== authority)
-    return warn(
-      `its patient discovery returned a patient id of assigning authority ${id.assigningAuthority}, not its own ${authority}`,
-    );
+  if (id.assigningAuthority !== authority) {
+    const why = `its patient discovery returned a patient id of assigning authority ${id.assigningAuthority}, not its own ${authority}`;
+    return { ...warn(why), rejected: why };
+  }
   return { patientId: patientCx(id) };
 }
 
@@ -273,6 +282,7 @@ function audit(
   call: ReturnType<typeof patientQueryCall>,
   o: Outcome<Answer>,
   patientIds: string[],
+  rejected?: string,
 ): void {
   ctx.gateway.audit.record(
     patientQueryAuditEvent({
@@ -282,12 +292,14 @@ function audit(
       queryByParameterXml: encodeQueryByParameter(call.query),
       patientIds,
       home: call.target.kind === 'community' ? call.target.location : undefined,
-      outcome: o.ok ? answerOutcome(o.value) : 8,
-      description: o.ok
-        ? o.value.acknowledgement === 'AA'
-          ? undefined
-          : `${o.value.acknowledgement}/${o.value.queryResponseCode}`
-        : `${call.target.label} did not answer (${o.failure.kind})`,
+      outcome: !o.ok ? 8 : rejected ? 4 : answerOutcome(o.value),
+      description: !o.ok
+        ? `${call.target.label} did not answer (${o.failure.kind})`
+        : rejected
+          ? `answer rejected: ${rejected}`
+          : o.value.acknowledgement === 'AA'
+            ? undefined
+            : `${o.value.acknowledgement}/${o.value.queryResponseCode}`,
       participants: outboundParticipants(call.target),
       ctx,
     }),
