@@ -101,7 +101,8 @@ function encodePerson(p: Demographics, otherIds: InstanceId[]): string {
   );
 }
 
-function encodeSubject(m: PatientMatch): string {
+/** One RegistrationEvent; the custodian defaults to the answering system. */
+function encodeSubject(m: PatientMatch, answering: string): string {
   const score =
     m.score === undefined
       ? ''
@@ -120,7 +121,7 @@ function encodeSubject(m: PatientMatch): string {
     score +
     `</patient></subject1>` +
     `<custodian typeCode="CST"><assignedEntity classCode="ASSIGNED">` +
-    encodeIi('id', { root: m.custodian ?? m.patientId.root }) +
+    encodeIi('id', { root: m.custodian ?? answering }) +
     locator +
     `</assignedEntity></custodian></registrationEvent></subject>`
   );
@@ -164,7 +165,7 @@ export function encodePatientQueryAnswer(
     `<targetMessage>${encodeIi('id', c.targetMessageId)}</targetMessage>${detail}</acknowledgement>` +
     `<controlActProcess classCode="CACT" moodCode="EVN">` +
     `<code code="PRPA_TE201306UV02" codeSystem="${INTERACTION_ROOT}"/>` +
-    a.matches.map(encodeSubject).join('') +
+    a.matches.map((m) => encodeSubject(m, c.sender.id.root)).join('') +
     encodeIssues(a.issues) +
     `<queryAck>${encodeIi('queryId', c.queryId)}` +
     `<statusCode code="${a.acknowledgement === 'AA' ? 'deliveredResponse' : 'aborted'}"/>` +
