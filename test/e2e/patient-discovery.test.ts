@@ -241,3 +241,15 @@ it("a consumer that already sends B's id is not second-guessed for B", async () 
     found.errors.length,
   );
 });
+
+it("a consumer asking with A's local MRN: A's MPI gives our community id, which is what ITI-55 sends", async () => {
+  const mrn = 'M1001^^^&1.3.6.1.4.1.21367.13.70.101.6&ISO';
+  const found = await findDocuments(`${ig.url}/iti18`, mrn);
+  expect(new Set(found.homes)).toEqual(new Set([HOME('B'), HOME('C')]));
+  const last = transactions(rgAudit.B, 'ITI-55', 'responder').at(-1);
+  expect(last?.patientIds).toEqual([YAMADA.A, YAMADA.B]);
+  const sent = transactions(igAudit, 'ITI-55', 'requester').at(-1);
+  expect(sent?.patientIds).toEqual([mrn, YAMADA.A, expect.stringMatching(/^(B-4711|C-20031)\^/)]);
+  // Only our registry (asked with the MRN as sent) may complain; B and C answered.
+  expect(found.errors.every((e) => e.location === mrn)).toBe(true);
+});

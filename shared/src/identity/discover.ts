@@ -40,6 +40,7 @@ import { outboundParticipants } from '../transactions/audit-support';
 import {
   answerOutcome,
   answerPatientIds,
+  idsAsCx,
   newPatientQuery,
   ownDevice,
   patientQueryAuditEvent,
@@ -115,20 +116,20 @@ async function discover(local: PatientId, communities: RemoteCommunity[], ctx: C
     for (const c of misses) out.errors.push(person.error(c));
     return;
   }
-  const calls = misses.map((c) => discoveryCall(local, person.demographics, c, ctx));
+  const calls = misses.map((c) => discoveryCall(person.ownId, person.demographics, c, ctx));
   const outcomes = await run(calls, ctx);
   const learned: { home: string; correlation: Correlation; ttlMs: number }[] = [];
   outcomes.forEach((o, i) => {
     const c = misses[i];
     const verdict = o.ok ? judge(o.value, c) : { errors: o.errors };
-    audit(
-      ctx,
-      'ITI-55',
-      calls[i],
-      o,
-      [localId, ...answerPatientIds(o.ok ? o.value : undefined)],
-      verdict.rejected,
-    );
+    // The id asked with, the id sent (ours, if the consumer used another), the ids answered (R38).
+    const named = [localId, ...idsAsCx(calls[i].query.ids), ...answerPatientIds(o.ok ? o.value : undefined)];
+    // Candidates we did not take are audited as named, but as a minor failure: never linked (report).
+    const unused =
+      !verdict.patientId && o.ok && o.value.matches.length
+        ? (verdict.errors?.[0]?.codeContext ?? 'its candidates are not of this community')
+        : undefined;
+    audit(ctx, 'ITI-55', calls[i], o, named, unused);
     if (verdict.patientId) {
       out.ids.set(c.homeCommunityId, verdict.patientId);
       learned.push({
@@ -157,11 +158,16 @@ function run<S>(calls: Call<S>[], ctx: Ctx): Promise<Outcome<S>[]> {
 }
 
 type Demographic =
-  { ok: true; demographics: Demographics } | { ok: false; error: (c: RemoteCommunity) => RegistryError };
+  | { ok: true; demographics: Demographics; ownId: PatientId }
+  | { ok: false; error: (c: RemoteCommunity) => RegistryError };
 
-/** ITI-47 by patient id to our Patient Demographics Supplier. */
+/**
+ * ITI-47 by patient id to our Patient Demographics Supplier: the demographics, and the patient's id
+ * of our own assigning authority (when the consumer asked with another id the supplier knows).
+ */
 async function demographicsOf(local: PatientId, ctx: Ctx): Promise<Demographic> {
   const dir = ctx.gateway.directory;
+  const ours = dir.patientIdentity?.assigningAuthority;
   const endpoint = dir.local.patientDemographicsSupplier;
   const unavailable = (why: string) => (c: RemoteCommunity) =>
     registryError(
@@ -181,40 +187,42 @@ async function demographicsOf(local: PatientId, ctx: Ctx): Promise<Demographic> 
     receivers: [{ id: { root: homeOid(dir.homeCommunityId) }, telecom: endpoint.url }],
     ids: [patientIdToIi(local)],
     demographics: { names: [], addresses: [] },
-    scopingOrganizations: [local.assigningAuthority],
+    scopingOrganizations: [...new Set([local.assigningAuthority, ours ?? local.assigningAuthority])],
   });
   const call = patientQueryCall(target, 'ITI-47', query, () => []);
   const [o] = await run([call], ctx);
-  const ours = o.ok ? o.value.matches.filter((m) => sameId(m, local)) : [];
+  const records = o.ok ? o.value.matches.filter((m) => sameId(m, local)) : [];
   audit(ctx, 'ITI-47', call, o, [patientCx(local), ...answerPatientIds(o.ok ? o.value : undefined)]);
   if (!o.ok) return { ok: false, error: unavailable(`ITI-47 failed: ${o.failure.kind}`) };
   if (o.value.acknowledgement !== 'AA')
     return { ok: false, error: unavailable(`ITI-47 answered ${o.value.queryResponseCode}`) };
-  if (ours.length !== 1)
+  if (records.length !== 1)
     return {
       ok: false,
       error: (c) =>
         notAsked(
           c,
-          `our Patient Demographics Supplier has ${ours.length ? 'several records' : 'no record'} of the patient`,
+          `our Patient Demographics Supplier has ${records.length ? 'several records' : 'no record'} of the patient`,
         ),
     };
-  return { ok: true, demographics: ours[0].person };
+  const r = records[0];
+  const own = [r.patientId, ...r.otherIds].map(iiToPatientId).find((p) => p && p.assigningAuthority === ours);
+  return { ok: true, demographics: r.person, ownId: own ?? local };
 }
 
 function sameId(m: PatientMatch, p: PatientId): boolean {
   return [m.patientId, ...m.otherIds].some((ii) => ii.root === p.assigningAuthority && ii.extension === p.id);
 }
 
-function discoveryCall(local: PatientId, person: Demographics, c: RemoteCommunity, ctx: Ctx) {
+function discoveryCall(ownId: PatientId, person: Demographics, c: RemoteCommunity, ctx: Ctx) {
   const endpoint = c.endpoints.iti55;
   if (!endpoint) throw new Error('unreachable: the directory requires iti55 for xcpd communities');
   const query: PatientQuery = newPatientQuery({
     sender: ownDevice(ctx),
     receivers: [{ id: { root: homeOid(c.homeCommunityId) }, telecom: endpoint.url }],
     // Demographic query and feed (ITI TF-2 3.55.1): our id, named as ours by authorOrPerformer.
-    senderAssigningAuthority: local.assigningAuthority,
-    ids: [patientIdToIi(local)],
+    senderAssigningAuthority: ownId.assigningAuthority,
+    ids: [patientIdToIi(ownId)],
     demographics: person,
   });
   return patientQueryCall(
@@ -229,8 +237,6 @@ interface Verdict {
   patientId?: string;
   notKnown?: boolean;
   errors?: RegistryError[];
-  /** The answer named a patient we do not take (audited as a minor failure, never linked). */
-  rejected?: string;
 }
 
 /** Reads one community's ITI-55 answer (ITI TF-2 3.55.4.2.3). */
@@ -269,8 +275,9 @@ function judge(a: Answer, c: RemoteCommunity): Verdict {
   if (!id) return warn('its patient discovery returned a patient id that is not an OID-rooted id');
   const authority = c.patientIdentity?.assigningAuthority;
   if (id.assigningAuthority !== authority) {
-    const why = `its patient discovery returned a patient id of assigning authority ${id.assigningAuthority}, not its own ${authority}`;
-    return { ...warn(why), rejected: why };
+    return warn(
+      `its patient discovery returned a patient id of assigning authority ${id.assigningAuthority}, not its own ${authority}`,
+    );
   }
   return { patientId: patientCx(id) };
 }
