@@ -5,8 +5,16 @@
  * caches correlations in the real Redis. Every HL7 V3 message on the wire passes a recording tap
  * and is schema-checked; every ITI-55 / ITI-47 audit record is checked against DICOM's schema.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
-import { type AuditEvent, type RunningGateway, type TransactionAuditEvent } from '@xcai/shared';
+import {
+  loadDirectory,
+  type AuditEvent,
+  type RunningGateway,
+  type TransactionAuditEvent,
+} from '@xcai/shared';
 import {
   directory,
   MemoryAuditSink,
@@ -252,4 +260,43 @@ it("a consumer asking with A's local MRN: A's MPI gives our community id, which 
   expect(sent?.patientIds).toEqual([mrn, YAMADA.A, expect.stringMatching(/^(B-4711|C-20031)\^/)]);
   // Only our registry (asked with the MRN as sent) may complain; B and C answered.
   expect(found.errors.every((e) => e.location === mrn)).toBe(true);
+});
+
+it('the static mode: ids from the correlation file, no discovery; a patient not in it is not asked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xcpd-static-'));
+  writeFileSync(join(dir, 'ids-c.yaml'), `"${YAMADA.A}": "${YAMADA.C}"\n`);
+  writeFileSync(
+    join(dir, 'directory.json'),
+    JSON.stringify({
+      homeCommunityId: refs.A.homeCommunityId,
+      local: { registry: { url: refs.A.registry } },
+      communities: [
+        {
+          homeCommunityId: HOME('C'),
+          name: 'Community C',
+          endpoints: { iti38: `${rgs.C.url}/iti38` },
+          patientIdentity: {
+            mode: 'static',
+            assigningAuthority: XCPD_DEMO_AUTHORITIES.C,
+            correlations: 'ids-c.yaml',
+          },
+        },
+      ],
+    }),
+  );
+  const audit = new MemoryAuditSink();
+  const g = await startIG(loadDirectory(join(dir, 'directory.json')), { audit });
+  try {
+    const c55 = transactions(rgAudit.C, 'ITI-55').length;
+    const found = await findDocuments(`${g.url}/iti18`, YAMADA.A);
+    expect(new Set(found.homes)).toEqual(new Set([HOME('A'), HOME('C')]));
+    expect(transactions(rgAudit.C, 'ITI-38', 'responder').at(-1)?.patientIds).toEqual([YAMADA.C]);
+    const sato = await findDocuments(`${g.url}/iti18`, IDS[1].A as string);
+    expect(sato.errors).toEqual([]);
+    expect(sato.homes.filter((h) => h === HOME('C'))).toEqual([]);
+    expect(transactions(rgAudit.C, 'ITI-55')).toHaveLength(c55);
+    expect(transactions(audit, 'ITI-47')).toEqual([]);
+  } finally {
+    await g.close();
+  }
 });
