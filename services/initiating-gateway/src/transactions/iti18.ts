@@ -11,9 +11,12 @@
  * The answers are merged; every object carries the home it came from (ours for our registry's); an
  * XDSUnknownPatientId from a Responding Gateway is not passed on (3.38.4.1.3); every error is located
  * at the community it is about, ours for our registry's and for errors in the request.
+ * Which patient id each community is asked with follows its patientIdentity (shared, xcpd, static):
+ * the XCPD step (ITI-55, cached) runs in plan, before the Cross Gateway Queries (identity/discover.ts).
  */
 import {
   Action,
+  adhocQueryRequestFor,
   adhocQueryRequestXml,
   consolidatedStatus,
   decodeQuery,
@@ -24,11 +27,14 @@ import {
   isPatientQuery,
   locate,
   mergeQueryAnswers,
+  patientIdsFor,
   queryAuditEvents,
+  queryPatientId,
   queryCall,
   registryError,
   unavailableCommunity,
   validateQuery,
+  withTranslatedPatients,
   type AdhocQueryRequest,
   type AdhocQueryResponse,
   type Call,
@@ -36,6 +42,7 @@ import {
   type DocumentKey,
   type DocumentIntegrity,
   type Outcome,
+  type PatientIds,
   type Plan,
   type QueryResult,
   type RegistryError,
@@ -43,6 +50,9 @@ import {
   type Target,
   type Transaction,
 } from '@xcai/shared';
+
+/** The patient id each community was asked with, from plan to merge and audit of the same request. */
+const patientIds = new WeakMap<AdhocQueryRequest, PatientIds>();
 
 export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResult> = {
   name: 'ITI-18',
@@ -61,16 +71,23 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     return errors;
   },
 
-  plan(req, ctx): Plan<AdhocQueryResponse> {
+  async plan(req, ctx): Promise<Plan<AdhocQueryResponse>> {
     const dir = ctx.gateway.directory;
     const local = () => localRegistryCall(req, ctx);
-    const remote = (c: RemoteCommunity) => remoteCall(req, c, ctx);
+    const remote = (c: RemoteCommunity, patientId?: string) => remoteCall(req, c, ctx, patientId);
 
     if (req.query && isPatientQuery(req.query) && req.home === undefined) {
-      const calls = [local(), ...dir.communities.filter((c) => c.endpoints.iti38).map(remote)].filter(
+      const targets = dir.communities.filter((c) => c.endpoints.iti38);
+      const ids = await patientIdsFor(queryPatientId(req.query, req.params) ?? '', targets, ctx);
+      patientIds.set(req, ids);
+      const asked = targets.filter((c) => ids.ids.has(c.homeCommunityId));
+      const calls = [local(), ...asked.map((c) => remote(c, ids.ids.get(c.homeCommunityId)))].filter(
         (c): c is Call<AdhocQueryResponse> => c !== undefined,
       );
-      return { calls, errors: calls.length ? [] : [noRegistry()] };
+      return {
+        calls,
+        errors: [...ids.errors, ...(calls.length || ids.notKnown.size ? [] : [noRegistry()])],
+      };
     }
     if (req.home === undefined) {
       return {
@@ -118,18 +135,21 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     return { calls: [call], errors: [] };
   },
 
-  async merge(_req, outcomes, errors, ctx) {
+  async merge(req, outcomes, errors, ctx) {
     const own = ctx.gateway.directory.homeCommunityId;
     const res = mergeQueryAnswers(outcomes, errors, (t) =>
       t.kind === 'local'
         ? { mode: 'set', home: own }
         : { mode: 'fill', home: t.location, community: t.label },
     );
+    await forgetStaleCorrelations(req, outcomes, ctx);
     await rememberIntegrity(outcomes, own, ctx);
     const passedOn = res.errors.filter(
       (e) => !(e.community !== undefined && e.errorCode === ErrorCode.UnknownPatientId),
     );
-    const answered = res.subRequests.some((r) => r.ok && r.status !== 'Failure');
+    // A community that told XCPD it does not know the patient has answered, with nothing.
+    const answered =
+      res.subRequests.some((r) => r.ok && r.status !== 'Failure') || !!patientIds.get(req)?.notKnown.size;
     return locate(
       { ...res, errors: passedOn, status: consolidatedStatus(passedOn, answered) },
       'community',
@@ -139,8 +159,34 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
 
   encode: (res) => encodeQueryResult(res),
 
-  audit: (req, res, ctx, delivery) => queryAuditEvents('ITI-18', req, res, ctx, delivery),
+  audit: (req, res, ctx, delivery) =>
+    withTranslatedPatients(queryAuditEvents('ITI-18', req, res, ctx, delivery), translated(req)),
 };
+
+/** The communities asked with another id than the consumer's, and that id. */
+function translated(req: AdhocQueryRequest): Map<string, string> {
+  const consumer = req.query ? queryPatientId(req.query, req.params) : undefined;
+  const out = new Map<string, string>();
+  for (const [home, id] of patientIds.get(req)?.ids ?? []) if (id !== consumer) out.set(home, id);
+  return out;
+}
+
+/** A community that no longer knows the id XCPD gave us (merged, deleted): ask again next time. */
+async function forgetStaleCorrelations(
+  req: AdhocQueryRequest,
+  outcomes: Outcome<AdhocQueryResponse>[],
+  ctx: Ctx,
+): Promise<void> {
+  const cache = ctx.gateway.correlations;
+  const consumer = req.query ? queryPatientId(req.query, req.params) : undefined;
+  const ids = translated(req);
+  if (!cache || !consumer || !ids.size) return;
+  for (const o of outcomes) {
+    const home = o.call.target.location;
+    if (o.ok && ids.has(home) && o.value.errors.some((e) => e.errorCode === ErrorCode.UnknownPatientId))
+      await cache.forget(consumer, home);
+  }
+}
 
 function localRegistryCall(req: AdhocQueryRequest, ctx: Ctx): Call<AdhocQueryResponse> | undefined {
   const dir = ctx.gateway.directory;
@@ -161,6 +207,7 @@ function remoteCall(
   req: AdhocQueryRequest,
   c: RemoteCommunity,
   ctx: Ctx,
+  patientId?: string,
 ): Call<AdhocQueryResponse> | undefined {
   void ctx;
   if (!c.endpoints.iti38) return undefined;
@@ -173,9 +220,12 @@ function remoteCall(
   };
   // ITI-38 carries home whenever the query names no patient (ITI TF-2 3.38.4.1.2.1).
   const home = req.query && isPatientQuery(req.query) ? req.home : c.homeCommunityId;
-  return queryCall(target, 'ITI-38', adhocQueryRequestXml(req, home), (why) =>
-    unavailableCommunity(c.homeCommunityId, why),
-  );
+  const consumer = req.query ? queryPatientId(req.query, req.params) : undefined;
+  const body =
+    patientId !== undefined && patientId !== consumer
+      ? adhocQueryRequestFor(req, home, patientId)
+      : adhocQueryRequestXml(req, home);
+  return queryCall(target, 'ITI-38', body, (why) => unavailableCommunity(c.homeCommunityId, why));
 }
 
 function noRegistry(): RegistryError {

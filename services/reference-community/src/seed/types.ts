@@ -61,7 +61,17 @@ export interface PatientSpec {
   /** YYYYMMDD */
   birthDate: string;
   sex: 'M' | 'F' | 'O';
+  /** Where the patient lives (the reference MPI's demographics; not written into DICOM or XDS). */
+  address?: PatientAddress;
   studies: StudySpec[];
+}
+
+export interface PatientAddress {
+  streetAddressLine: string[];
+  city: string;
+  state: string;
+  postalCode: string;
+  country: string;
 }
 
 export interface SeedSpec {
@@ -209,6 +219,7 @@ export interface ManifestPatient {
   characterSet: CharacterSet;
   birthDate: string;
   sex: string;
+  address?: PatientAddress;
   studies: ManifestStudy[];
 }
 
