@@ -64,7 +64,8 @@ function notAsked(c: RemoteCommunity, why: string): RegistryError {
   return registryWarning(
     ErrorCode.UnknownPatientId,
     `community ${c.homeCommunityId} was not asked: ${why}`,
-    c.homeCommunityId,
+    undefined,
+    { community: c.homeCommunityId },
   );
 }
 
@@ -173,7 +174,8 @@ async function demographicsOf(local: PatientId, ctx: Ctx): Promise<Demographic> 
     registryError(
       ErrorCode.UnavailableCommunity,
       `community ${c.homeCommunityId} was not asked: the patient's demographics for patient discovery are not available (${why})`,
-      c.homeCommunityId,
+      undefined,
+      { community: c.homeCommunityId },
     );
   if (!endpoint) return { ok: false, error: unavailable('no Patient Demographics Supplier is configured') };
   const target: Target = {
@@ -252,7 +254,8 @@ function judge(a: Answer, c: RemoteCommunity): Verdict {
         registryError(
           ErrorCode.UnavailableCommunity,
           `community ${home} could not answer patient discovery (${a.acknowledgement}/${a.queryResponseCode}${codes.length ? ` ${codes.join(' ')}` : ''})`,
-          home,
+          undefined,
+          { community: home },
         ),
       ],
     };

@@ -144,8 +144,11 @@ export const iti18: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     );
     await forgetStaleCorrelations(req, outcomes, ctx);
     await rememberIntegrity(outcomes, own, ctx);
+    // A Responding Gateway's XDSUnknownPatientId is not passed on (3.38.4.1.3); the XCPD step's own
+    // warnings (plan errors: a community not asked, and why) are.
+    const planned = new Set(errors);
     const passedOn = res.errors.filter(
-      (e) => !(e.community !== undefined && e.errorCode === ErrorCode.UnknownPatientId),
+      (e) => planned.has(e) || !(e.community !== undefined && e.errorCode === ErrorCode.UnknownPatientId),
     );
     // A community that told XCPD it does not know the patient has answered, with nothing.
     const answered =
