@@ -76,7 +76,12 @@ export async function spawnGateway(
     stop: () =>
       new Promise<void>((res) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return res();
-        proc.once('exit', () => res());
+        // A process that does not stop within 15 s is killed (its state is not the test's concern).
+        const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        proc.once('exit', () => {
+          clearTimeout(kill);
+          res();
+        });
         proc.kill('SIGTERM');
       }),
   };
@@ -87,4 +92,18 @@ export function peakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** The environment of a gateway serving mutual TLS with `name`'s certificate from a test PKI. */
+export function tlsEnv(
+  pki: { cert(n: string): string; key(n: string): string; ca: string },
+  name: string,
+  clientAuth: 'required' | 'optional',
+): Record<string, string> {
+  return {
+    XCAI_TLS_CERT: pki.cert(name),
+    XCAI_TLS_KEY: pki.key(name),
+    XCAI_TLS_CA: pki.ca,
+    XCAI_TLS_CLIENT_AUTH: clientAuth,
+  };
 }

@@ -102,6 +102,15 @@ export interface InboundLimits extends PeerLimits {
   handshakeTimeoutMs: number;
   /** Peers whose counters are kept (the least recently seen idle ones are forgotten beyond it). */
   maxTrackedPeers: number;
+  /**
+   * Connections whose TLS handshake is not complete, per source address and in total; beyond
+   * them the oldest such connection is closed (security/connection-guard.ts).
+   */
+  maxHalfOpenPerAddress: number;
+  maxHalfOpen: number;
+  /** Connections without a request in progress, per source address and in total (oldest closed beyond). */
+  maxIdlePerAddress: number;
+  maxIdle: number;
 }
 
 /** How XUA assertions (IHE ITI-40, SAML 2.0 in wsse:Security) are validated (security/xua/). */

@@ -135,13 +135,19 @@ export async function startSoapServer(o: ServerOptions): Promise<RunningServer> 
   hardenServer(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
+    // A deep accept queue: a burst of connections (a flood, or many peers at once) is accepted and
+    // then bounded by the connection guard, instead of overflowing the kernel's queue, where
+    // connections the server never sees linger half-made on the peer's side.
+    server.listen({ port: o.port, host: o.host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   baseUrl = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   return { server, url: baseUrl, close: () => closeServer(server) };
 }
+
+/** Listen backlog of the SOAP server (the kernel caps it at net.core.somaxconn). */
+const LISTEN_BACKLOG = 4_096;
 
 /** Bounds on slow or abusive clients (IHE XCA-I T3/T5). */
 export function hardenServer(server: Server): void {
