@@ -19,18 +19,21 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { auditApplicationStart, auditApplicationStop, auditConfigurationLoaded } from '../audit/gateway';
 import { noopAuditSink, type AuditSink } from '../audit/event';
-import { createAuditSink, type AuditSinkConfig, type ManagedAuditSink } from '../audit/sink';
+import { createAuditSink, DEFAULT_PORTS, type AuditSinkConfig, type ManagedAuditSink } from '../audit/sink';
 import { parseSize } from '../directory/load';
 import type { Directory } from '../directory/types';
 import type { Logger } from '../util/log';
 
-export type AuditTransport = 'tls' | 'udp' | 'none' | 'off';
+export type AuditTransport = 'tls' | 'relp' | 'udp' | 'none' | 'off';
 
 /** Where the built-in default spool lives (the Helm chart mounts a volume and sets its own). */
 export const DEFAULT_AUDIT_SPOOL_DIR = '/var/lib/xcai/audit';
 
 export interface AuditSettings {
-  /** tls = RFC 5425 to an ARR; udp = RFC 5426; none = local trail only; off = no audit trail. */
+  /**
+   * tls = RFC 5425 to an ARR; relp = RELP over TLS (acknowledged); udp = RFC 5426; none = local
+   * trail only; off = no audit trail.
+   */
   transport: AuditTransport;
   host?: string;
   port?: number;
@@ -57,8 +60,8 @@ export class AuditSettingsError extends Error {}
 /** Reads the XCAI_AUDIT_* variables (listed in shared/src/audit/README.md). */
 export function auditSettingsFromEnv(env: NodeJS.ProcessEnv): AuditSettings {
   const transport = (env.XCAI_AUDIT_TRANSPORT || 'none') as AuditTransport;
-  if (!['tls', 'udp', 'none', 'off'].includes(transport))
-    throw new AuditSettingsError('XCAI_AUDIT_TRANSPORT must be tls, udp, none or off');
+  if (!['tls', 'relp', 'udp', 'none', 'off'].includes(transport))
+    throw new AuditSettingsError('XCAI_AUDIT_TRANSPORT must be tls, relp, udp, none or off');
   const num = (k: string, integer = false): number | undefined => {
     const v = env[k];
     if (v === undefined || v === '') return undefined;
@@ -80,7 +83,7 @@ export function auditSettingsFromEnv(env: NodeJS.ProcessEnv): AuditSettings {
       .map((s) => s.trim())
       .filter(Boolean);
   const host = env.XCAI_AUDIT_HOST || undefined;
-  if ((transport === 'tls' || transport === 'udp') && !host)
+  if (transport !== 'none' && transport !== 'off' && !host)
     throw new AuditSettingsError(`XCAI_AUDIT_TRANSPORT=${transport} needs XCAI_AUDIT_HOST`);
   const rate = num('XCAI_AUDIT_RATE');
   if (rate === 0) throw new AuditSettingsError('XCAI_AUDIT_RATE must be > 0');
@@ -133,11 +136,12 @@ export function gatewayAuditSinkConfig(
 ): AuditSinkConfig {
   const transport = a.transport === 'off' ? 'none' : a.transport;
   let tls: AuditSinkConfig['tls'];
-  if (transport === 'tls') {
+  if (transport === 'tls' || transport === 'relp') {
     const f = a.tls ?? {};
     if (!f.cert || !f.key || !f.ca?.length)
       throw new AuditSettingsError(
-        'XCAI_AUDIT_TRANSPORT=tls needs a client certificate, key and trust anchors: ' +
+        `XCAI_AUDIT_TRANSPORT=${transport} needs` +
+          ' a client certificate, key and trust anchors: ' +
           'XCAI_AUDIT_TLS_CERT / XCAI_AUDIT_TLS_KEY / XCAI_AUDIT_TLS_CA (default: XCAI_TLS_CERT / XCAI_TLS_KEY / XCAI_TLS_CA)',
       );
     tls = {
@@ -213,7 +217,7 @@ export function openGatewayAudit(o: {
     summary:
       mode === 'local'
         ? `local audit log in ${a.spoolDir} (no Audit Record Repository configured)`
-        : `${a.transport} to ${a.host}:${a.port ?? (a.transport === 'tls' ? 6514 : 514)}, spool ${a.spoolDir}`,
+        : `${a.transport} to ${a.host}:${a.port ?? DEFAULT_PORTS[a.transport as keyof typeof DEFAULT_PORTS]}, spool ${a.spoolDir}`,
   };
 }
 
