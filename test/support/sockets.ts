@@ -107,3 +107,75 @@ export async function idleConnections(
     close: () => sockets.forEach((s) => s.destroy()),
   };
 }
+
+export interface RawExchange {
+  /** HTTP status of the answer, if one came. */
+  status?: number;
+  /** Body bytes written before the exchange ended. */
+  sent: number;
+  /** When the server answered or closed, ms after the request started. */
+  endedAfterMs: number;
+  /** The answer as text (head and body), as far as it came. */
+  text: string;
+}
+
+/**
+ * POSTs over a raw TCP connection: the request head, then the body as `chunks` yields it (one
+ * chunk after another with backpressure, `delayMs` apart). Ends when the server answers and closes,
+ * closes, or `maxMs` passed (then we close). For slow and oversized senders.
+ */
+export function rawPost(
+  host: string,
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  chunks: Iterable<Buffer>,
+  o: { delayMs?: number; maxMs?: number; localAddress?: string } = {},
+): Promise<RawExchange> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const s = connect({ host, port, localAddress: o.localAddress });
+    let sent = 0;
+    let text = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(cap);
+      s.destroy();
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : undefined, sent, endedAfterMs: Date.now() - t0, text });
+    };
+    const cap = setTimeout(finish, o.maxMs ?? 30_000);
+    s.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      // A complete answer with Content-Length: done when its body is in.
+      const head = text.indexOf('\r\n\r\n');
+      const len = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, head))?.[1];
+      if (head >= 0 && len !== undefined && text.length >= head + 4 + Number(len)) finish();
+    });
+    s.on('error', () => finish());
+    s.on('close', () => finish());
+    s.once('connect', () => {
+      const head =
+        `POST ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
+        Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('') +
+        '\r\n';
+      s.write(head);
+      const it = chunks[Symbol.iterator]();
+      const pump = () => {
+        while (!done) {
+          const n = it.next();
+          if (n.done) return;
+          sent += n.value.length;
+          const more = s.write(n.value);
+          if (o.delayMs) return void setTimeout(pump, o.delayMs);
+          if (!more) return void s.once('drain', pump);
+        }
+      };
+      pump();
+    });
+  });
+}
