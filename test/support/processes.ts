@@ -8,6 +8,8 @@ import { ROOT } from './federation';
 export interface GatewayProcess {
   url: string;
   mgmtUrl?: string;
+  /** The directory file it was started with (tests edit it to reload). */
+  directoryFile: string;
   proc: ChildProcess;
   /** Everything the process wrote (JSON log lines). */
   output: string[];
@@ -71,6 +73,7 @@ export async function spawnGateway(
   return {
     url: started.url,
     mgmtUrl: started.mgmt,
+    directoryFile: file,
     proc,
     output,
     stop: () =>

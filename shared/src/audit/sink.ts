@@ -132,6 +132,8 @@ export interface ManagedAuditSink extends AuditSink {
   metrics(): AuditSinkMetrics;
   /** Resolves when everything recorded so far is on disk. */
   flush(): Promise<void>;
+  /** New TLS client material for the ARR (certificate rotation): used from the next connection on. */
+  updateTls(tls: AuditTlsOptions): void;
   /** Resolves true when everything recorded so far is confirmed delivered, false on timeout. */
   drain(timeoutMs: number): Promise<boolean>;
   readonly spoolDir: string;
@@ -269,6 +271,10 @@ class Sender {
       this.cfg.backoffInitialMs * 2 ** Math.min(this.failures - 1, 20),
     );
     return Math.round(base * (0.75 + Math.random() * 0.5));
+  }
+
+  updateTls(tls: AuditTlsOptions): void {
+    if (this.cfg.tls) this.cfg.tls = tls;
   }
 
   private async connect(): Promise<AuditConnection> {
@@ -757,6 +763,10 @@ class SpooledAuditSink implements ManagedAuditSink {
       }
     }, 100);
     this.metricsTimer.unref();
+  }
+
+  updateTls(tls: AuditTlsOptions): void {
+    this.sender?.updateTls(tls);
   }
 
   healthy(): boolean {

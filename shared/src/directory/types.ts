@@ -1,7 +1,8 @@
 /**
  * The community directory: everything a gateway knows about its own community and its peers.
- * Loaded once at start from a YAML or JSON file (see `loadDirectory`); a bad file stops the service
- * with a message naming the bad entry.
+ * Loaded at start from a YAML or JSON file (see `loadDirectory`); a bad file stops the service
+ * with a message naming the bad entry. Reloaded when the file changes (service/reload.ts); a bad
+ * new file keeps the running directory.
  */
 
 /** An HTTP(S) endpoint the gateway may send to, with its per-endpoint interop profile. */

@@ -129,29 +129,41 @@ function pem(file: string, what: string): Buffer {
   }
 }
 
+/**
+ * The TLS client material for the ARR (tls and relp transports; undefined otherwise), read from the
+ * files the settings name — at start, and again on a reload (certificate rotation).
+ */
+export function auditTlsOptions(a: AuditSettings): AuditSinkConfig['tls'] {
+  if (a.transport !== 'tls' && a.transport !== 'relp') return undefined;
+  const f = a.tls ?? {};
+  if (!f.cert || !f.key || !f.ca?.length)
+    throw new AuditSettingsError(
+      `XCAI_AUDIT_TRANSPORT=${a.transport} needs a client certificate, key and trust anchors: ` +
+        'XCAI_AUDIT_TLS_CERT / XCAI_AUDIT_TLS_KEY / XCAI_AUDIT_TLS_CA (default: XCAI_TLS_CERT / XCAI_TLS_KEY / XCAI_TLS_CA)',
+    );
+  return {
+    cert: pem(f.cert, 'the audit client certificate'),
+    key: pem(f.key, 'the audit client key'),
+    ca: f.ca.map((c) => pem(c, 'the audit trust anchor')),
+    servername: f.servername,
+    ciphers: f.ciphers,
+  };
+}
+
+/** The files of the audit TLS settings (watched for changes). */
+export function auditTlsFiles(a: AuditSettings): string[] {
+  if (a.transport !== 'tls' && a.transport !== 'relp') return [];
+  const f = a.tls ?? {};
+  return [f.cert, f.key, ...(f.ca ?? [])].filter((x): x is string => !!x);
+}
+
 /** The AuditSinkConfig for these settings (reads the PEM files). */
 export function gatewayAuditSinkConfig(
   a: AuditSettings,
   o: { role: 'initiating' | 'responding'; directory: Directory; log?: Logger },
 ): AuditSinkConfig {
   const transport = a.transport === 'off' ? 'none' : a.transport;
-  let tls: AuditSinkConfig['tls'];
-  if (transport === 'tls' || transport === 'relp') {
-    const f = a.tls ?? {};
-    if (!f.cert || !f.key || !f.ca?.length)
-      throw new AuditSettingsError(
-        `XCAI_AUDIT_TRANSPORT=${transport} needs` +
-          ' a client certificate, key and trust anchors: ' +
-          'XCAI_AUDIT_TLS_CERT / XCAI_AUDIT_TLS_KEY / XCAI_AUDIT_TLS_CA (default: XCAI_TLS_CERT / XCAI_TLS_KEY / XCAI_TLS_CA)',
-      );
-    tls = {
-      cert: pem(f.cert, 'the audit client certificate'),
-      key: pem(f.key, 'the audit client key'),
-      ca: f.ca.map((c) => pem(c, 'the audit trust anchor')),
-      servername: f.servername,
-      ciphers: f.ciphers,
-    };
-  }
+  const tls = auditTlsOptions(a);
   const oid = o.directory.homeCommunityId.replace(/^urn:oid:/, '');
   return {
     transport,
@@ -245,6 +257,25 @@ export function auditGatewayStart(
   },
 ): void {
   auditApplicationStart(sink, `xcai ${o.role} gateway started at ${o.url}`);
+  auditGatewayConfiguration(sink, o);
+}
+
+/**
+ * The configuration a gateway runs with (directory with its peers and trust anchors, TLS identity,
+ * audit destination), as a Security Alert — at start, after a reload (`what` says so), and for a
+ * reload that was refused (outcome 4, the old configuration stays).
+ */
+export function auditGatewayConfiguration(
+  sink: AuditSink,
+  o: {
+    directory: Directory;
+    directoryFile?: string;
+    tlsCertFile?: string;
+    audit: string;
+    what?: string;
+    outcome?: 0 | 4;
+  },
+): void {
   const d = o.directory;
   const file = o.directoryFile && o.directoryFile !== '(inline)' ? resolve(o.directoryFile) : undefined;
   const hash = file ? sha256File(file) : undefined;
@@ -252,6 +283,7 @@ export function auditGatewayStart(
   for (const c of d.communities) for (const t of c.identity?.trustAnchors ?? []) anchors.add(t);
   for (const c of d.consumers) for (const t of c.identity?.trustAnchors ?? []) anchors.add(t);
   const parts = [
+    ...(o.what ? [o.what] : []),
     `directory ${file ?? '(in memory)'}${hash ? ` sha256 ${hash}` : ''}`,
     `home ${d.homeCommunityId}`,
     `${d.communities.length} communities`,
@@ -268,6 +300,7 @@ export function auditGatewayStart(
     objectId: file ? pathToFileURL(file).href : `urn:xcai:directory:${d.homeCommunityId}`,
     description: parts.join('; '),
     kinds: ['software', 'security', 'network'],
+    outcome: o.outcome,
   });
 }
 
