@@ -19,6 +19,7 @@ import {
   makeCerts,
   RsyslogReceiver,
   sampleTransactionEvent,
+  testSinkConfig,
   transactionMatrix,
   waitFor,
 } from '../support/audit';
@@ -33,7 +34,6 @@ if (!rsyslogd || !imrelp)
   );
 const maybe = rsyslogd && imrelp ? describe : describe.skip;
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const source = { auditSourceId: 'gw-a', applicationName: 'xcai-test' };
 
 maybe('rsyslog imrelp as the Audit Record Repository (RELP over TLS)', () => {
@@ -73,26 +73,8 @@ maybe('rsyslog imrelp as the Audit Record Repository (RELP over TLS)', () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  function sink(spoolDir: string): ManagedAuditSink {
-    return createAuditSink({
-      transport: 'relp',
-      host: '127.0.0.1',
-      port,
-      tls: {
-        cert: certs.certs['gw-audit']!.cert,
-        key: certs.certs['gw-audit']!.key,
-        ca: certs.ca,
-        servername: 'arr',
-      },
-      spoolDir,
-      source,
-      ratePerSecond: 1000,
-      backoffInitialMs: 50,
-      backoffMaxMs: 1000,
-      closeTimeoutMs: 5000,
-      logger: quiet,
-    });
-  }
+  const sink = (spoolDir: string): ManagedAuditSink =>
+    createAuditSink(testSinkConfig(certs, { transport: 'relp', port, spoolDir }));
 
   /** Record ids received by every rsyslog of this test. */
   const received = () =>

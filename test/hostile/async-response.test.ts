@@ -96,11 +96,15 @@ function* trickle(): Generator<Buffer> {
   for (const b of head()) yield Buffer.from([b]);
 }
 
-it('cuts off a sender that trickles the head of a response (header timeout)', async () => {
-  const r = await rawPost(host, port, '/async-response', { ...soap, 'content-length': '100000' }, trickle(), {
+/** A sender trickling the head of a response, a byte every 100 ms, from `localAddress`. */
+const trickling = (o: { maxMs: number; localAddress?: string }) =>
+  rawPost(host, port, '/async-response', { ...soap, 'content-length': '100000' }, trickle(), {
     delayMs: 100,
-    maxMs: 15_000,
+    ...o,
   });
+
+it('cuts off a sender that trickles the head of a response (header timeout)', async () => {
+  const r = await trickling({ maxMs: 15_000 });
   process.stdout.write(
     `trickling sender: HTTP ${r.status} after ${r.endedAfterMs} ms, ${r.sent} bytes sent\n`,
   );
@@ -132,39 +136,13 @@ it('refuses four 64 MiB unauthenticated posts from their head: little read, memo
 });
 
 it('caps unauthenticated responses in progress per address', async () => {
-  const slow = Array.from({ length: 4 }, () =>
-    rawPost(host, port, '/async-response', { ...soap, 'content-length': '100000' }, trickle(), {
-      delayMs: 100,
-      maxMs: 10_000,
-    }),
-  );
+  const slow = Array.from({ length: 4 }, () => trickling({ maxMs: 10_000 }));
   await new Promise((r) => setTimeout(r, 300));
-  const fifth = await rawPost(
-    host,
-    port,
-    '/async-response',
-    { ...soap, 'content-length': '100000' },
-    trickle(),
-    {
-      delayMs: 100,
-      maxMs: 10_000,
-    },
-  );
+  const fifth = await trickling({ maxMs: 10_000 });
   expect(fifth.status).toBe(429);
   expect(fifth.endedAfterMs).toBeLessThan(1_000);
   // Another address is not affected by this one's cap.
-  const other = await rawPost(
-    host,
-    port,
-    '/async-response',
-    { ...soap, 'content-length': '100000' },
-    trickle(),
-    {
-      delayMs: 100,
-      maxMs: 10_000,
-      localAddress: '127.0.0.3',
-    },
-  );
+  const other = await trickling({ maxMs: 10_000, localAddress: '127.0.0.3' });
   expect(other.status).toBe(408);
   await Promise.all(slow);
 });

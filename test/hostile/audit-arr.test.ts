@@ -12,10 +12,14 @@ import * as tls from 'node:tls';
 import { loadAuditRecords } from '@xcai/shared/src/audit/report';
 import { startAuditRepository, type AuditRepository } from '@xcai/shared/src/audit/repository';
 import { createAuditSink, type ManagedAuditSink } from '@xcai/shared/src/audit/sink';
-import { freePort, makeCerts, sampleTransactionEvent, waitFor } from '../support/audit';
-
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const source = { auditSourceId: 'gw-a', applicationName: 'xcai-test' };
+import {
+  freePort,
+  makeCerts,
+  quietAuditLogger,
+  sampleTransactionEvent,
+  testSinkConfig,
+  waitFor,
+} from '../support/audit';
 
 let tmp: string;
 let certs: ReturnType<typeof makeCerts>;
@@ -44,35 +48,21 @@ async function hostileArr(port: number, onSocket: (s: tls.TLSSocket) => void): P
 
 const closeServer = (s: tls.Server) => new Promise<void>((r) => s.close(() => r()));
 
-function sink(spoolDir: string, port: number): ManagedAuditSink {
-  return createAuditSink({
-    transport: 'tls',
-    host: '127.0.0.1',
-    port,
-    tls: {
-      cert: certs.certs['gw-audit']!.cert,
-      key: certs.certs['gw-audit']!.key,
-      ca: certs.ca,
-      servername: 'arr',
-    },
-    spoolDir,
-    source,
-    ratePerSecond: 1000,
-    confirmMs: 300,
-    confirmTimeoutMs: 1000,
-    backoffInitialMs: 50,
-    backoffMaxMs: 300,
-    closeTimeoutMs: 2000,
-    logger: quiet,
-  });
-}
+const sink = (spoolDir: string, port: number): ManagedAuditSink =>
+  createAuditSink(
+    testSinkConfig(
+      certs,
+      { transport: 'tls', port, spoolDir },
+      { confirmMs: 300, confirmTimeoutMs: 1000, backoffMaxMs: 300, closeTimeoutMs: 2000 },
+    ),
+  );
 
 async function takeOver(port: number, dir: string): Promise<AuditRepository> {
   return startAuditRepository({
     port,
     dir,
     tls: { cert: certs.certs.arr!.cert, key: certs.certs.arr!.key, ca: certs.ca },
-    logger: quiet,
+    logger: quietAuditLogger,
   });
 }
 

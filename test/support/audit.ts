@@ -15,6 +15,37 @@ import type {
   TransactionAuditEvent,
 } from '@xcai/shared/src/audit/event';
 import { TRANSACTIONS } from '@xcai/shared/src/audit/messages';
+import type { AuditSinkConfig } from '@xcai/shared/src/audit/sink';
+
+/** Logs nothing (audit sinks and repositories in tests). */
+export const quietAuditLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * A sink configuration for tests: to 127.0.0.1:`port` over `transport`, presenting `client`'s
+ * certificate from `certs` and expecting the ARR's certificate to name `arr`; fast rates and
+ * backoffs; `extra` overrides.
+ */
+export function testSinkConfig(
+  certs: { ca: string; certs: Record<string, { cert: string; key: string }> },
+  o: { transport: 'tls' | 'relp'; port: number; spoolDir: string; client?: string },
+  extra: Partial<AuditSinkConfig> = {},
+): AuditSinkConfig {
+  const client = certs.certs[o.client ?? 'gw-audit'] as { cert: string; key: string };
+  return {
+    transport: o.transport,
+    host: '127.0.0.1',
+    port: o.port,
+    tls: { cert: client.cert, key: client.key, ca: certs.ca, servername: 'arr' },
+    spoolDir: o.spoolDir,
+    source: { auditSourceId: 'gw-a', applicationName: 'xcai-test' },
+    ratePerSecond: 1000,
+    backoffInitialMs: 50,
+    backoffMaxMs: 1000,
+    closeTimeoutMs: 5000,
+    logger: quietAuditLogger,
+    ...extra,
+  };
+}
 
 export const ALL_TRANSACTIONS: AuditedTransaction[] = [
   'ITI-18',

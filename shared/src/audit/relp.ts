@@ -11,7 +11,7 @@
  * next one (the receiver de-duplicates by record id, or keeps both: at-least-once).
  */
 import type * as tls from 'node:tls';
-import { openTls, peerSubject, type AuditConnection, type AuditTlsOptions } from './transport';
+import { openTls, peerSubject, socketDrained, type AuditConnection, type AuditTlsOptions } from './transport';
 
 /** Unacknowledged frames at most (librelp's default window). */
 export const RELP_WINDOW = 128;
@@ -193,18 +193,7 @@ class RelpConnection implements AuditConnection {
   }
 
   drained(): Promise<void> {
-    const socketReady =
-      this.closed || !this.socket.writableNeedDrain
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            const done = (): void => {
-              this.socket.off('drain', done);
-              this.socket.off('close', done);
-              resolve();
-            };
-            this.socket.on('drain', done);
-            this.socket.on('close', done);
-          });
+    const socketReady = this.closed ? Promise.resolve() : socketDrained(this.socket);
     const windowOpen =
       this.closed || this.waiting.size < RELP_WINDOW
         ? Promise.resolve()

@@ -123,6 +123,20 @@ export function openTls(host: string, port: number, opts: AuditTlsOptions): Prom
   });
 }
 
+/** Resolves when the socket can take more (drained) or is gone. */
+export function socketDrained(socket: tls.TLSSocket): Promise<void> {
+  if (socket.destroyed || !socket.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
 /** Subject of the ARR's certificate, for logs. */
 export function peerSubject(socket: tls.TLSSocket): string | undefined {
   const subject = socket.getPeerCertificate()?.subject;
@@ -167,16 +181,7 @@ class TlsConnection implements AuditConnection {
   }
 
   drained(): Promise<void> {
-    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    return socketDrained(this.socket);
   }
 
   onClose(cb: (err?: Error) => void): void {
