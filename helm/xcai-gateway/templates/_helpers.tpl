@@ -436,8 +436,8 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if not (has .Values.audit.transport (list "tls" "udp" "none")) -}}
-{{- fail "audit.transport must be tls, udp or none (the gateways always keep an audit trail)" -}}
+{{- if not (has .Values.audit.transport (list "tls" "relp" "udp" "none")) -}}
+{{- fail "audit.transport must be tls, relp, udp or none (the gateways always keep an audit trail)" -}}
 {{- end -}}
 {{- if not (regexMatch "^rediss?://" .Values.redis.url) -}}
 {{- fail "redis.url must start with redis:// or rediss://" -}}

@@ -66,7 +66,14 @@ export const INBOUND_LIMIT_DEFAULTS: InboundLimits = {
   requestTimeoutMs: 60_000,
   handshakeTimeoutMs: 10_000,
   maxTrackedPeers: 10_000,
+  maxHalfOpenPerAddress: 64,
+  maxHalfOpen: 512,
+  maxIdlePerAddress: 128,
+  maxIdle: 1_024,
 };
+
+/** Bounds on connections that have not proven anything yet (security/connection-guard.ts). */
+const CONNECTION_BOUNDS = ['maxHalfOpenPerAddress', 'maxHalfOpen', 'maxIdlePerAddress', 'maxIdle'] as const;
 
 /** Default of `xua.clockSkewMs`. */
 export const XUA_DEFAULT_CLOCK_SKEW_MS = 60_000;
@@ -258,8 +265,9 @@ export class Reader {
 
   /**
    * Top-level `inboundLimits`: the per-peer defaults above plus headersTimeoutMs, bodyIdleTimeoutMs,
-   * requestTimeoutMs, handshakeTimeoutMs (100 … 3 600 000; requestTimeoutMs ≥ headersTimeoutMs) and
-   * maxTrackedPeers. Defaults: INBOUND_LIMIT_DEFAULTS; maxRequestBytes defaults to the process
+   * requestTimeoutMs, handshakeTimeoutMs (100 … 3 600 000; requestTimeoutMs ≥ headersTimeoutMs),
+   * maxTrackedPeers and the connection bounds maxHalfOpenPerAddress, maxHalfOpen, maxIdlePerAddress,
+   * maxIdle (totals not below the per-address ones). Defaults: INBOUND_LIMIT_DEFAULTS; maxRequestBytes defaults to the process
    * setting XCAI_MAX_REQUEST_BYTES, which it can only lower.
    */
   inboundLimits(v: unknown, path: string): InboundLimits {
@@ -278,6 +286,7 @@ export class Reader {
       'maxConnections',
       'maxRequestBytes',
       'maxTrackedPeers',
+      ...CONNECTION_BOUNDS,
       ...timeouts,
     ]);
     const peer = this.peerLimits(o, path, false) ?? {};
@@ -290,6 +299,11 @@ export class Reader {
       10,
       10_000_000,
     );
+    for (const k of CONNECTION_BOUNDS) out[k] = this.int(o[k], `${path}.${k}`, d[k], 1, 1_000_000);
+    if (out.maxHalfOpen < out.maxHalfOpenPerAddress)
+      this.problem(`${path}.maxHalfOpen`, 'must not be smaller than maxHalfOpenPerAddress');
+    if (out.maxIdle < out.maxIdlePerAddress)
+      this.problem(`${path}.maxIdle`, 'must not be smaller than maxIdlePerAddress');
     if (out.requestTimeoutMs < out.headersTimeoutMs)
       this.problem(`${path}.requestTimeoutMs`, 'must not be shorter than headersTimeoutMs');
     return out;

@@ -1,7 +1,8 @@
 /**
  * The community directory: everything a gateway knows about its own community and its peers.
- * Loaded once at start from a YAML or JSON file (see `loadDirectory`); a bad file stops the service
- * with a message naming the bad entry.
+ * Loaded at start from a YAML or JSON file (see `loadDirectory`); a bad file stops the service
+ * with a message naming the bad entry. Reloaded when the file changes (service/reload.ts); a bad
+ * new file keeps the running directory.
  */
 
 /** An HTTP(S) endpoint the gateway may send to, with its per-endpoint interop profile. */
@@ -106,6 +107,15 @@ export interface InboundLimits extends PeerLimits {
   handshakeTimeoutMs: number;
   /** Peers whose counters are kept (the least recently seen idle ones are forgotten beyond it). */
   maxTrackedPeers: number;
+  /**
+   * Connections whose TLS handshake is not complete, per source address and in total; beyond
+   * them the oldest such connection is closed (security/connection-guard.ts).
+   */
+  maxHalfOpenPerAddress: number;
+  maxHalfOpen: number;
+  /** Connections without a request in progress, per source address and in total (oldest closed beyond). */
+  maxIdlePerAddress: number;
+  maxIdle: number;
 }
 
 /** How XUA assertions (IHE ITI-40, SAML 2.0 in wsse:Security) are validated (security/xua/). */

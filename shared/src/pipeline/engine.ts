@@ -164,7 +164,9 @@ async function handleInboundNow(
   } catch (e) {
     quietly(attachments?.discard());
     const fault = asFault(e);
-    log.info('request refused', { fault: fault.reason, code: fault.code });
+    const fields = { fault: fault.reason, code: fault.code };
+    if (fault.senderFault) log.warn('request refused', fields);
+    else log.error('request refused', fields);
     sendFault(httpRes, fault, envelope?.wsa.messageId);
     recordEarlyFailure(tx, gw, o, envelope, fault);
     hooks.finished?.(tx, { caller: o.caller, ms: Date.now() - t0, fault });
@@ -200,7 +202,8 @@ async function handleInboundNow(
   } catch (e) {
     const fault =
       e instanceof SoapFault ? e : SoapFault.receiver('the gateway could not process the request');
-    runCtx.log.error('transaction failed', { error: e as Error });
+    if (fault.senderFault) runCtx.log.warn('request refused', { fault: fault.reason, code: fault.code });
+    else runCtx.log.error('transaction failed', { error: e as Error });
     if (!httpRes.headersSent) sendFault(httpRes, fault, envelope.wsa.messageId);
     else httpRes.destroy();
     recordEarlyFailure(tx, gw, o, envelope, fault);

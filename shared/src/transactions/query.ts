@@ -57,7 +57,9 @@ export function validateQuery(req: AdhocQueryRequest): RegistryError[] {
       ),
     ];
   }
-  return [...req.errors, ...validateStoredQuery(req.query, req.params)];
+  // A parameter whose value could not be read was reported already; it is not also "missing".
+  const unreadable = new Set(req.errors.map((e) => e.location));
+  return [...req.errors, ...validateStoredQuery(req.query, req.params, unreadable)];
 }
 
 /** A query sub-request (ITI-18 to a registry, ITI-38 to a Responding Gateway). */
