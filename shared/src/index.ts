@@ -45,3 +45,8 @@ export * from './async/index';
 export * from './integrity/redis-store';
 export * from './transactions/retrieve-policy';
 export * from './transactions/retrieve-routes';
+export * from './transactions/error-location';
+export * from './hl7v3/index';
+export * from './identity/index';
+export * from './transactions/patient-discovery';
+export * from './directory/patient-identity';

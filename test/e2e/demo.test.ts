@@ -1,6 +1,8 @@
 /**
  * The README's first command: `npm start` (the federation) and `npm run demo:consumer`, run as a
  * user would, as separate processes over mutual TLS. Needs the build (npm test builds first).
+ * Every community has its own patient ids (B and C in the xcpd mode of A's directory): the consumer
+ * knows only A's id and gets every community's studies.
  */
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +19,11 @@ it('npm start runs the federation; the demo consumer fetches every study byte-id
     expect(endpoints.communities).toHaveLength(3);
     const patient = endpoints.patients.find((p) => p.communities.length === 3);
     expect(patient).toBeDefined();
-    expect(demo.output()).toContain(patient!.id);
+    // The table shows each community's own id for the person, under its own assigning authority.
+    const ids = Object.values(patient!.ids);
+    expect(new Set(ids.map((id) => id.split('&')[1])).size).toBe(3);
+    for (const id of ids) expect(demo.output()).toContain(id);
+    expect(patient!.id).toBe(patient!.ids.A);
 
     const consumerDir = join(dir, 'consumer');
     const consumer = await runScript(
@@ -37,6 +43,19 @@ it('npm start runs the federation; the demo consumer fetches every study byte-id
     }
     expect(consumer.out).not.toMatch(/problem/);
     expect(readdirSync(consumerDir).filter((f) => f.endsWith('.dcm')).length).toBeGreaterThan(10);
+
+    // A patient C does not know: C gives no error and nothing; B's studies still arrive.
+    const unknownInC = endpoints.patients.find((p) => !p.ids.C && p.communities.includes('B'));
+    expect(unknownInC).toBeDefined();
+    const second = await runScript(
+      join(ROOT, 'services/reference-community/dist/demo/consumer.js'),
+      ['--patient', unknownInC!.id, '--out', join(dir, 'consumer-2')],
+      demo.env,
+    );
+    expect(second.code).toBe(0);
+    expect(second.out).toMatch(/B: [1-9]\d* KOS, [1-9]\d* instance\(s\)/);
+    expect(second.out).toMatch(/C: 0 KOS, 0 instance\(s\)/);
+    expect(second.out).not.toMatch(/error|warning|problem/);
   } finally {
     expect(await demo.stop()).toBe(0);
   }

@@ -196,6 +196,19 @@ async function findManifests(url: string, patient: string) {
   });
 }
 
+/** The patient's manifest from the community's own registry and repository (ITI-18, ITI-43). */
+async function manifestOf(patient: string) {
+  const [entry] = await findManifests(ref.registryUrl, patient);
+  const got = await retrieveCall(
+    ref.repositoryUrl,
+    Action.ITI43,
+    encodeRetrieveDocumentSetRequest([
+      { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
+    ]),
+  );
+  return { entry, bytes: got.documents[0].bytes };
+}
+
 function kosRequest(kos: KosContents, ts: string[], home?: string, extra: string[] = []): ImagingRequest {
   return {
     studies: [
@@ -239,16 +252,8 @@ describe('publishing (QIDO-RS → KOS → RAD-68 → ITI-42)', () => {
 
   test('the manifest is found (ITI-18), returned with its registered hash/size (ITI-43), and lists every instance', async () => {
     for (const p of [...seed.patients, ...ir159.patients]) {
-      const [entry] = await findManifests(ref.registryUrl, p.id);
+      const { entry, bytes: kosBytes } = await manifestOf(p.id);
       expect(entry.repositoryUniqueId).toBe(`${HOME.slice(8)}.2`);
-      const got = await retrieveCall(
-        ref.repositoryUrl,
-        Action.ITI43,
-        encodeRetrieveDocumentSetRequest([
-          { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
-        ]),
-      );
-      const kosBytes = got.documents[0].bytes;
       expect(sha1(kosBytes)).toBe(entry.hash);
       expect(kosBytes.length).toBe(entry.size);
       const kos = readKos(kosBytes);
@@ -266,15 +271,7 @@ describe('publishing (QIDO-RS → KOS → RAD-68 → ITI-42)', () => {
 describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
   let kos: KosContents;
   beforeAll(async () => {
-    const [entry] = await findManifests(ref.registryUrl, PATIENT_IR192);
-    const got = await retrieveCall(
-      ref.repositoryUrl,
-      Action.ITI43,
-      encodeRetrieveDocumentSetRequest([
-        { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
-      ]),
-    );
-    kos = readKos(got.documents[0].bytes);
+    kos = readKos((await manifestOf(PATIENT_IR192)).bytes);
   });
 
   test('every instance comes back byte-identical in its stored syntax (Explicit and Implicit VR)', async () => {
@@ -298,15 +295,7 @@ describe('RAD-69 through the bridge (WADO-RS from Orthanc)', () => {
   });
 
   test('ISO 2022 IR 159 (JIS X 0212): the manifest names the patient right, the instances come back byte-identical', async () => {
-    const [entry] = await findManifests(ref.registryUrl, PATIENT_IR159);
-    const got = await retrieveCall(
-      ref.repositoryUrl,
-      Action.ITI43,
-      encodeRetrieveDocumentSetRequest([
-        { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
-      ]),
-    );
-    const kosBytes = got.documents[0].bytes;
+    const kosBytes = (await manifestOf(PATIENT_IR159)).bytes;
     // The bridge writes its manifests in ISO_IR 192, from the archive's metadata.
     const name = parsePart10(kosBytes).dataset.get(0x00100010)?.value?.toString('utf8');
     expect(name?.replace(/[\0 ]+$/, '')).toBe('Mori^Ougai=森^鷗外=もり^おうがい');
@@ -485,15 +474,7 @@ describe('bad archive behaviour (a faulty proxy in front of the real Orthanc)', 
     faulty = await startFaultyArchive(orthanc.dicomWeb);
     faulty.mode = 'down';
     ({ b } = await startBridge(faulty.url, { timeoutMs: 1_500, anySyntax: false }));
-    const [entry] = await findManifests(ref.registryUrl, PATIENT_IR192);
-    const got = await retrieveCall(
-      ref.repositoryUrl,
-      Action.ITI43,
-      encodeRetrieveDocumentSetRequest([
-        { repositoryUniqueId: entry.repositoryUniqueId, documentUniqueId: entry.uniqueId },
-      ]),
-    );
-    kos = readKos(got.documents[0].bytes);
+    kos = readKos((await manifestOf(PATIENT_IR192)).bytes);
   });
   afterAll(async () => {
     await b?.close();
@@ -538,7 +519,7 @@ describe('bad archive behaviour (a faulty proxy in front of the real Orthanc)', 
       const ans = await rad69();
       expect([mode, ans.registryStatus]).toEqual([mode, 'PartialSuccess']);
       expect(ans.errors).toEqual([
-        expect.objectContaining({ errorCode: 'XDSRepositoryError', location: IDS }),
+        expect.objectContaining({ errorCode: 'XDSRepositoryError', location: sops[1] }),
       ]);
       expect(ans.errors[0].codeContext).toMatch(why);
       expect(ans.documents.map((d) => d.documentUniqueId)).not.toContain(sops[1]);

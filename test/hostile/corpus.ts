@@ -25,6 +25,8 @@ export interface HostileCase {
   statuses?: number[];
   match?: RegExp;
   notMatch?: RegExp;
+  /** A regex the whole answer (envelope text) must match, e.g. a header of a fault. */
+  answerMatch?: RegExp;
   crlf: boolean;
   body: string;
 }
@@ -53,6 +55,7 @@ const KEYS = new Set([
   'status',
   'match',
   'not-match',
+  'answer-match',
   'crlf',
 ]);
 const EXPECTATIONS = new Set([
@@ -137,6 +140,9 @@ export function parseCase(file: string, text: string): HostileCase {
         break;
       case 'not-match':
         c.notMatch = new RegExp(v, 'i');
+        break;
+      case 'answer-match':
+        c.answerMatch = new RegExp(v, 'i');
         break;
       case 'crlf':
         c.crlf = v === 'true';

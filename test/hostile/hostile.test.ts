@@ -300,6 +300,8 @@ function check(c: HostileCase, a: Answer): void {
   if (c.match && !c.match.test(a.fault ?? a.text)) throw new Error(`expected /${c.match.source}/: ${what}`);
   if (c.notMatch && c.notMatch.test(a.text))
     throw new Error(`must not contain /${c.notMatch.source}/: ${what}`);
+  if (c.answerMatch && !c.answerMatch.test(a.text))
+    throw new Error(`the answer must contain /${c.answerMatch.source}/: ${what}`);
 }
 
 describe.each(['ig', 'rg'] as const)('hostile input at the %s', (t) => {

@@ -19,7 +19,8 @@ import {
   type SoapEnvelope,
 } from '@xcai/shared';
 
-export type PeerMode = 'deliver' | 'hold' | 'duplicate' | 'silent';
+/** wrong-action-first: delivers a response with the request's action first, then the right one. */
+export type PeerMode = 'deliver' | 'hold' | 'duplicate' | 'silent' | 'wrong-action-first';
 
 export interface HeldRequest {
   messageId: string;
@@ -62,9 +63,9 @@ export async function startAsyncPeer(home: string, mode: PeerMode, objects = 1):
   const deliveries: number[] = [];
   const received: string[] = [];
   let waiters: { n: number; resolve: () => void }[] = [];
-  const answer = (relatesTo: string, to?: string) =>
+  const answer = (relatesTo: string, to?: string, action: string = Action.ITI38Response) =>
     encodeEnvelope({
-      action: Action.ITI38Response,
+      action,
       messageId: newMessageId(),
       relatesTo,
       to,
@@ -98,7 +99,10 @@ export async function startAsyncPeer(home: string, mode: PeerMode, objects = 1):
       res.writeHead(202).end();
       const h: HeldRequest = { messageId: id, replyTo, deliver: () => post(replyTo, answer(id, replyTo)) };
       if (peer.mode === 'deliver') await h.deliver();
-      else if (peer.mode === 'duplicate') {
+      else if (peer.mode === 'wrong-action-first') {
+        await post(replyTo, answer(id, replyTo, Action.ITI38));
+        await h.deliver();
+      } else if (peer.mode === 'duplicate') {
         const xml2 = answer(id, replyTo);
         await post(replyTo, xml2);
         await post(replyTo, xml2);

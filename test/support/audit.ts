@@ -15,6 +15,37 @@ import type {
   TransactionAuditEvent,
 } from '@xcai/shared/src/audit/event';
 import { TRANSACTIONS } from '@xcai/shared/src/audit/messages';
+import type { AuditSinkConfig } from '@xcai/shared/src/audit/sink';
+
+/** Logs nothing (audit sinks and repositories in tests). */
+export const quietAuditLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * A sink configuration for tests: to 127.0.0.1:`port` over `transport`, presenting `client`'s
+ * certificate from `certs` and expecting the ARR's certificate to name `arr`; fast rates and
+ * backoffs; `extra` overrides.
+ */
+export function testSinkConfig(
+  certs: { ca: string; certs: Record<string, { cert: string; key: string }> },
+  o: { transport: 'tls' | 'relp'; port: number; spoolDir: string; client?: string },
+  extra: Partial<AuditSinkConfig> = {},
+): AuditSinkConfig {
+  const client = certs.certs[o.client ?? 'gw-audit'] as { cert: string; key: string };
+  return {
+    transport: o.transport,
+    host: '127.0.0.1',
+    port: o.port,
+    tls: { cert: client.cert, key: client.key, ca: certs.ca, servername: 'arr' },
+    spoolDir: o.spoolDir,
+    source: { auditSourceId: 'gw-a', applicationName: 'xcai-test' },
+    ratePerSecond: 1000,
+    backoffInitialMs: 50,
+    backoffMaxMs: 1000,
+    closeTimeoutMs: 5000,
+    logger: quietAuditLogger,
+    ...extra,
+  };
+}
 
 export const ALL_TRANSACTIONS: AuditedTransaction[] = [
   'ITI-18',
@@ -259,6 +290,8 @@ export class RsyslogReceiver {
     readonly port: number,
     tlsFiles: { ca: string; cert: string; key: string },
     permittedPeers: string[],
+    /** imtcp: RFC 5425 (gtls driver); imrelp: RELP over TLS (the acknowledged transport). */
+    input: 'imtcp' | 'imrelp' = 'imtcp',
   ) {
     fs.mkdirSync(path.join(dir, 'work'), { recursive: true });
     this.outFile = path.join(dir, 'received.log');
@@ -275,9 +308,14 @@ export class RsyslogReceiver {
   defaultNetstreamDriverCertFile="${tlsFiles.cert}"
   defaultNetstreamDriverKeyFile="${tlsFiles.key}"
 )
-module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/name" PermittedPeer=[${peers}])
-input(type="imtcp" port="${port}" address="127.0.0.1")
-template(name="raw" type="string" string="%rawmsg%\\n")
+${
+  input === 'imtcp'
+    ? `module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/name" PermittedPeer=[${peers}])
+input(type="imtcp" port="${port}" address="127.0.0.1")`
+    : `module(load="imrelp")
+input(type="imrelp" port="${port}" address="127.0.0.1" tls="on" tls.caCert="${tlsFiles.ca}" tls.myCert="${tlsFiles.cert}" tls.myPrivKey="${tlsFiles.key}" tls.authMode="name" tls.permittedPeer=[${peers}])`
+}
+${input === 'imrelp' ? 'main_queue(queue.type="Direct")\n' : ''}template(name="raw" type="string" string="%rawmsg%\\n")
 action(type="omfile" file="${this.outFile}" template="raw" flushOnTXEnd="on" asyncWriting="off")
 `,
     );
@@ -300,11 +338,27 @@ action(type="omfile" file="${this.outFile}" template="raw" flushOnTXEnd="on" asy
     throw new Error(`rsyslogd did not start listening: ${this.log}`);
   }
 
+  /** SIGSTOP: rsyslogd keeps its sockets but reads and answers nothing. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** SIGKILL (after SIGCONT), resolved when it is gone: no chance to flush or answer. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGCONT');
     child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;

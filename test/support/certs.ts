@@ -23,7 +23,10 @@ export interface TestPki {
     clientAuth: 'required' | 'optional';
   };
   /** An undici dispatcher presenting `name` (or no certificate) and trusting this CA (plus extraCa). */
-  client(name?: string, o?: { extraCa?: string[]; tls?: Record<string, unknown> }): Agent;
+  client(
+    name?: string,
+    o?: { extraCa?: string[]; tls?: Record<string, unknown>; localAddress?: string },
+  ): Agent;
   remove(): void;
 }
 
@@ -48,6 +51,7 @@ export function makePki(names: string[], label = 'pki'): TestPki {
     }),
     client: (n, o = {}) =>
       new Agent({
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
         connect: {
           ca: [readFileSync(ca), ...(o.extraCa ?? []).map((f) => readFileSync(f))],
           ...(n ? { cert: readFileSync(pki.cert(n)), key: readFileSync(pki.key(n)) } : {}),
@@ -65,6 +69,7 @@ export async function postWith(
   url: string,
   body: string | Buffer,
   contentType = 'application/soap+xml; charset=UTF-8',
+  o: { timeoutMs?: number } = {},
 ): Promise<{ status: number; text: string } | { error: Error }> {
   try {
     const res = await request(url, {
@@ -72,6 +77,7 @@ export async function postWith(
       dispatcher,
       headers: { 'content-type': contentType },
       body,
+      ...(o.timeoutMs ? { signal: AbortSignal.timeout(o.timeoutMs) } : {}),
     });
     return { status: res.statusCode, text: await res.body.text() };
   } catch (e) {

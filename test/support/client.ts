@@ -77,7 +77,7 @@ export interface RetrieveAnswerForTest extends SoapAnswer {
   status: number;
   rootXml: string;
   registryStatus: string;
-  errors: { errorCode: string; codeContext: string; location?: string }[];
+  errors: { errorCode: string; codeContext: string; location?: string; severity?: 'Error' | 'Warning' }[];
   documents: RetrievedDocument[];
   /** Set when the MTOM package was cut short (the gateway aborted the response). */
   truncated?: string;
@@ -88,19 +88,13 @@ export async function retrieveCall(
   url: string,
   action: string,
   body: string,
+  o: {
+    /** Send a plain SOAP 1.2 message instead of MTOM (what some peers do). */
+    plain?: boolean;
+  } = {},
 ): Promise<RetrieveAnswerForTest> {
   const messageId = newMessageId();
-  const chunks: Buffer[] = [];
-  const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
-    action,
-  });
-  await w.writeRoot(encodeEnvelope({ action, messageId, to: url, body, request: true }));
-  await w.end();
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': w.contentType },
-    body: Buffer.concat(chunks),
-  });
+  const res = await postRetrieve(url, action, body, messageId, o.plain);
   const ct = String(res.headers['content-type'] ?? '');
   const msg = await readSoapMessage(res.body, ct, {
     maxRootBytes: 1 << 26,
@@ -108,12 +102,6 @@ export async function retrieveCall(
     maxParts: 100_000,
     maxTotalBytes: 2 ** 34,
   });
-  const rootXml = msg.envelope.toString('utf8');
-  const envelope = decodeEnvelope(
-    rootXml,
-    { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 },
-    false,
-  );
   const parts = new Map<string, Buffer>();
   let truncated: string | undefined;
   try {
@@ -125,17 +113,78 @@ export async function retrieveCall(
   } catch (e) {
     truncated = (e as Error).message;
   }
-  const answer: RetrieveAnswerForTest = {
+  return retrieveAnswer(msg.envelope.toString('utf8'), parts, {
     status: res.statusCode,
     contentType: ct,
+    messageId,
+    truncated,
+  });
+}
+
+/**
+ * Sends a retrieve asynchronously (a non-anonymous ReplyTo): the responder answers 202 and POSTs the
+ * response to `replyTo` (read it there with retrieveAnswer).
+ */
+export async function asyncRetrieveCall(
+  url: string,
+  action: string,
+  body: string,
+  replyTo: string,
+): Promise<{ status: number; messageId: string }> {
+  const messageId = newMessageId();
+  const res = await postRetrieve(url, action, body, messageId, false, replyTo);
+  await res.body.dump();
+  return { status: res.statusCode, messageId };
+}
+
+async function postRetrieve(
+  url: string,
+  action: string,
+  body: string,
+  messageId: string,
+  plain = false,
+  replyTo?: string,
+) {
+  const envelope = encodeEnvelope({ action, messageId, to: url, body, replyTo, request: true });
+  if (plain) {
+    return request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/soap+xml; charset=UTF-8' },
+      body: envelope,
+    });
+  }
+  const chunks: Buffer[] = [];
+  const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
+    action,
+  });
+  await w.writeRoot(envelope);
+  await w.end();
+  return request(url, {
+    method: 'POST',
+    headers: { 'content-type': w.contentType },
+    body: Buffer.concat(chunks),
+  });
+}
+
+/** A retrieve response (its root part and attachments by Content-ID key) as the tests read it. */
+export function retrieveAnswer(
+  rootXml: string,
+  parts: Map<string, Buffer>,
+  o: { status: number; contentType: string; messageId: string; truncated?: string },
+): RetrieveAnswerForTest {
+  const envelope = decodeEnvelope(
+    rootXml,
+    { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 },
+    false,
+  );
+  const answer: RetrieveAnswerForTest = {
+    ...o,
     xml: rootXml,
     envelope,
-    messageId,
     rootXml,
     registryStatus: '',
     errors: [],
     documents: [],
-    truncated,
   };
   if (envelope.payload.local !== 'RetrieveDocumentSetResponse') return answer;
   const root = decodeRetrieveDocumentSetResponse(envelope.payload);

@@ -2,12 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { ROOT } from './federation';
 
 export interface GatewayProcess {
   url: string;
   mgmtUrl?: string;
+  /** The directory file it was started with (tests edit it to reload). */
+  directoryFile: string;
   proc: ChildProcess;
   /** Everything the process wrote (JSON log lines). */
   output: string[];
@@ -72,12 +75,18 @@ export async function spawnGateway(
   return {
     url: started.url,
     mgmtUrl: started.mgmt,
+    directoryFile: file,
     proc,
     output,
     stop: () =>
       new Promise<void>((res) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return res();
-        proc.once('exit', () => res());
+        // A process that does not stop within 15 s is killed (its state is not the test's concern).
+        const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        proc.once('exit', () => {
+          clearTimeout(kill);
+          res();
+        });
         proc.kill('SIGTERM');
       }),
   };
@@ -88,4 +97,102 @@ export function peakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** The base URL of a loopback port nobody listens on (a peer that is down). */
+export async function closedPortUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** The environment of a gateway serving mutual TLS with `name`'s certificate from a test PKI. */
+export function tlsEnv(
+  pki: { cert(n: string): string; key(n: string): string; ca: string },
+  name: string,
+  clientAuth: 'required' | 'optional',
+): Record<string, string> {
+  return {
+    XCAI_TLS_CERT: pki.cert(name),
+    XCAI_TLS_KEY: pki.key(name),
+    XCAI_TLS_CA: pki.ca,
+    XCAI_TLS_CLIENT_AUTH: clientAuth,
+  };
+}
+
+export interface ArrProcess {
+  host: string;
+  port: number;
+  dir: string;
+  proc: ChildProcess;
+  /** SIGSTOP: the process keeps its sockets but reads nothing (the kernel still accepts bytes). */
+  freeze(): void;
+  /** SIGKILL, resolved once it is gone. */
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the product's Audit Record Repository as its own process (shared/dist/audit/repository-main.js);
+ * resolves when it listens. `port` 0 picks a free one.
+ */
+export async function spawnAuditRepository(o: {
+  dir: string;
+  port: number;
+  cert: string;
+  key: string;
+  ca: string;
+}): Promise<ArrProcess> {
+  const main = join(ROOT, 'shared/dist/audit/repository-main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
+  const proc = spawn(process.execPath, [main], {
+    env: {
+      ...process.env,
+      XCAI_ARR_DIR: o.dir,
+      XCAI_ARR_HOST: '127.0.0.1',
+      XCAI_ARR_PORT: String(o.port),
+      XCAI_ARR_TLS_CERT: o.cert,
+      XCAI_ARR_TLS_KEY: o.key,
+      XCAI_ARR_TLS_CA: o.ca,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const started = await new Promise<{ host: string; port: number }>((res, rej) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.on('line', (l) => {
+      try {
+        const rec = JSON.parse(l) as { msg?: string; host: string; port: number };
+        if (rec.msg === 'audit repository started') res(rec);
+      } catch {
+        /* not a log line */
+      }
+    });
+    proc.once('exit', (code) => rej(new Error(`audit repository exited (${code}): ${stderr}`)));
+  });
+  const gone = () =>
+    new Promise<void>((res) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return res();
+      proc.once('exit', () => res());
+    });
+  return {
+    ...started,
+    dir: o.dir,
+    proc,
+    freeze: () => proc.kill('SIGSTOP'),
+    kill: () => {
+      const g = gone();
+      proc.kill('SIGKILL');
+      return g;
+    },
+    stop: () => {
+      const g = gone();
+      proc.kill('SIGCONT');
+      proc.kill('SIGTERM');
+      return g;
+    },
+  };
 }

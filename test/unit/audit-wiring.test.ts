@@ -113,7 +113,7 @@ describe('audit settings from the environment', () => {
     const bad = (env: NodeJS.ProcessEnv) => () =>
       settingsFromEnv({ XCAI_DIRECTORY: 'd', ...env }, { port: 1, clientAuth: 'optional' });
     expect(bad({ XCAI_AUDIT_TRANSPORT: 'tcp' })).toThrow(
-      /XCAI_AUDIT_TRANSPORT must be tls, udp, none or off/,
+      /XCAI_AUDIT_TRANSPORT must be tls, relp, udp, none or off/,
     );
     expect(bad({ XCAI_AUDIT_TRANSPORT: 'tls' })).toThrow(/XCAI_AUDIT_HOST/);
     expect(bad({ XCAI_AUDIT_PORT: 'x' })).toThrow(SettingsError);

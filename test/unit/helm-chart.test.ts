@@ -544,7 +544,9 @@ suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
     expect(podSpec(workloadOf(none, 'initiating-gateway')).volumes?.some((v) => v.name === 'audit-tls')).toBe(
       false,
     );
-    expect(renderFails([], ['audit.transport=off'])).toMatch(/audit\.transport must be tls, udp or none/);
+    expect(renderFails([], ['audit.transport=off'])).toMatch(
+      /audit\.transport must be tls, relp, udp or none/,
+    );
   });
 
   it('refuses an audit spool volume too small for maxSpoolBytes + retainBytes (eviction)', () => {

@@ -99,7 +99,27 @@ describe('directory: inboundLimits', () => {
       requestTimeoutMs: 60_000,
       handshakeTimeoutMs: 10_000,
       maxTrackedPeers: 10_000,
+      maxHalfOpenPerAddress: 64,
+      maxHalfOpen: 512,
+      maxIdlePerAddress: 128,
+      maxIdle: 1_024,
     });
+  });
+
+  it('reads the connection bounds and refuses totals below the per-address ones', () => {
+    const d = readDirectory(
+      base({ inboundLimits: { maxHalfOpenPerAddress: 8, maxHalfOpen: 16, maxIdle: 2000 } }),
+    );
+    expect(d.inboundLimits).toMatchObject({
+      maxHalfOpenPerAddress: 8,
+      maxHalfOpen: 16,
+      maxIdlePerAddress: 128,
+      maxIdle: 2000,
+    });
+    expect(() =>
+      readDirectory(base({ inboundLimits: { maxHalfOpenPerAddress: 8, maxHalfOpen: 4 } })),
+    ).toThrow(/maxHalfOpen: must not be smaller than maxHalfOpenPerAddress/);
+    expect(() => readDirectory(base({ inboundLimits: { maxIdle: 0 } }))).toThrow(/maxIdle/);
   });
 
   it('reads top-level values and per-peer overrides', () => {

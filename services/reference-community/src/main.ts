@@ -4,7 +4,7 @@
  *     [--corrupt UID …] [--truncate UID …]   (fault injection for tests) [--store DIR] (ITI-41 documents)
  *   or, for a community without seeds (every document submitted to it, e.g. by the imaging-source
  *   bridge): --home-community-id urn:oid:OID [--repository-unique-id OID] instead of --seed.
- * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …} on stdout when ready.
+ * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …, "pdq": …} on stdout when ready.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '@xcai/shared';
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
       ids: c.idsUrl,
       provide: c.provideUrl,
       register: c.registerUrl,
+      pdq: c.pdqUrl,
       homeCommunityId: m?.homeCommunityId ?? values['home-community-id'],
       repositoryUniqueId: m?.repositoryUniqueId ?? c.repositoryUniqueId,
       idsRepositoryUniqueId: m?.idsRepositoryUniqueId,

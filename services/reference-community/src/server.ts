@@ -1,6 +1,7 @@
 /**
- * The reference community: a Document Registry (ITI-18), a Document Repository (ITI-43) and an
- * Imaging Document Source (RAD-69) over seeded data. A real SOAP server that the demo and the
+ * The reference community: a Document Registry (ITI-18), a Document Repository (ITI-43), an
+ * Imaging Document Source (RAD-69) and a Patient Demographics Supplier (ITI-47, the MPI) over seeded
+ * data. A real SOAP server that the demo and the
  * end-to-end tests run against, in its own process.
  */
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -25,6 +26,8 @@ import { registryStoredQuery } from './registry/transaction';
 import { registerDocumentSet } from './registry/register';
 import { provideAndRegister } from './repository/provide';
 import { documentRepository, FileIndex, imagingDocumentSource, type Faults } from './sources';
+import { PatientIndex } from './mpi/index';
+import { patientDemographicsSupplier } from './mpi/pdq';
 
 export interface ReferenceCommunityOptions {
   /** Seed directories (each with manifest.json) this community serves. */
@@ -56,6 +59,8 @@ export interface RunningCommunity extends RunningServer {
   registerUrl: string;
   /** The repository's id (the seed's, or the one given for a community without seeds). */
   repositoryUniqueId: string;
+  /** The MPI's PDQv3 endpoint (ITI-47). */
+  pdqUrl: string;
 }
 
 /** The same transaction, answering `ms` later. */
@@ -127,6 +132,7 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
       }),
     },
     { path: '/ids', tx: delayed(imagingDocumentSource(located, o.faults), delay) },
+    { path: '/pdq', tx: delayed(patientDemographicsSupplier(new PatientIndex(manifests), home), delay) },
   ];
   const server = await startSoapServer({ gateway, routes, host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   registerUrl = `${server.url}/registry/register`;
@@ -140,5 +146,6 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     provideUrl: `${server.url}/repository/provide`,
     registerUrl,
     repositoryUniqueId,
+    pdqUrl: `${server.url}/pdq`,
   };
 }

@@ -5,6 +5,8 @@
  *  - an Imaging Document Source (RAD-69) serving the DICOM instances by Study/Series/SOP Instance
  *    UID, in the transfer syntax they are stored in (no transcoding: XDSRepositoryError when none
  *    of the requested syntaxes is available; XDSDocumentUniqueIdError for unknown instances).
+ * Each error is about one requested document and carries its DocumentUniqueId in location
+ * (ITI TF-2 3.43.5, RAD TF-3 4.69.5).
  * Both run on the shared engine as transactions without sub-requests.
  */
 import { createReadStream } from 'node:fs';
@@ -18,6 +20,7 @@ import {
   encodeRetrieveResult,
   ErrorCode,
   imagingDocuments,
+  imagingSourceAuditEvents,
   registryError,
   retrieveAuditEvents,
   validateImagingRequest,
@@ -180,8 +183,8 @@ export function documentRepository(
           errors.push(
             registryError(
               ErrorCode.UnknownRepositoryId,
-              `repository ${d.repositoryUniqueId} is not this repository`,
-              d.repositoryUniqueId,
+              `document ${d.documentUniqueId}: repository ${d.repositoryUniqueId} is not this repository`,
+              d.documentUniqueId,
             ),
           );
         } else if (!file) {
@@ -233,8 +236,8 @@ export function imagingDocumentSource(
           errors.push(
             registryError(
               ErrorCode.UnknownRepositoryId,
-              `repository ${d.repositoryUniqueId} is not this Imaging Document Source`,
-              d.repositoryUniqueId,
+              `SOP Instance ${d.documentUniqueId}: repository ${d.repositoryUniqueId} is not this Imaging Document Source`,
+              d.documentUniqueId,
             ),
           );
         } else if (
@@ -262,15 +265,6 @@ export function imagingDocumentSource(
       return result(found, errors, faults);
     },
     encode: (res) => encodeRetrieveResult(res),
-    audit: (req, res, ctx, delivery) =>
-      retrieveAuditEvents({
-        served: 'RAD-69',
-        requested: imagingDocuments(req),
-        res,
-        ctx,
-        delivery,
-        subTransaction: () => 'RAD-69',
-        imaging: true,
-      }),
+    audit: imagingSourceAuditEvents,
   };
 }

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Express } from 'express';
 import { auditRejectedAsyncResponse } from '../audit/gateway';
+import { INBOUND_LIMIT_DEFAULTS } from '../directory/load';
 import type { RemoteCommunity } from '../directory/types';
-import { ByteLimit } from '../outbound/client';
 import { callerOf } from '../inbound/server';
 import { MtomError } from '../mtom/errors';
 import { readSoapMessage } from '../mtom/read';
@@ -11,12 +11,14 @@ import type { AttachmentStream, IncomingSoapMessage } from '../mtom/types';
 import { MtomWriter } from '../mtom/writer';
 import { responseXmlLimits } from '../pipeline/dispatch';
 import type { Caller, Gateway } from '../pipeline/transaction';
-import { decodeEnvelope, type SoapEnvelope } from '../soap/envelope';
-import { encodeFault, SoapFault } from '../soap/fault';
+import { decodeEnvelope, decodeEnvelopeHead, type Addressing, type SoapEnvelope } from '../soap/envelope';
+import { findBodyStart } from '../soap/envelope-head';
+import { encodeFault, SoapFault, WSA_FAULT_ACTION } from '../soap/fault';
 import type { Logger } from '../util/log';
 import { checkHandover, HANDOVER_HEADER, HANDOVER_RELATES_TO, signHandover } from './handover';
 import { identityFits } from './reply-to';
 import type { ClaimState, CorrelationStore, PendingRecord } from './store';
+import { Gate, HEAD_BYTES, UNAUTHENTICATED_BYTES, UnauthenticatedBudget } from './unauthenticated';
 import { messageKey, type AsyncCalls, type Waiter } from './used';
 
 export const ASYNC_RESPONSE_PATH = '/async-response';
@@ -40,20 +42,51 @@ export interface ReceiverDeps {
  * another replica waits for is streamed on to that replica (hand-over, HMAC-authenticated).
  */
 export function mountReceiver(app: Express, d: ReceiverDeps): void {
-  app.post(HANDOVER_PATH, (req, res) => void receive(d, req, res, true));
-  app.post(ASYNC_RESPONSE_PATH, (req, res) => void receive(d, req, res, false));
+  const budget = new UnauthenticatedBudget();
+  app.post(HANDOVER_PATH, (req, res) => void receive(d, budget, req, res, true));
+  app.post(ASYNC_RESPONSE_PATH, (req, res) => void receive(d, budget, req, res, false));
 }
 
 const SOAP_XML = 'application/soap+xml; charset=UTF-8';
 
+/** A response refused (or, with status 202 and no fault, acknowledged) from its head alone. */
+class EarlyAnswer extends Error {
+  constructor(
+    readonly status: number,
+    readonly fault?: SoapFault,
+  ) {
+    super(fault?.reason ?? `answered ${status}`);
+  }
+}
+
+/** What the head of a response says it answers, once that was checked. */
+type Identified = {
+  key: string;
+  relatesTo: string;
+  action: string;
+  /** When the request it answers stops waiting (epoch ms). */
+  deadline: number;
+  /** Largest response the endpoint asked may send. */
+  maxBytes: number;
+} & ({ kind: 'here'; waiter: Waiter } | { kind: 'owner'; rec: PendingRecord });
+
+/** Ends the connection once the answer left when the request body was not read to its end. */
+function closeUnread(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    if (!req.complete) req.socket.destroy();
+  });
+}
+
 async function receive(
   d: ReceiverDeps,
+  budget: UnauthenticatedBudget,
   req: IncomingMessage,
   res: ServerResponse,
   handover: boolean,
 ): Promise<void> {
   const caller = callerOf(req);
   const log = d.log.child({ component: 'async-receiver', from: caller.remoteAddress, handover });
+  closeUnread(req, res);
   if (handover) {
     const why = checkHandover(
       d.key,
@@ -67,159 +100,276 @@ async function receive(
       return answer(res, 403, SoapFault.sender(why));
     }
   }
-  const limit = new ByteLimit(maxResponseBytes(d.gateway));
-  req.on('error', (e) => limit.destroy(e));
+  // A hand-over is authenticated by its HMAC already; anything else is not, until its head is read.
+  const release = handover ? () => undefined : budget.take(caller.remoteAddress);
+  if (!release) {
+    log.warn('async response refused: too many unauthenticated responses in progress from this address');
+    return answer(
+      res,
+      429,
+      SoapFault.receiver('too many async responses in progress from this address; retry later'),
+    );
+  }
+  const limits = d.gateway.directory.inboundLimits ?? INBOUND_LIMIT_DEFAULTS;
+  const gate = new Gate(handover ? Infinity : UNAUTHENTICATED_BYTES, maxResponseBytes(d.gateway));
+  req.on('error', (e) => gate.destroy(e));
   req.on('close', () => {
-    if (!req.complete) limit.destroy(new MtomError('truncated', 'the sender went away'));
+    if (!req.complete) gate.destroy(new MtomError('truncated', 'the sender went away'));
   });
-  const source = req.pipe(limit);
+  const source = req.pipe(gate);
+  // Total time: the head within the header timeout; the rest by the deadline of the request it answers.
+  const clock = new TimeLimit(() => {
+    if (!req.complete) gate.destroy(new MtomError('timeout', 'async response not received in time'));
+  });
+  clock.after(limits.headersTimeoutMs);
   const rootMax = Math.max(d.gateway.limits.maxRetrieveRootBytes, 1);
+  const xmlLimits = {
+    ...d.gateway.limits.xml,
+    maxBytes: rootMax,
+    maxTextLength: rootMax,
+    maxElements: 2_000_000,
+  };
+  let found: Identified | undefined;
   let msg: IncomingSoapMessage;
+  try {
+    msg = await readSoapMessage(
+      source,
+      req.headers['content-type'],
+      {
+        maxRootBytes: rootMax,
+        maxPartHeaderBytes: 16 * 1024,
+        maxParts: 100_000,
+        maxTotalBytes: gate.limit,
+        // A sender that stops sending (our own backpressure does not count) is cut off like a
+        // request body; the whole answer is bounded by the deadline of the request it answers.
+        idleTimeoutMs: limits.bodyIdleTimeoutMs,
+      },
+      {
+        head: {
+          maxBytes: HEAD_BYTES,
+          check: async (sofar, complete) => {
+            const scan = findBodyStart(sofar);
+            if (scan === 'more' && !complete) return 'more';
+            if (scan === 'malformed') throw SoapFault.sender('SOAP envelope not readable');
+            if (scan === 'more') throw SoapFault.sender('soap:Body missing');
+            const wsa = decodeEnvelopeHead(sofar.subarray(0, scan.bodyAt), scan.rootQname, xmlLimits);
+            found = await identify(d, req, caller, wsa, handover, log);
+            // The sender is known: read on, bounded by what the request it answers allows.
+            release();
+            gate.limit = found.maxBytes;
+            clock.at(found.deadline + d.graceMs);
+            gate.open();
+            return 'pass';
+          },
+        },
+      },
+    );
+  } catch (e) {
+    release();
+    clock.clear();
+    if (e instanceof EarlyAnswer) return answer(res, e.status, e.fault);
+    if (e instanceof SoapFault) {
+      log.warn('async response refused', { reason: e.reason });
+      return answer(res, e.httpStatus, e);
+    }
+    const timeout = e instanceof MtomError && e.code === 'timeout';
+    log.warn('async response not readable', { reason: (e as Error).message });
+    return answer(
+      res,
+      timeout ? 408 : 400,
+      SoapFault.sender(`message not readable: ${(e as Error).message}`),
+    );
+  }
+  const drop = () => void msg.attachments.discard();
+  const stop = (status: number, fault?: SoapFault) => {
+    drop();
+    clock.clear();
+    answer(res, status, fault);
+  };
   let env: SoapEnvelope;
   try {
-    msg = await readSoapMessage(source, req.headers['content-type'], {
-      maxRootBytes: rootMax,
-      maxPartHeaderBytes: 16 * 1024,
-      maxParts: 100_000,
-      maxTotalBytes: limit.limit,
-      // A sender that stops sending (our own backpressure does not count) is bounded like a
-      // synchronous answer's body; the whole answer is not, so a large study can stream in.
-      idleTimeoutMs: d.gateway.directory.deadlineMs,
-    });
+    env = decodeEnvelope(msg.envelope, xmlLimits, false);
   } catch (e) {
-    log.info('async response not readable', { reason: (e as Error).message });
-    return answer(res, 400, SoapFault.sender(`message not readable: ${(e as Error).message}`));
-  }
-  try {
-    env = decodeEnvelope(
-      msg.envelope,
-      { ...d.gateway.limits.xml, maxBytes: rootMax, maxTextLength: rootMax, maxElements: 2_000_000 },
-      false,
-    );
-  } catch (e) {
-    void msg.attachments.discard();
     const f = e instanceof SoapFault ? e : SoapFault.sender((e as Error).message);
-    log.info('async response not a SOAP 1.2 envelope', { reason: f.reason });
-    return answer(res, 400, f);
+    log.warn('async response not a SOAP 1.2 envelope', { reason: f.reason });
+    return stop(f.httpStatus, f);
   }
-  const relatesTo = env.wsa.relatesTo;
-  const key = messageKey(relatesTo);
-  const drop = () => void msg.attachments.discard();
-  if (!key) {
-    drop();
-    log.warn('async response rejected: no RelatesTo naming one of our requests', {
-      relatesTo: relatesTo?.slice(0, 100),
-    });
-    rejected(d, caller, 'wsa:RelatesTo does not name a request of this gateway', relatesTo);
-    return answer(
-      res,
-      400,
-      SoapFault.sender('wsa:RelatesTo does not name a request of this gateway', 'InvalidAddressingHeader'),
-    );
-  }
-  if (handover && relatesTo !== req.headers[HANDOVER_RELATES_TO]) {
-    drop();
-    rejected(d, caller, 'hand-over RelatesTo does not match the message', relatesTo, 8);
-    return answer(res, 403, SoapFault.sender('hand-over RelatesTo does not match the message'));
+  const id = found as Identified;
+  if (env.wsa.relatesTo !== id.relatesTo || env.wsa.action !== id.action) {
+    log.warn('async response refused: its envelope does not match its head');
+    return stop(400, SoapFault.sender('the envelope does not match its header', 'InvalidAddressingHeader'));
   }
   const ttl = (deadline: number) => deadline - Date.now() + d.graceMs;
-  const waiter = d.calls.waiters.get(key);
-  if (waiter) return landHere(d, waiter, { msg, env, source, limit, caller, handover, log, res, ttl });
-  if (handover) {
-    drop();
-    log.info('hand-over for a request no longer waiting here', { relatesTo });
-    return answer(res, 410, SoapFault.sender('the request is no longer waiting for a response'));
+  if (id.kind === 'here') {
+    await landHere(d, id.waiter, { msg, env, source, limit: gate, caller, handover, log, res, ttl });
+    clock.clear();
+    return;
   }
-
-  let rec: PendingRecord | undefined;
-  try {
-    rec = await d.store.getPending(key);
-  } catch (e) {
-    drop();
-    log.warn('async response refused: correlation store unavailable', { reason: (e as Error).message });
-    return answer(res, 503, SoapFault.receiver('correlation store unavailable; retry later'));
-  }
-  if (!rec) {
-    const state = await d.store.claimState(key).catch(() => undefined);
-    drop();
-    if (state) {
-      log.info(
-        state === 'answered'
-          ? 'duplicate async response ignored'
-          : `async response after the request was ${state}: ignored`,
-        { relatesTo },
-      );
-      return answer(res, 202);
-    }
-    log.warn('async response rejected: RelatesTo matches no pending request', { relatesTo });
-    rejected(d, caller, 'wsa:RelatesTo matches no pending request', relatesTo);
-    return answer(
-      res,
-      400,
-      SoapFault.sender('wsa:RelatesTo matches no pending request', 'InvalidAddressingHeader'),
-    );
-  }
-  const community = d.gateway.directory.communities.find((c) => c.homeCommunityId === rec.community);
-  const mismatch = senderMismatch(caller, community, rec.community);
-  if (mismatch) {
-    drop();
-    log.warn('async response rejected: not from the community asked', {
-      relatesTo,
-      community: rec.community,
-      reason: mismatch,
-    });
-    rejected(d, caller, `response refused: ${mismatch}`, relatesTo, 8);
-    return answer(res, 403, SoapFault.sender(`response refused: ${mismatch}`));
-  }
+  const rec = id.rec;
   let claim: 'first' | ClaimState;
   try {
-    claim = await d.store.claim(key, 'answered', ttl(rec.deadline));
+    claim = await d.store.claim(id.key, 'answered', ttl(rec.deadline));
   } catch (e) {
-    drop();
-    return answer(
-      res,
+    return stop(
       503,
       SoapFault.receiver(`correlation store unavailable (${(e as Error).message}); retry later`),
     );
   }
   if (claim !== 'first') {
-    drop();
-    log.info('duplicate async response ignored', { relatesTo, state: claim });
-    return answer(res, 202);
+    log.info('duplicate async response ignored', { relatesTo: id.relatesTo, state: claim });
+    return stop(202);
   }
   const url =
     rec.owner === d.replica ? undefined : await d.store.replicaUrl(rec.owner).catch(() => undefined);
   if (!url || !d.key) {
-    drop();
     log.warn('async response cannot be handed over: its request is lost', {
-      relatesTo,
+      relatesTo: id.relatesTo,
       owner: rec.owner,
       reason: !d.key ? 'hand-over not configured' : 'owner replica unknown',
     });
-    return answer(res, 202);
+    return stop(202);
   }
   try {
-    const status = await handOver(
-      d,
-      `${url}${HANDOVER_PATH}`,
-      relatesTo as string,
-      rec.owner,
-      msg,
-      rec.deadline,
-    );
+    const status = await handOver(d, `${url}${HANDOVER_PATH}`, id.relatesTo, rec.owner, msg, rec.deadline);
+    clock.clear();
     if (status >= 200 && status < 300) {
-      log.info('async response handed over to the waiting replica', { relatesTo, owner: rec.owner });
+      log.info('async response handed over to the waiting replica', {
+        relatesTo: id.relatesTo,
+        owner: rec.owner,
+      });
       return answer(res, 202);
     }
-    log.warn('hand-over refused by the owner replica', { relatesTo, status });
+    log.warn('hand-over refused by the owner replica', { relatesTo: id.relatesTo, status });
     // 410: the owner stopped waiting (deadline) — a late answer, not the sender's fault.
     return status === 410
       ? answer(res, 202)
       : answer(res, 502, SoapFault.receiver('hand-over to the waiting replica failed'));
   } catch (e) {
-    drop();
-    log.warn('hand-over failed', { relatesTo, reason: (e as Error).message });
-    return answer(res, 502, SoapFault.receiver('hand-over to the waiting replica failed'));
+    log.warn('hand-over failed', { relatesTo: id.relatesTo, reason: (e as Error).message });
+    return stop(502, SoapFault.receiver('hand-over to the waiting replica failed'));
+  }
+}
+
+/**
+ * From the head of a response alone: does it answer a request of ours that is still waiting, with
+ * the action that request expects, and does it come from the community asked (R30)? Throws an
+ * EarlyAnswer (refusal, or 202 for a duplicate / late answer) otherwise — before the body is read.
+ */
+async function identify(
+  d: ReceiverDeps,
+  req: IncomingMessage,
+  caller: Caller,
+  wsa: Addressing,
+  handover: boolean,
+  log: Logger,
+): Promise<Identified> {
+  const relatesTo = wsa.relatesTo;
+  const key = messageKey(relatesTo);
+  if (!key || !relatesTo) {
+    log.warn('async response rejected: no RelatesTo naming one of our requests', {
+      relatesTo: relatesTo?.slice(0, 100),
+    });
+    rejected(d, caller, 'wsa:RelatesTo does not name a request of this gateway', relatesTo);
+    throw new EarlyAnswer(
+      400,
+      SoapFault.sender('wsa:RelatesTo does not name a request of this gateway', 'InvalidAddressingHeader'),
+    );
+  }
+  if (handover && relatesTo !== req.headers[HANDOVER_RELATES_TO]) {
+    rejected(d, caller, 'hand-over RelatesTo does not match the message', relatesTo, 8);
+    throw new EarlyAnswer(403, SoapFault.sender('hand-over RelatesTo does not match the message'));
+  }
+  const waiter = d.calls.waiters.get(key);
+  let rec: PendingRecord | undefined = waiter?.record;
+  if (!waiter) {
+    if (handover) {
+      log.info('hand-over for a request no longer waiting here', { relatesTo });
+      throw new EarlyAnswer(410, SoapFault.sender('the request is no longer waiting for a response'));
+    }
+    try {
+      rec = await d.store.getPending(key);
+    } catch (e) {
+      log.warn('async response refused: correlation store unavailable', { reason: (e as Error).message });
+      throw new EarlyAnswer(503, SoapFault.receiver('correlation store unavailable; retry later'));
+    }
+    if (!rec) {
+      const state = await d.store.claimState(key).catch(() => undefined);
+      if (state) {
+        log.info(
+          state === 'answered'
+            ? 'duplicate async response ignored'
+            : `async response after the request was ${state}: ignored`,
+          { relatesTo },
+        );
+        throw new EarlyAnswer(202);
+      }
+      log.warn('async response rejected: RelatesTo matches no pending request', { relatesTo });
+      rejected(d, caller, 'wsa:RelatesTo matches no pending request', relatesTo);
+      throw new EarlyAnswer(
+        400,
+        SoapFault.sender('wsa:RelatesTo matches no pending request', 'InvalidAddressingHeader'),
+      );
+    }
+  }
+  const pending = rec as PendingRecord;
+  if (!handover) {
+    const community =
+      waiter?.community ??
+      d.gateway.directory.communities.find((c) => c.homeCommunityId === pending.community);
+    const mismatch = senderMismatch(caller, community, pending.community);
+    if (mismatch) {
+      log.warn('async response rejected: not from the community asked', {
+        relatesTo,
+        community: pending.community,
+        reason: mismatch,
+      });
+      rejected(d, caller, `response refused: ${mismatch}`, relatesTo, 8);
+      throw new EarlyAnswer(403, SoapFault.sender(`response refused: ${mismatch}`));
+    }
+  }
+  // The answer to the request must carry its response action (or be a fault). Anything else is
+  // refused without being taken as the answer, so that the right one can still come.
+  if (wsa.action !== pending.action && wsa.action !== WSA_FAULT_ACTION) {
+    const fault = wsa.action
+      ? SoapFault.sender(
+          `wsa:Action ${wsa.action.slice(0, 200)} is not the response to this request (expected ${pending.action})`,
+          'ActionNotSupported',
+        )
+      : SoapFault.sender('WS-Addressing header Action is required', 'MessageAddressingHeaderRequired');
+    log.warn('async response refused: wrong action', { relatesTo, action: wsa.action?.slice(0, 200) });
+    throw new EarlyAnswer(400, fault);
+  }
+  const maxBytes = waiter
+    ? waiter.call.target.endpoint.maxResponseBytes
+    : (endpointMaxBytes(d.gateway, pending) ?? maxResponseBytes(d.gateway));
+  const base = { key, relatesTo, action: wsa.action, deadline: pending.deadline, maxBytes };
+  return waiter ? { ...base, kind: 'here', waiter } : { ...base, kind: 'owner', rec: pending };
+}
+
+/** The maxResponseBytes of the endpoint a pending request went to, when the directory still has it. */
+function endpointMaxBytes(gw: Gateway, rec: PendingRecord): number | undefined {
+  for (const c of gw.directory.communities) {
+    if (c.homeCommunityId !== rec.community) continue;
+    for (const e of Object.values(c.endpoints)) if (e?.url === rec.endpoint) return e.maxResponseBytes;
+  }
+  return undefined;
+}
+
+/** One timer bounding the total time of a reception; re-armed when the bound changes. */
+class TimeLimit {
+  private timer?: NodeJS.Timeout;
+  constructor(private readonly onLate: () => void) {}
+  after(ms: number): void {
+    this.clear();
+    this.timer = setTimeout(this.onLate, Math.max(1, ms));
+    this.timer.unref();
+  }
+  at(epochMs: number): void {
+    this.after(epochMs - Date.now());
+  }
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 
@@ -227,7 +377,7 @@ interface Arrival {
   msg: IncomingSoapMessage;
   env: SoapEnvelope;
   source: Readable;
-  limit: ByteLimit;
+  limit: Gate;
   caller: Caller;
   handover: boolean;
   log: Logger;
@@ -239,18 +389,6 @@ async function landHere(d: ReceiverDeps, w: Waiter, a: Arrival): Promise<void> {
   const { msg, res, log } = a;
   const drop = () => void msg.attachments.discard();
   const relatesTo = a.env.wsa.relatesTo;
-  const mismatch = a.handover ? undefined : senderMismatch(a.caller, w.community, w.record.community);
-  if (mismatch) {
-    drop();
-    log.warn('async response rejected: not from the community asked', {
-      relatesTo,
-      community: w.record.community,
-      reason: mismatch,
-    });
-    rejected(d, a.caller, `response refused: ${mismatch}`, relatesTo, 8);
-    return answer(res, 403, SoapFault.sender(`response refused: ${mismatch}`));
-  }
-  a.limit.limit = Math.min(a.limit.limit, w.call.target.endpoint.maxResponseBytes);
   const rootMax = responseXmlLimits(w.ctx, w.call).maxBytes ?? Infinity;
   if (msg.envelope.length > rootMax) {
     drop();
@@ -279,8 +417,13 @@ async function landHere(d: ReceiverDeps, w: Waiter, a: Arrival): Promise<void> {
   await Promise.race([t.done, new Promise<void>((r) => (timer = setTimeout(r, bound)))]);
   clearTimeout(timer);
   await msg.attachments.discard().catch(() => undefined);
-  if (a.source.errored)
-    return answer(res, 400, SoapFault.sender(`message not readable: ${a.source.errored.message}`));
+  const failed = a.source.errored;
+  if (failed)
+    return answer(
+      res,
+      failed instanceof MtomError && failed.code === 'timeout' ? 408 : 400,
+      SoapFault.sender(`message not readable: ${failed.message}`),
+    );
   answer(res, 202);
 }
 

@@ -35,7 +35,7 @@ export function servedHook(d: ServedDeps): (run: ServedRun) => Promise<void> {
     const wsa = ctx.envelope.wsa;
     const requestId = wsa.messageId as string;
     const refuse = (fault: SoapFault) => {
-      ctx.log.info('asynchronous request refused', { reason: fault.reason });
+      ctx.log.warn('asynchronous request refused', { reason: fault.reason });
       sendFault(httpRes, fault, requestId);
       recordEarlyFailure(tx, d.gateway, ctx, ctx.envelope, fault);
     };
@@ -128,7 +128,9 @@ async function serve(
   } catch (e) {
     const fault =
       e instanceof SoapFault ? e : SoapFault.receiver('the gateway could not process the request');
-    ctx.log.error('asynchronous transaction failed', { error: e as Error });
+    if (fault.senderFault)
+      ctx.log.warn('asynchronous request refused', { fault: fault.reason, code: fault.code });
+    else ctx.log.error('asynchronous transaction failed', { error: e as Error });
     const to = isAnonymous(ctx.envelope.wsa.faultTo) ? ctx.envelope.wsa.replyTo : ctx.envelope.wsa.faultTo;
     delivery = await send(a.faultTo, 'http://www.w3.org/2005/08/addressing/soap/fault', {
       kind: 'xml',

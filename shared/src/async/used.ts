@@ -233,8 +233,14 @@ function checkLanded(call: Call<unknown>, ctx: Ctx, m: Landed): SubResponse {
     void m.attachments.discard();
     throw new CallFailure('fault', `SOAP fault: ${faultReason(m.envelope)}`);
   }
-  if (m.envelope.wsa.action !== undefined && m.envelope.wsa.action !== call.responseAction) {
+  // The receiver refuses any other action before landing (receiver.ts `identify`); kept as a guard.
+  if (m.envelope.wsa.action !== call.responseAction) {
+    void m.attachments.discard();
     ctx.log.warn('unexpected response action', { target: call.target.label, action: m.envelope.wsa.action });
+    throw new CallFailure(
+      'bad-response',
+      `response action ${m.envelope.wsa.action} is not ${call.responseAction}`,
+    );
   }
   return m;
 }

@@ -15,14 +15,14 @@ export function auditSinkConfigFromEnv(
   defaults: Partial<AuditSinkConfig> = {},
 ): AuditSinkConfig {
   const transport = (env.XCAI_AUDIT_TRANSPORT ?? defaults.transport ?? 'tls') as AuditSinkConfig['transport'];
-  if (!['tls', 'udp', 'none'].includes(transport))
-    throw new Error(`XCAI_AUDIT_TRANSPORT must be tls, udp or none`);
+  if (!['tls', 'relp', 'udp', 'none'].includes(transport))
+    throw new Error(`XCAI_AUDIT_TRANSPORT must be tls, relp, udp or none`);
   const host = env.XCAI_AUDIT_HOST ?? defaults.host;
   if (transport !== 'none' && !host)
     throw new Error('XCAI_AUDIT_HOST is required (or XCAI_AUDIT_TRANSPORT=none)');
   const read = (name: string): string => {
     const file = env[name];
-    if (!file) throw new Error(`${name} (a PEM file path) is required for XCAI_AUDIT_TRANSPORT=tls`);
+    if (!file) throw new Error(`${name} (a PEM file path) is required for XCAI_AUDIT_TRANSPORT=${transport}`);
     return fs.readFileSync(file, 'utf8');
   };
   const sourceId = env.XCAI_AUDIT_SOURCE_ID ?? defaults.source?.auditSourceId;
@@ -34,7 +34,7 @@ export function auditSinkConfigFromEnv(
     host,
     port: num(env, 'XCAI_AUDIT_PORT') ?? defaults.port,
     tls:
-      transport === 'tls'
+      transport === 'tls' || transport === 'relp'
         ? {
             cert: read('XCAI_AUDIT_TLS_CERT'),
             key: read('XCAI_AUDIT_TLS_KEY'),

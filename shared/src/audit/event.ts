@@ -11,6 +11,8 @@ export type AuditedTransaction =
   | 'ITI-43'
   | 'RAD-69'
   | 'RAD-75'
+  | 'ITI-55'
+  | 'ITI-47'
   /** Submissions: Provide and Register (Imaging) Document Set, Register Document Set. */
   | 'ITI-41'
   | 'RAD-68'
@@ -76,10 +78,13 @@ export interface TransactionAuditEvent {
   humanRequestors: HumanRequestor[];
   /** Patient id in HL7 CX form (`id^^^&oid&ISO`) when the transaction names one. */
   patientIds: string[];
-  /** Queries (ITI-18 / ITI-38): the stored query and the base64-able request bytes. */
+  /**
+   * Queries: ITI-18 / ITI-38 the stored query id and the AdhocQueryRequest; ITI-55 / ITI-47 the
+   * HL7 V3 query id and the QueryByParameter.
+   */
   query?: {
     storedQueryId: string;
-    /** The AdhocQueryRequest element, UTF-8 bytes. */
+    /** The query element, UTF-8 bytes. */
     requestXml: Buffer;
     homeCommunityId?: string;
   };

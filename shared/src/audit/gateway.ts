@@ -107,12 +107,18 @@ export function auditRejectedAsyncResponse(
  */
 export function auditConfigurationLoaded(
   sink: AuditSink,
-  o: { objectId: string; description: string; kinds?: ('software' | 'security' | 'network')[] },
+  o: {
+    objectId: string;
+    description: string;
+    kinds?: ('software' | 'security' | 'network')[];
+    /** 0 loaded; 4 refused (e.g. a reload with a bad file: the previous configuration stays). */
+    outcome?: 0 | 4;
+  },
 ): void {
   record(sink, {
     kind: 'configuration-loaded',
     eventDateTime: new Date(),
-    outcome: 0,
+    outcome: o.outcome ?? 0,
     description: o.description.slice(0, 1000),
     objectId: o.objectId,
     configurationKinds: o.kinds ?? ['software', 'security', 'network'],

@@ -194,7 +194,9 @@ export async function startAuditRepository(opts: AuditRepositoryOptions): Promis
     socket.setTimeout(opts.idleTimeoutMs ?? 300_000, () => socket.destroy());
     socket.on('error', () => undefined);
     socket.on('close', () => sockets.delete(socket));
-    socket.on('end', () => socket.end());
+    // Our side closes once every record read is on disk: for a sender, our close after its
+    // end-of-stream is the proof that we have what it sent (RFC 5425 has no acknowledgement).
+    socket.on('end', () => void writing.then(() => socket.end()));
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {

@@ -1,8 +1,9 @@
 /**
  * The ATNA audit sink: `record()` enqueues (never blocks, never throws); a single writer turns
  * events into AuditMessages and appends them, hash-chained, to the durable disk spool; a single
- * sender delivers spooled records in order, rate-limited, over RFC 5425 TLS (or RFC 5426 UDP) and
- * advances a persisted cursor only once a record is confirmed (see README.md "Delivery").
+ * sender delivers spooled records in order, rate-limited, over RFC 5425 TLS, RELP or RFC 5426 UDP
+ * and advances a persisted cursor only once a record is confirmed — acknowledged (RELP), or read by
+ * the ARR as proven by its graceful close (RFC 5425) — see README.md "Delivery semantics".
  */
 import { hostname } from 'node:os';
 import type { AuditEvent, AuditSink, AuditSourceInfo } from './event';
@@ -10,6 +11,7 @@ import { buildAuditMessages, type BuildOptions } from './messages';
 import { PatientLinks } from './patient-links';
 import { Spool, SpoolReader, type SpoolRecord } from './spool';
 import { DEFAULT_SD_ID, formatSyslogMessage, sdElement } from './syslog';
+import { connectRelp } from './relp';
 import {
   connectTls,
   connectUdp,
@@ -38,12 +40,15 @@ function log(level: string, msg: string, fields?: Record<string, unknown>): void
 }
 
 export interface AuditSinkConfig {
-  /** 'tls' = RFC 5425 (ATNA default), 'udp' = RFC 5426 (no delivery guarantee), 'none' = local spool only. */
-  transport: 'tls' | 'udp' | 'none';
+  /**
+   * 'tls' = RFC 5425 (ATNA default), 'relp' = RELP over the same mutually authenticated TLS (each
+   * record acknowledged), 'udp' = RFC 5426 (no delivery guarantee), 'none' = local spool only.
+   */
+  transport: 'tls' | 'relp' | 'udp' | 'none';
   host?: string;
-  /** Default 6514 (tls) / 514 (udp). */
+  /** Default 6514 (tls) / 2514 (relp) / 514 (udp). */
   port?: number;
-  /** Required for transport 'tls'. */
+  /** Required for transports 'tls' and 'relp'. */
   tls?: AuditTlsOptions;
   /** Spool directory (created 0700). One process per directory. */
   spoolDir: string;
@@ -61,10 +66,18 @@ export interface AuditSinkConfig {
   /** fdatasync every written batch, default true. */
   fsync?: boolean;
   /**
-   * TLS: a record counts as delivered once it has been handed to the kernel and the connection
-   * then stayed up this long (or the ARR closed cleanly after reading it). Default 2000 ms.
+   * TLS (RFC 5425, no acknowledgement): records sent are confirmed by closing the connection
+   * gracefully at most this long after the first unconfirmed one was sent — the ARR closing its
+   * side after reading our end-of-stream proves it read them — then a new connection carries on.
+   * Default 2000 ms.
    */
   confirmMs?: number;
+  /**
+   * TLS: how long the ARR may take to close its side after our end-of-stream (and to read what
+   * the kernel holds for it); beyond, the connection is dropped and its unconfirmed records are
+   * sent again. Default 10 000 ms.
+   */
+  confirmTimeoutMs?: number;
   /** Reconnect backoff: first delay and cap (exponential, with jitter). Defaults 250 ms / 30 s. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
@@ -119,6 +132,8 @@ export interface ManagedAuditSink extends AuditSink {
   metrics(): AuditSinkMetrics;
   /** Resolves when everything recorded so far is on disk. */
   flush(): Promise<void>;
+  /** New TLS client material for the ARR (certificate rotation): used from the next connection on. */
+  updateTls(tls: AuditTlsOptions): void;
   /** Resolves true when everything recorded so far is confirmed delivered, false on timeout. */
   drain(timeoutMs: number): Promise<boolean>;
   readonly spoolDir: string;
@@ -149,8 +164,14 @@ class RateLimiter {
 
 interface Inflight {
   seq: number;
-  flushedAt?: number;
+  /** When it was written to the connection. */
+  sentAt: number;
+  /** Handed to the kernel (tls, udp) or acknowledged by the receiver (relp). */
+  done?: boolean;
 }
+
+/** Unconfirmed records on one RFC 5425 connection that trigger a confirming close before confirmMs. */
+const MAX_UNCONFIRMED = 5_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -192,7 +213,13 @@ class Sender {
     private readonly cfg: Required<
       Pick<
         AuditSinkConfig,
-        'transport' | 'confirmMs' | 'backoffInitialMs' | 'backoffMaxMs' | 'ratePerSecond' | 'sdId'
+        | 'transport'
+        | 'confirmMs'
+        | 'confirmTimeoutMs'
+        | 'backoffInitialMs'
+        | 'backoffMaxMs'
+        | 'ratePerSecond'
+        | 'sdId'
       >
     > & {
       host: string;
@@ -204,8 +231,8 @@ class Sender {
   ) {
     this.reader = new SpoolReader(spool);
     this.limiter = new RateLimiter(cfg.ratePerSecond, Math.max(1, Math.ceil(cfg.ratePerSecond / 20)));
-    const tick = Math.max(20, Math.min(250, Math.floor(cfg.confirmMs / 4) || 20));
-    this.ticker = setInterval(() => this.commit(false), tick);
+    // Acknowledged and UDP records are committed as they complete (coalesced by this ticker).
+    this.ticker = setInterval(() => this.commitDone(), 50);
     this.ticker.unref();
   }
 
@@ -246,9 +273,15 @@ class Sender {
     return Math.round(base * (0.75 + Math.random() * 0.5));
   }
 
+  updateTls(tls: AuditTlsOptions): void {
+    if (this.cfg.tls) this.cfg.tls = tls;
+  }
+
   private async connect(): Promise<AuditConnection> {
     if (this.cfg.transport === 'udp') return connectUdp(this.cfg.host, this.cfg.port);
-    return connectTls(this.cfg.host, this.cfg.port, this.cfg.tls as AuditTlsOptions);
+    const tls = this.cfg.tls as AuditTlsOptions;
+    if (this.cfg.transport === 'relp') return connectRelp(this.cfg.host, this.cfg.port, tls);
+    return connectTls(this.cfg.host, this.cfg.port, tls);
   }
 
   private noteFailure(err: unknown, what: string): void {
@@ -304,6 +337,13 @@ class Sender {
         continue;
       }
       const conn = this.conn;
+      if (conn.confirmation === 'close' && this.inflight.length > 0) {
+        const due = this.confirmationDueIn();
+        if (due <= 0) {
+          await this.confirmByClose(conn);
+          continue;
+        }
+      }
       const tokens = this.limiter.available();
       if (tokens < 1) {
         await sleep(this.limiter.waitMs());
@@ -311,8 +351,12 @@ class Sender {
       }
       const records = await this.reader.read(Math.min(tokens, 256));
       if (records.length === 0) {
-        if (this.draining && this.inflight.length === 0) await this.wait(20);
-        else await this.wait(this.draining ? 20 : 1000);
+        const idle = this.draining ? 20 : 1000;
+        await this.wait(
+          conn.confirmation === 'close' && this.inflight.length > 0
+            ? Math.max(1, Math.min(idle, this.confirmationDueIn()))
+            : idle,
+        );
         continue;
       }
       if (this.conn !== conn || this.rewind) continue;
@@ -320,20 +364,59 @@ class Sender {
       for (const rec of records) {
         if (this.conn !== conn) break;
         const msg = this.toSyslog(rec);
-        const entry: Inflight = { seq: rec.seq };
+        const entry: Inflight = { seq: rec.seq, sentAt: Date.now() };
         this.inflight.push(entry);
         if (conn.kind === 'udp' && msg.length > MAX_UDP_PAYLOAD) {
           this.logger.error('audit: record too large for UDP, not sent (kept in the spool)', {
             seq: rec.seq,
             bytes: msg.length,
           });
-          entry.flushedAt = Date.now();
+          entry.done = true;
           continue;
         }
-        if (!conn.write(msg, () => (entry.flushedAt = Date.now()))) await conn.drained();
+        if (!conn.write(msg, () => (entry.done = true))) await conn.drained();
       }
-      if (this.cfg.transport === 'udp') this.commit(false);
+      if (conn.confirmation !== 'close') this.commitDone();
     }
+  }
+
+  /**
+   * RFC 5425: ms until the records sent on this connection should be confirmed by a graceful
+   * close (≤ 0: now). Stalled writes (the kernel does not take them) count as due too.
+   */
+  private confirmationDueIn(): number {
+    const head = this.inflight[0] as Inflight;
+    if (this.inflight.length >= MAX_UNCONFIRMED) return 0;
+    return head.sentAt + this.cfg.confirmMs - Date.now();
+  }
+
+  /**
+   * Half-closes the connection and waits for the ARR to close its side, which it does only after
+   * reading everything we sent: then every record sent on it is delivered. A frozen or vanished
+   * ARR does not close in time: the connection is dropped and its records are sent again.
+   */
+  private async confirmByClose(conn: AuditConnection): Promise<void> {
+    const sent = this.inflight;
+    this.conn = undefined; // detached: its close event must not rewind
+    this.inflight = [];
+    const clean = await conn.end(this.cfg.confirmTimeoutMs);
+    conn.destroy();
+    if (this.stopped && !clean) return;
+    if (clean) {
+      this.inflight = sent;
+      this.commit(sent.length);
+      this.nextConnectAt = 0;
+    } else {
+      this.rewind = true;
+      this.noteFailure(
+        new Error(
+          `the ARR did not confirm ${sent.length} record(s) by closing within ${this.cfg.confirmTimeoutMs} ms`,
+        ),
+        'records not confirmed by the Audit Record Repository (not reading?); they will be sent again',
+      );
+      this.nextConnectAt = Date.now() + this.backoff();
+    }
+    this.sink.changed();
   }
 
   toSyslog(rec: SpoolRecord): Buffer {
@@ -343,12 +426,13 @@ class Sender {
 
   private onClose(conn: AuditConnection, err?: Error): void {
     if (this.conn !== conn) return;
+    if (conn.confirmation !== 'close') this.commitDone();
     const hadInflight = this.inflight.length > 0;
     const lifetime = Date.now() - this.connectedAt;
     this.conn = undefined;
     this.inflight = [];
     this.rewind = true;
-    if (!this.committedOnConn && (hadInflight || lifetime < Math.max(1000, this.cfg.confirmMs))) {
+    if (!this.committedOnConn && (hadInflight || lifetime < 1000)) {
       this.noteFailure(
         err ?? new Error('connection closed by the ARR'),
         'connection to the ARR lost before any record was confirmed',
@@ -366,20 +450,19 @@ class Sender {
     this.wake();
   }
 
-  /** Confirms flushed records older than the confirmation window (all of them when `all`). */
-  private commit(all: boolean): void {
-    if (!all && !this.conn) return;
-    const now = Date.now();
-    let upTo = -1;
+  /** Acknowledged (relp) or sent (udp) records, in order: delivered. */
+  private commitDone(): void {
+    if (!this.conn || this.conn.confirmation === 'close') return;
     let n = 0;
-    while (this.inflight.length > 0) {
-      const head = this.inflight[0] as Inflight;
-      if (!all && (head.flushedAt === undefined || now - head.flushedAt < this.cfg.confirmMs)) break;
-      upTo = head.seq;
-      n++;
-      this.inflight.shift();
-    }
-    if (upTo < 0) return;
+    while (n < this.inflight.length && (this.inflight[n] as Inflight).done) n++;
+    this.commit(n);
+  }
+
+  /** The first `n` records in flight are delivered. */
+  private commit(n: number): void {
+    if (n <= 0) return;
+    const upTo = (this.inflight[n - 1] as Inflight).seq;
+    this.inflight.splice(0, n);
     this.spool.markDelivered(upTo);
     this.delivered += n;
     this.committedOnConn = true;
@@ -388,11 +471,9 @@ class Sender {
     this.sink.delivered();
   }
 
-  /** Everything written so far handed to the kernel? */
+  /** Everything written so far handed to the kernel (or acknowledged)? */
   private allSent(): boolean {
-    return (
-      this.reader.position() > this.spool.lastSeq && this.inflight.every((e) => e.flushedAt !== undefined)
-    );
+    return this.reader.position() > this.spool.lastSeq && this.inflight.every((e) => e.done);
   }
 
   /** Delivers what is spooled (until the deadline), then closes the connection gracefully. */
@@ -417,7 +498,7 @@ class Sender {
         // The ARR closed its side after reading our end-of-stream: it has read every record.
         if (clean) {
           this.inflight = unconfirmed;
-          this.commit(true);
+          this.commit(unconfirmed.length);
         }
       }
       conn.destroy();
@@ -436,6 +517,9 @@ class Sender {
     return true;
   }
 }
+
+/** Default ARR ports: RFC 5425 syslog-tls, rsyslog's customary RELP port, RFC 5426 syslog. */
+export const DEFAULT_PORTS = { tls: 6514, relp: 2514, udp: 514 } as const;
 
 class SpooledAuditSink implements ManagedAuditSink {
   readonly spoolDir: string;
@@ -481,8 +565,8 @@ class SpooledAuditSink implements ManagedAuditSink {
     });
     if (config.transport !== 'none') {
       if (!config.host) throw new Error('audit: transport needs a host');
-      if (config.transport === 'tls' && !config.tls)
-        throw new Error('audit: transport tls needs tls.cert/key/ca');
+      if ((config.transport === 'tls' || config.transport === 'relp') && !config.tls)
+        throw new Error(`audit: transport ${config.transport} needs tls.cert/key/ca`);
       const rate = config.ratePerSecond ?? 200;
       if (!(rate > 0)) throw new Error('audit: ratePerSecond must be > 0');
       this.sender = new Sender(
@@ -491,9 +575,10 @@ class SpooledAuditSink implements ManagedAuditSink {
         {
           transport: config.transport,
           host: config.host,
-          port: config.port ?? (config.transport === 'tls' ? 6514 : 514),
+          port: config.port ?? DEFAULT_PORTS[config.transport],
           tls: config.tls,
-          confirmMs: config.transport === 'udp' ? 0 : (config.confirmMs ?? 2000),
+          confirmMs: config.confirmMs ?? 2000,
+          confirmTimeoutMs: config.confirmTimeoutMs ?? 10_000,
           backoffInitialMs: config.backoffInitialMs ?? 250,
           backoffMaxMs: config.backoffMaxMs ?? 30_000,
           ratePerSecond: rate,
@@ -678,6 +763,10 @@ class SpooledAuditSink implements ManagedAuditSink {
       }
     }, 100);
     this.metricsTimer.unref();
+  }
+
+  updateTls(tls: AuditTlsOptions): void {
+    this.sender?.updateTls(tls);
   }
 
   healthy(): boolean {

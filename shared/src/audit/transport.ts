@@ -1,6 +1,7 @@
 /**
  * Connections to the Audit Record Repository: RFC 5425 (syslog over mutually authenticated TLS,
- * octet-counting framing) and RFC 5426 (syslog over UDP, one message per datagram).
+ * octet-counting framing), RELP over the same mutually authenticated TLS (relp.ts: every record
+ * acknowledged by the receiver) and RFC 5426 (syslog over UDP, one message per datagram).
  */
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
@@ -36,11 +37,26 @@ export interface AuditTlsOptions {
   handshakeTimeoutMs?: number;
 }
 
-/** A connected transport. `write` resolves the callback once the bytes are handed to the kernel. */
+/**
+ * What a transport can prove about delivery:
+ *  - `ack`: the receiver acknowledged each record (RELP): `write`'s callback means delivered;
+ *  - `close`: nothing per record (RFC 5425 has no application acknowledgement; the kernel accepting
+ *    bytes says nothing about the receiver reading them). Only a clean close after our
+ *    end-of-stream proves that the receiver read everything sent on the connection (`end()`);
+ *  - `none`: sent is all there is (UDP).
+ */
+export type Confirmation = 'ack' | 'close' | 'none';
+
+/** A connected transport. */
 export interface AuditConnection {
-  readonly kind: 'tls' | 'udp';
-  /** Returns false when the caller should wait for `drained()` before writing more. */
-  write(message: Buffer, flushed: () => void): boolean;
+  readonly kind: 'tls' | 'relp' | 'udp';
+  readonly confirmation: Confirmation;
+  /**
+   * Sends one record; `done` is called once it is handed to the kernel (`close`, `none`) or
+   * acknowledged by the receiver (`ack`). Returns false when the caller should wait for
+   * `drained()` before writing more.
+   */
+  write(message: Buffer, done: () => void): boolean;
   drained(): Promise<void>;
   /** Registered once: called when the connection is gone (with the error when there is one). */
   onClose(cb: (err?: Error) => void): void;
@@ -54,7 +70,16 @@ export interface AuditConnection {
   peer?: string;
 }
 
-export function connectTls(host: string, port: number, opts: AuditTlsOptions): Promise<AuditConnection> {
+export async function connectTls(
+  host: string,
+  port: number,
+  opts: AuditTlsOptions,
+): Promise<AuditConnection> {
+  return new TlsConnection(await openTls(host, port, opts));
+}
+
+/** A mutually authenticated TLS connection to the ARR (certificate and name always verified). */
+export function openTls(host: string, port: number, opts: AuditTlsOptions): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host,
@@ -93,13 +118,37 @@ export function connectTls(host: string, port: number, opts: AuditTlsOptions): P
       }
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 30_000);
-      resolve(new TlsConnection(socket));
+      resolve(socket);
     });
   });
 }
 
+/** Resolves when the socket can take more (drained) or is gone. */
+export function socketDrained(socket: tls.TLSSocket): Promise<void> {
+  if (socket.destroyed || !socket.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+/** Subject of the ARR's certificate, for logs. */
+export function peerSubject(socket: tls.TLSSocket): string | undefined {
+  const subject = socket.getPeerCertificate()?.subject;
+  if (!subject) return undefined;
+  return Object.entries(subject)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(',');
+}
+
 class TlsConnection implements AuditConnection {
   readonly kind = 'tls' as const;
+  readonly confirmation = 'close' as const;
   readonly peer?: string;
   private closeCb?: (err?: Error) => void;
   private closed = false;
@@ -107,11 +156,7 @@ class TlsConnection implements AuditConnection {
   private peerEnded = false;
 
   constructor(private readonly socket: tls.TLSSocket) {
-    const subject = socket.getPeerCertificate()?.subject;
-    if (subject)
-      this.peer = Object.entries(subject)
-        .map(([k, v]) => `${k}=${String(v)}`)
-        .join(',');
+    this.peer = peerSubject(socket);
     socket.on('error', (err) => {
       this.lastError = err;
     });
@@ -136,16 +181,7 @@ class TlsConnection implements AuditConnection {
   }
 
   drained(): Promise<void> {
-    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    return socketDrained(this.socket);
   }
 
   onClose(cb: (err?: Error) => void): void {
@@ -189,6 +225,7 @@ export function connectUdp(host: string, port: number): Promise<AuditConnection>
 
 class UdpConnection implements AuditConnection {
   readonly kind = 'udp' as const;
+  readonly confirmation = 'none' as const;
   private closeCb?: (err?: Error) => void;
   private closed = false;
 

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseReplyToPattern } from '../async/reply-to';
+import { isOid } from '../util/oid';
+import { readCommunityIdentity, readPatientIdentitySettings } from './patient-identity';
 import type {
   ArchiveSettings,
   Directory,
@@ -26,11 +28,7 @@ export class DirectoryError extends Error {
   }
 }
 
-const OID = /^[0-2](\.(0|[1-9][0-9]*))+$/;
-
-export function isOid(v: string): boolean {
-  return v.length <= 64 && OID.test(v);
-}
+export { isOid };
 
 /** `urn:oid:` + an OID of at most 64 characters (ITI TF-2 3.38, ITI38-004). */
 export function isHomeCommunityId(v: string): boolean {
@@ -70,7 +68,14 @@ export const INBOUND_LIMIT_DEFAULTS: InboundLimits = {
   requestTimeoutMs: 60_000,
   handshakeTimeoutMs: 10_000,
   maxTrackedPeers: 10_000,
+  maxHalfOpenPerAddress: 64,
+  maxHalfOpen: 512,
+  maxIdlePerAddress: 128,
+  maxIdle: 1_024,
 };
+
+/** Bounds on connections that have not proven anything yet (security/connection-guard.ts). */
+const CONNECTION_BOUNDS = ['maxHalfOpenPerAddress', 'maxHalfOpen', 'maxIdlePerAddress', 'maxIdle'] as const;
 
 /** Default of `xua.clockSkewMs`. */
 export const XUA_DEFAULT_CLOCK_SKEW_MS = 60_000;
@@ -84,7 +89,7 @@ const ENDPOINT_DEFAULTS = {
 
 type Obj = Record<string, unknown>;
 
-class Reader {
+export class Reader {
   readonly problems: string[] = [];
   constructor(private readonly baseDir: string) {}
 
@@ -324,8 +329,9 @@ class Reader {
 
   /**
    * Top-level `inboundLimits`: the per-peer defaults above plus headersTimeoutMs, bodyIdleTimeoutMs,
-   * requestTimeoutMs, handshakeTimeoutMs (100 … 3 600 000; requestTimeoutMs ≥ headersTimeoutMs) and
-   * maxTrackedPeers. Defaults: INBOUND_LIMIT_DEFAULTS; maxRequestBytes defaults to the process
+   * requestTimeoutMs, handshakeTimeoutMs (100 … 3 600 000; requestTimeoutMs ≥ headersTimeoutMs),
+   * maxTrackedPeers and the connection bounds maxHalfOpenPerAddress, maxHalfOpen, maxIdlePerAddress,
+   * maxIdle (totals not below the per-address ones). Defaults: INBOUND_LIMIT_DEFAULTS; maxRequestBytes defaults to the process
    * setting XCAI_MAX_REQUEST_BYTES, which it can only lower.
    */
   inboundLimits(v: unknown, path: string): InboundLimits {
@@ -344,6 +350,7 @@ class Reader {
       'maxConnections',
       'maxRequestBytes',
       'maxTrackedPeers',
+      ...CONNECTION_BOUNDS,
       ...timeouts,
     ]);
     const peer = this.peerLimits(o, path, false) ?? {};
@@ -356,6 +363,11 @@ class Reader {
       10,
       10_000_000,
     );
+    for (const k of CONNECTION_BOUNDS) out[k] = this.int(o[k], `${path}.${k}`, d[k], 1, 1_000_000);
+    if (out.maxHalfOpen < out.maxHalfOpenPerAddress)
+      this.problem(`${path}.maxHalfOpen`, 'must not be smaller than maxHalfOpenPerAddress');
+    if (out.maxIdle < out.maxIdlePerAddress)
+      this.problem(`${path}.maxIdle`, 'must not be smaller than maxIdlePerAddress');
     if (out.requestTimeoutMs < out.headersTimeoutMs)
       this.problem(`${path}.requestTimeoutMs`, 'must not be shorter than headersTimeoutMs');
     return out;
@@ -432,6 +444,11 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       r.localEndpoint(e, `local.imagingDocumentSources[${i}]`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
     )
     .filter((e): e is LocalEndpoint => e !== undefined);
+  const patientDemographicsSupplier = r.endpoint(
+    local.patientDemographicsSupplier,
+    'local.patientDemographicsSupplier',
+    ENDPOINT_DEFAULTS.queryMaxResponseBytes,
+  );
   for (const [list, path] of [
     [repositories, 'local.repositories'],
     [imagingDocumentSources, 'local.imagingDocumentSources'],
@@ -460,9 +477,16 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     }
     const eps = r.obj(o.endpoints, `${path}.endpoints`, false) ?? {};
     for (const k of Object.keys(eps)) {
-      if (!['iti38', 'iti39', 'rad75'].includes(k))
-        r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75)');
+      if (!['iti38', 'iti39', 'rad75', 'iti55'].includes(k))
+        r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75, iti55)');
     }
+    const iti55 = r.endpoint(eps.iti55, `${path}.endpoints.iti55`, ENDPOINT_DEFAULTS.queryMaxResponseBytes);
+    const patientIdentity = readCommunityIdentity(r, o.patientIdentity, `${path}.patientIdentity`, { iti55 });
+    if (patientIdentity?.mode === 'xcpd' && !patientDemographicsSupplier)
+      r.problem(
+        `${path}.patientIdentity`,
+        'the xcpd mode needs local.patientDemographicsSupplier (ITI-47) for the demographics it sends',
+      );
     const xua = r.xuaPolicy(o.xua, `${path}.xua`);
     const limits = r.peerLimits(o.inboundLimits, `${path}.inboundLimits`);
     communities.push({
@@ -472,7 +496,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
         iti38: r.endpoint(eps.iti38, `${path}.endpoints.iti38`, ENDPOINT_DEFAULTS.queryMaxResponseBytes),
         iti39: r.endpoint(eps.iti39, `${path}.endpoints.iti39`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
         rad75: r.endpoint(eps.rad75, `${path}.endpoints.rad75`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
+        ...(iti55 ? { iti55 } : {}),
       },
+      ...(patientIdentity ? { patientIdentity } : {}),
       maxDocumentsPerRequest: r.int(
         o.maxDocumentsPerRequest,
         `${path}.maxDocumentsPerRequest`,
@@ -525,6 +551,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     });
   }
   const inboundLimits = r.inboundLimits(root.inboundLimits, 'inboundLimits');
+  const patientIdentity = readPatientIdentitySettings(r, root.patientIdentity, 'patientIdentity');
 
   const policy = r.obj(root.policy, 'policy', false) ?? {};
   const unknownPatient = policy.unknownPatient ?? 'empty-success';
@@ -541,6 +568,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     'policy',
     'xua',
     'inboundLimits',
+    'patientIdentity',
   ];
   for (const k of Object.keys(root)) if (!known.includes(k)) r.problem(k, 'unknown setting');
 
@@ -555,6 +583,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       registry,
       repositories,
       imagingDocumentSources,
+      ...(patientDemographicsSupplier ? { patientDemographicsSupplier } : {}),
       ...(archive ? { archive } : {}),
       ...(publish ? { publish } : {}),
     },
@@ -565,6 +594,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     },
     ...(xua ? { xua } : {}),
     inboundLimits,
+    patientIdentity,
   };
 }
 

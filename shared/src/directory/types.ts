@@ -1,7 +1,8 @@
 /**
  * The community directory: everything a gateway knows about its own community and its peers.
- * Loaded once at start from a YAML or JSON file (see `loadDirectory`); a bad file stops the service
- * with a message naming the bad entry.
+ * Loaded at start from a YAML or JSON file (see `loadDirectory`); a bad file stops the service
+ * with a message naming the bad entry. Reloaded when the file changes (service/reload.ts); a bad
+ * new file keeps the running directory.
  */
 
 /** An HTTP(S) endpoint the gateway may send to, with its per-endpoint interop profile. */
@@ -40,7 +41,11 @@ export interface RemoteCommunity {
     iti38?: Endpoint;
     iti39?: Endpoint;
     rad75?: Endpoint;
+    /** ITI-55 Cross Gateway Patient Discovery (communities in `xcpd` identity mode). */
+    iti55?: Endpoint;
   };
+  /** How our patient ids translate into this community's (absent: `shared`, the same ids). */
+  patientIdentity?: CommunityPatientIdentity;
   /** Maximum DocumentRequests per ITI-39 / RAD-75 request; larger requests are split. */
   maxDocumentsPerRequest: number;
   /** Send ITI-38/39/RAD-75 to this community with the asynchronous exchange (Appendix V). */
@@ -102,6 +107,15 @@ export interface InboundLimits extends PeerLimits {
   handshakeTimeoutMs: number;
   /** Peers whose counters are kept (the least recently seen idle ones are forgotten beyond it). */
   maxTrackedPeers: number;
+  /**
+   * Connections whose TLS handshake is not complete, per source address and in total; beyond
+   * them the oldest such connection is closed (security/connection-guard.ts).
+   */
+  maxHalfOpenPerAddress: number;
+  maxHalfOpen: number;
+  /** Connections without a request in progress, per source address and in total (oldest closed beyond). */
+  maxIdlePerAddress: number;
+  maxIdle: number;
 }
 
 /** How XUA assertions (IHE ITI-40, SAML 2.0 in wsse:Security) are validated (security/xua/). */
@@ -133,6 +147,8 @@ export interface Directory {
     repositories: LocalEndpoint[];
     /** Local Imaging Document Sources (RAD-69), keyed by repositoryUniqueId. */
     imagingDocumentSources: LocalEndpoint[];
+    /** Local Patient Demographics Supplier (PDQv3, ITI-47): demographics for XCPD at both ends. */
+    patientDemographicsSupplier?: Endpoint;
     /** imaging-source only: the DICOMweb archive it stands in front of. */
     archive?: ArchiveSettings;
     /** imaging-source only: how the archive's studies are published (RAD-68). */
@@ -148,6 +164,33 @@ export interface Directory {
   xua?: XuaSettings;
   /** Per-peer inbound limits and timeouts (the loader always fills them in). */
   inboundLimits?: InboundLimits;
+  /** Our patient ids and the correlation cache (the loader always fills them in). */
+  patientIdentity?: PatientIdentitySettings;
+}
+
+/**
+ * How patient ids cross to a community (issue 14): `shared` — one assigning authority for all, our
+ * ids are sent unchanged; `xcpd` — discovered with ITI-55 and cached; `static` — a correlation file.
+ */
+export type PatientIdentityMode = 'shared' | 'xcpd' | 'static';
+
+export interface CommunityPatientIdentity {
+  mode: PatientIdentityMode;
+  /** xcpd / static: the assigning authority (OID) of the community's patient ids. */
+  assigningAuthority?: string;
+  /** static: our patient id (CX) → the community's (CX). */
+  correlations?: ReadonlyMap<string, string>;
+}
+
+export interface PatientIdentitySettings {
+  /** The assigning authority (OID) of our own community's patient ids. */
+  assigningAuthority?: string;
+  /** How long a discovered correlation is kept. */
+  cacheTtlMs: number;
+  /** How long "this community does not know the patient" is kept. */
+  noMatchTtlMs: number;
+  /** Correlations kept in process when there is no Redis (least recently used beyond it). */
+  maxCachedCorrelations: number;
 }
 
 /** A DICOMweb archive (WADO-RS, QIDO-RS) behind the imaging-source bridge. */

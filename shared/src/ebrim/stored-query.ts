@@ -30,6 +30,8 @@ interface QueryRule {
   oneOf?: string[];
   /** Parameters that take a single value. */
   single: string[];
+  /** Parameters whose values are DTM timestamps (ITI TF-3 4.2.3.1.7: YYYY[MM[DD[hh[mm[ss]]]]]). */
+  dtm?: string[];
 }
 
 const RULES: Record<StoredQueryName, QueryRule> = {
@@ -38,6 +40,14 @@ const RULES: Record<StoredQueryName, QueryRule> = {
     required: ['$XDSDocumentEntryPatientId', '$XDSDocumentEntryStatus'],
     single: [
       '$XDSDocumentEntryPatientId',
+      '$XDSDocumentEntryCreationTimeFrom',
+      '$XDSDocumentEntryCreationTimeTo',
+      '$XDSDocumentEntryServiceStartTimeFrom',
+      '$XDSDocumentEntryServiceStartTimeTo',
+      '$XDSDocumentEntryServiceStopTimeFrom',
+      '$XDSDocumentEntryServiceStopTimeTo',
+    ],
+    dtm: [
       '$XDSDocumentEntryCreationTimeFrom',
       '$XDSDocumentEntryCreationTimeTo',
       '$XDSDocumentEntryServiceStartTimeFrom',
@@ -59,11 +69,13 @@ const RULES: Record<StoredQueryName, QueryRule> = {
       '$XDSSubmissionSetSubmissionTimeFrom',
       '$XDSSubmissionSetSubmissionTimeTo',
     ],
+    dtm: ['$XDSSubmissionSetSubmissionTimeFrom', '$XDSSubmissionSetSubmissionTimeTo'],
   },
   FindFolders: {
     patientParam: '$XDSFolderPatientId',
     required: ['$XDSFolderPatientId', '$XDSFolderStatus'],
     single: ['$XDSFolderPatientId', '$XDSFolderLastUpdateTimeFrom', '$XDSFolderLastUpdateTimeTo'],
+    dtm: ['$XDSFolderLastUpdateTimeFrom', '$XDSFolderLastUpdateTimeTo'],
   },
   GetAll: {
     patientParam: '$patientId',
@@ -161,6 +173,7 @@ function splitList(inner: string): string[] {
       const end = c < 0 ? s.length : c;
       item = s.slice(i, end).trim();
       if (item.includes("'")) throw new ParamSyntaxError(`stray quote in (${truncate(inner)})`);
+      item = unquoted(item);
       i = end;
     }
     out.push(item);
@@ -181,6 +194,17 @@ function parseScalar(v: string): string {
       throw new ParamSyntaxError(`stray quote in ${truncate(v)}`);
     return body.replace(/''/g, "'");
   }
+  return unquoted(v);
+}
+
+/**
+ * A value outside quotes must be a number (ITI TF-2 3.18.4.1.2.3.5: strings are quoted, numbers
+ * — e.g. DTM timestamps — need not be). An unquoted string (`JP1001^^^&…&ISO`) is refused rather
+ * than taken as it stands: whether the sender meant one value, a list or something else is a guess.
+ */
+function unquoted(v: string): string {
+  if (!/^[+-]?\d+(\.\d+)?$/.test(v))
+    throw new ParamSyntaxError(`string values must be quoted ('…'): ${truncate(v)}`);
   return v;
 }
 
@@ -203,11 +227,16 @@ export function firstParam(params: QueryParams, name: string): string | undefine
 }
 
 /** Checks required / one-of / single-valued parameters; returns RegistryErrors (empty when fine). */
-export function validateStoredQuery(name: StoredQueryName, params: QueryParams): RegistryError[] {
+export function validateStoredQuery(
+  name: StoredQueryName,
+  params: QueryParams,
+  /** Parameters already reported as unreadable (not reported again as missing). */
+  unreadable: ReadonlySet<string | undefined> = new Set(),
+): RegistryError[] {
   const rule = RULES[name];
   const errors: RegistryError[] = [];
   for (const p of rule.required) {
-    if (paramValues(params, p).length === 0) {
+    if (paramValues(params, p).length === 0 && !unreadable.has(p)) {
       errors.push(
         registryError(ErrorCode.StoredQueryMissingParam, `${name}: required parameter ${p} is missing`, p),
       );
@@ -240,13 +269,52 @@ export function validateStoredQuery(name: StoredQueryName, params: QueryParams):
       );
     }
   }
+  // A time bound that cannot be read must not narrow the answer to nothing (an empty Success
+  // would tell the consumer there are no documents): the query fails, naming the parameter.
+  for (const p of rule.dtm ?? []) {
+    const bad = paramValues(params, p).find((v) => !isDtm(v));
+    if (bad !== undefined) {
+      errors.push(
+        registryError(
+          ErrorCode.RegistryError,
+          `${name}: parameter ${p} is not a DTM (YYYY[MM[DD[hh[mm[ss]]]]], UTC): ${truncate(JSON.stringify(bad))}`,
+          p,
+        ),
+      );
+    }
+  }
   return errors;
+}
+
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** An XDS DTM (ITI TF-3 4.2.3.1.7): YYYY[MM[DD[hh[mm[ss]]]]], each field in its range. */
+export function isDtm(v: string): boolean {
+  if (!/^\d{4}(\d{2}){0,5}$/.test(v)) return false;
+  const f = (i: number) => Number(v.slice(i, i + 2));
+  const year = Number(v.slice(0, 4));
+  if (v.length >= 6 && (f(4) < 1 || f(4) > 12)) return false;
+  if (v.length >= 8) {
+    const month = f(4);
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    const max = month === 2 && !leap ? 28 : (DAYS_IN_MONTH[month - 1] as number);
+    if (f(6) < 1 || f(6) > max) return false;
+  }
+  if (v.length >= 10 && f(8) > 23) return false;
+  if (v.length >= 12 && f(10) > 59) return false;
+  if (v.length >= 14 && f(12) > 59) return false;
+  return true;
 }
 
 /** The patient id a patient-based query names, if any. */
 export function queryPatientId(name: StoredQueryName, params: QueryParams): string | undefined {
   const p = RULES[name].patientParam;
   return p ? firstParam(params, p) : undefined;
+}
+
+/** The parameter that carries the patient id of a patient-based query. */
+export function patientParamOf(name: StoredQueryName): string | undefined {
+  return RULES[name].patientParam;
 }
 
 export function isPatientQuery(name: StoredQueryName): boolean {

@@ -5,12 +5,11 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import { handleInbound, type AnyTransaction, type EngineHooks } from '../pipeline/engine';
 import type { Caller, Gateway } from '../pipeline/transaction';
-import { DEFAULT_CIPHERS } from '../outbound/client';
 import { renderWsdl, WSDL_SPECS } from './wsdl';
 
 export interface SoapRoute {
@@ -19,14 +18,13 @@ export interface SoapRoute {
 }
 
 export interface TlsServerOptions {
-  cert: string | Buffer;
-  key: string | Buffer;
-  ca: (string | Buffer)[];
+  /**
+   * Certificate, key, CAs, protocol floor, ciphers: security/server-tls.ts
+   * `serverSecureContextOptions` (the same function feeds `setSecureContext` on reload).
+   */
+  context: SecureContextOptions;
   /** required: every client presents a certificate our CAs issued; optional: verified when given. */
   clientAuth: 'required' | 'optional';
-  ciphers?: string;
-  /** Lowest TLS version (default TLSv1.2; never lower). */
-  minVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** Time allowed for a TLS handshake (default 10 s). */
   handshakeTimeoutMs?: number;
 }
@@ -119,14 +117,9 @@ export async function startSoapServer(o: ServerOptions): Promise<RunningServer> 
   const server = o.tls
     ? createHttpsServer(
         {
-          cert: o.tls.cert,
-          key: o.tls.key,
-          ca: o.tls.ca,
+          ...o.tls.context,
           requestCert: true,
           rejectUnauthorized: o.tls.clientAuth === 'required',
-          minVersion: o.tls.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2',
-          ciphers: o.tls.ciphers ?? DEFAULT_CIPHERS,
-          honorCipherOrder: true,
           handshakeTimeout: o.tls.handshakeTimeoutMs ?? 10_000,
         },
         handler,
@@ -135,13 +128,19 @@ export async function startSoapServer(o: ServerOptions): Promise<RunningServer> 
   hardenServer(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
+    // A deep accept queue: a burst of connections (a flood, or many peers at once) is accepted and
+    // then bounded by the connection guard, instead of overflowing the kernel's queue, where
+    // connections the server never sees linger half-made on the peer's side.
+    server.listen({ port: o.port, host: o.host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   baseUrl = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   return { server, url: baseUrl, close: () => closeServer(server) };
 }
+
+/** Listen backlog of the SOAP server (the kernel caps it at net.core.somaxconn). */
+const LISTEN_BACKLOG = 4_096;
 
 /** Bounds on slow or abusive clients (IHE XCA-I T3/T5). */
 export function hardenServer(server: Server): void {

@@ -120,8 +120,9 @@ export class MultipartReader implements AsyncIterableIterator<MimePart> {
     this.dashBoundary = Buffer.from(`--${boundary}`, 'latin1');
     this.src = new ChunkSource(source, {
       idleTimeoutMs: limits.idleTimeoutMs,
+      // A source failing with an MtomError (e.g. a time limit upstream) is reported as that error.
       fail: (kind: SourceFailureKind, message: string, cause?: unknown) =>
-        new MtomError(kind, `multipart ${message}`, { cause }),
+        cause instanceof MtomError ? cause : new MtomError(kind, `multipart ${message}`, { cause }),
     });
   }
 

@@ -29,6 +29,7 @@ export async function readSoapMessage(
   source: Readable,
   contentType: string | undefined,
   limits: MultipartLimits,
+  opts: { head?: EnvelopeHeadCheck } = {},
 ): Promise<IncomingSoapMessage> {
   if (contentType === undefined || contentType.trim() === '') {
     throw new MtomError('unsupported-media-type', 'no Content-Type: expected application/soap+xml or MTOM');
@@ -36,7 +37,14 @@ export async function readSoapMessage(
   const mt = parseMediaType(contentType);
   const type = mt?.type;
   if (type === 'application/soap+xml') {
-    return { envelope: await readWhole(source, limits), isMtom: false, attachments: NO_ATTACHMENTS };
+    checkCharset(mt?.params.charset, 'Content-Type');
+    const src = new ChunkSource(source, {
+      idleTimeoutMs: limits.idleTimeoutMs,
+      fail: (kind: SourceFailureKind, message: string, cause?: unknown) =>
+        cause instanceof MtomError ? cause : new MtomError(kind, `SOAP body ${message}`, { cause }),
+    });
+    const envelope = await readEnvelope(src, limits.maxRootBytes, opts.head);
+    return { envelope, isMtom: false, attachments: NO_ATTACHMENTS };
   }
   if (type === 'text/xml') {
     throw new MtomError(
@@ -80,7 +88,12 @@ export async function readSoapMessage(
       }
     }
     checkRoot(root);
-    const envelope = await readBody(root.body, limits.maxRootBytes);
+    const body = new ChunkSource(root.body, {
+      // The multipart reader fails a part's body with its own MtomError: passed on as it is.
+      fail: (kind: SourceFailureKind, message: string, cause?: unknown) =>
+        cause instanceof MtomError ? cause : new MtomError(kind, `SOAP envelope part: ${message}`, { cause }),
+    });
+    const envelope = await readEnvelope(body, limits.maxRootBytes, opts.head);
     return { envelope, isMtom: true, attachments: new Attachments(reader) };
   } catch (e) {
     await reader.return();
@@ -91,14 +104,30 @@ export async function readSoapMessage(
 
 function checkRoot(root: MimePart): void {
   const ct = root.headers.contentType;
-  const rt = ct === undefined ? undefined : parseMediaType(ct)?.type;
+  const mt = ct === undefined ? undefined : parseMediaType(ct);
+  const rt = mt?.type;
   if (rt !== 'application/xop+xml' && rt !== 'application/soap+xml') {
     throw new MtomError(
       'bad-root',
       `MTOM root part has Content-Type ${JSON.stringify(ct ?? null)}: expected application/xop+xml`,
     );
   }
+  checkCharset(mt?.params.charset, 'MTOM root part Content-Type');
   checkEncoding(root, 'root part');
+}
+
+/**
+ * The charset a SOAP envelope is declared in must be UTF-8 (or not given). The parser reads UTF-8
+ * only (and refuses an XML declaration naming anything else): a Content-Type that says otherwise
+ * contradicts the body, and guessing which of the two is right could garble patient names.
+ */
+function checkCharset(charset: string | undefined, where: string): void {
+  if (charset === undefined) return;
+  if (!/^utf-?8$/i.test(charset.trim()))
+    throw new MtomError(
+      'unsupported-media-type',
+      `${where} charset=${JSON.stringify(charset.slice(0, 40))}: SOAP messages here are UTF-8 (charset=UTF-8)`,
+    );
 }
 
 function checkEncoding(part: MimePart, what: string): void {
@@ -132,55 +161,40 @@ class Attachments implements AttachmentStream {
   }
 }
 
-/** Collects a part body, failing with 'too-large' past `max` bytes. */
-function readBody(body: Readable, max: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    const done = (err: Error | null): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', done);
-      body.off('close', onClose);
-      if (err) reject(err);
-      else resolve(Buffer.concat(chunks, n));
-    };
-    const onData = (c: Buffer): void => {
-      n += c.length;
-      if (n > max) {
-        body.destroy();
-        done(new MtomError('too-large', `SOAP envelope exceeds ${max} bytes`));
-        return;
-      }
-      chunks.push(c);
-    };
-    const onEnd = (): void => done(null);
-    const onClose = (): void => {
-      if (!body.readableEnded) done(new MtomError('truncated', 'SOAP envelope part ended early'));
-    };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', done);
-    body.on('close', onClose);
-  });
+/**
+ * Checks the head of an envelope before the rest is read (e.g. who sent an answer): `check` gets
+ * the envelope bytes read so far — all of them when `complete` — and answers 'more' to be called
+ * again with more, or 'pass'; it throws to refuse, and reading stops there. At most `maxBytes` of
+ * the envelope are read before it passes.
+ */
+export interface EnvelopeHeadCheck {
+  maxBytes: number;
+  check(sofar: Buffer, complete: boolean): Promise<'more' | 'pass'> | 'more' | 'pass';
 }
 
-/** A whole plain SOAP body, at most `maxRootBytes`. */
-async function readWhole(source: Readable, limits: MultipartLimits): Promise<Buffer> {
-  const src = new ChunkSource(source, {
-    idleTimeoutMs: limits.idleTimeoutMs,
-    fail: (kind: SourceFailureKind, message: string, cause?: unknown) =>
-      new MtomError(kind, `SOAP body ${message}`, { cause }),
-  });
+/** The whole envelope (at most `max` bytes, else 'too-large'), its head checked first when asked. */
+async function readEnvelope(src: ChunkSource, max: number, head?: EnvelopeHeadCheck): Promise<Buffer> {
   const chunks: Buffer[] = [];
+  let pending = head;
   try {
     for (;;) {
       const c = await src.pull();
-      if (c === null) return Buffer.concat(chunks, src.bytes);
-      if (src.bytes > limits.maxRootBytes) {
-        throw new MtomError('too-large', `SOAP envelope exceeds ${limits.maxRootBytes} bytes`);
+      if (c === null) {
+        const all = Buffer.concat(chunks, src.bytes);
+        if (pending && (await pending.check(all, true)) !== 'pass')
+          throw new MtomError('truncated', 'SOAP envelope ended before its header');
+        return all;
       }
+      if (src.bytes > max) throw new MtomError('too-large', `SOAP envelope exceeds ${max} bytes`);
       chunks.push(c);
+      if (pending) {
+        if ((await pending.check(Buffer.concat(chunks, src.bytes), false)) === 'pass') pending = undefined;
+        else if (src.bytes >= pending.maxBytes)
+          throw new MtomError(
+            'too-large',
+            `SOAP header not complete within the first ${pending.maxBytes} bytes of the envelope`,
+          );
+      }
     }
   } finally {
     src.release();

@@ -108,14 +108,26 @@ export interface PostOptions {
  * (`isAllowed`), so nothing in a message can make the gateway connect elsewhere.
  */
 export class Outbound {
-  private readonly agents = new Map<string, Agent>();
+  private agents = new Map<string, Agent>();
   private readonly limits = new Map<string, Semaphore>();
 
   constructor(
-    private readonly tls: TlsClientOptions,
+    private tls: TlsClientOptions,
     private readonly isAllowed: (url: string) => boolean,
     private readonly peers: OutboundPeers = {},
   ) {}
+
+  /**
+   * New client TLS material (certificate rotation): new connections use it; connections in use
+   * finish what they carry — the previous agents are closed gracefully (requests in flight and
+   * queued complete, then their sockets close).
+   */
+  setTls(tls: TlsClientOptions): void {
+    this.tls = tls;
+    const old = this.agents;
+    this.agents = new Map();
+    for (const a of old.values()) void a.close().catch(() => undefined);
+  }
 
   private agent(profile?: TlsClientOptions): Dispatcher {
     const opts = { ...this.tls, ...profile };

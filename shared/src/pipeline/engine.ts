@@ -165,7 +165,9 @@ async function handleInboundNow(
   } catch (e) {
     quietly(attachments?.discard());
     const fault = asFault(e);
-    log.info('request refused', { fault: fault.reason, code: fault.code });
+    const fields = { fault: fault.reason, code: fault.code };
+    if (fault.senderFault) log.warn('request refused', fields);
+    else log.error('request refused', fields);
     sendFault(httpRes, fault, envelope?.wsa.messageId);
     recordEarlyFailure(tx, gw, o, envelope, fault);
     hooks.finished?.(tx, { caller: o.caller, ms: Date.now() - t0, fault });
@@ -201,7 +203,8 @@ async function handleInboundNow(
   } catch (e) {
     const fault =
       e instanceof SoapFault ? e : SoapFault.receiver('the gateway could not process the request');
-    runCtx.log.error('transaction failed', { error: e as Error });
+    if (fault.senderFault) runCtx.log.warn('request refused', { fault: fault.reason, code: fault.code });
+    else runCtx.log.error('transaction failed', { error: e as Error });
     if (!httpRes.headersSent) sendFault(httpRes, fault, envelope.wsa.messageId);
     else httpRes.destroy();
     recordEarlyFailure(tx, gw, o, envelope, fault);
@@ -210,10 +213,12 @@ async function handleInboundNow(
 }
 
 /** decode → validate → plan → dispatch → merge → encode. Audit is deferred until delivery. */
-export async function execute(tx: AnyTransaction, ctx: Ctx, hooks: CallHooks = {}): Promise<Executed> {
+export async function execute(tx: AnyTransaction, outer: Ctx, hooks: CallHooks = {}): Promise<Executed> {
+  // Stages that must exchange before they can plan (XCPD ahead of ITI-38) dispatch with the same hooks.
+  const ctx: Ctx = { ...outer, dispatch: (calls) => dispatch(calls, ctx, hooks) };
   const req = tx.decode(ctx);
   const invalid = tx.validate(req, ctx);
-  const plan = invalid.length > 0 ? { calls: [], errors: invalid } : tx.plan(req, ctx);
+  const plan = invalid.length > 0 ? { calls: [], errors: invalid } : await tx.plan(req, ctx);
   const outcomes = await dispatch(plan.calls, ctx, hooks);
   const res = await tx.merge(req, outcomes, plan.errors, ctx).finally(() => {
     if (tx.readsAttachments) quietly(ctx.attachments.discard());

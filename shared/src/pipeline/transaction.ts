@@ -9,6 +9,7 @@ import type { Deadline } from '../util/deadline';
 import type { Logger } from '../util/log';
 import type { XmlLimits } from '../xml/parse';
 import type { IntegrityStore } from '../integrity/store';
+import type { CorrelationCache } from '../identity/cache';
 
 /**
  * The pipeline every transaction runs (see README, "Architecture"):
@@ -29,8 +30,11 @@ export interface Transaction<Req, Sub, Res> {
   decode(ctx: Ctx): Req;
   /** Profile rules the XSD cannot express that fail the whole request (→ Failure, no dispatch). */
   validate(req: Req, ctx: Ctx): RegistryError[];
-  /** Sub-requests, and errors for the parts that cannot be routed (unknown community, …). */
-  plan(req: Req, ctx: Ctx): Plan<Sub>;
+  /**
+   * Sub-requests, and errors for the parts that cannot be routed (unknown community, …). May first
+   * exchange with other actors through `ctx.dispatch` (the Initiating Gateway's XCPD step).
+   */
+  plan(req: Req, ctx: Ctx): Plan<Sub> | Promise<Plan<Sub>>;
   /** One answer from the sub-answers; called with no outcomes when validation failed. */
   merge(req: Req, outcomes: Outcome<Sub>[], errors: RegistryError[], ctx: Ctx): Promise<Res>;
   /** The response payload (XML, or an MTOM root plus streamed parts). */
@@ -65,6 +69,8 @@ export interface Gateway {
   readonly tlsIdentity?: readonly string[];
   /** Initiating side: hash/size announced in query results, for checking retrieves (M2). */
   readonly integrity?: IntegrityStore;
+  /** Initiating side: patient correlations learned with XCPD (ITI-55), shared by replicas via Redis. */
+  readonly correlations?: CorrelationCache;
 }
 
 export interface GatewayLimits {
@@ -94,6 +100,8 @@ export interface Ctx {
   /** wsse:Security with the requester's XUA assertion(s), relayed unchanged on every sub-request. */
   readonly forwardHeaders?: string;
   readonly humanRequestors: HumanRequestor[];
+  /** Runs calls the way the pipeline's dispatch stage does (set by the engine for the stages). */
+  readonly dispatch?: <S>(calls: Call<S>[]) => Promise<Outcome<S>[]>;
 }
 
 /** Where a sub-request goes. */

@@ -6,6 +6,8 @@
  *  - xua/           XUA assertions: required/optional check (check.ts), validation (index.ts), human requestor for audit
  *  - peer-limits.ts  per-peer rate, in-flight, connection and size limits, body pauses (R43)
  *  - server-guards.ts TLS handshake failures audited, HTTP-level errors as SOAP faults, timeouts
+ *  - connection-guard.ts half-open and idle connections bounded per address and in total
+ *  - server-tls.ts   the TLS server context from the settings (start and reload), checks of new material
  *  - peer-tls.ts     outbound: each community's endpoints verified against its own trust anchors
  *                    and identity names; outbound handshake failures audited
  *
@@ -52,46 +54,104 @@ export interface GatewaySecurity {
   extend(app: Express): void;
   /** Installs the handshake / client-error / connection guards on the listening server. */
   install(server: Server, tls: boolean): void;
+  /**
+   * Prepares a new directory (reload): identities, trust anchors, admission, XUA, limits and
+   * outbound trust are built from it; `commit` makes them current at once (requests in progress
+   * keep what they started with). Throws, changing nothing, when the directory's files cannot be read.
+   */
+  prepare(directory: Directory): { trustAnchors: Buffer[]; commit(): void };
+}
+
+/** Everything the security features derive from one directory. */
+interface SecurityState {
+  identities: PeerIdentities;
+  limits: InboundLimits;
+  admit: NonNullable<EngineHooks['admit']>;
+  outbound: OutboundPeers;
+  middleware: ReturnType<typeof peerLimitsMiddleware>;
 }
 
 export function createSecurity(o: SecurityOptions): GatewaySecurity {
   const log = o.log.child({ component: 'security' });
-  const identities = new PeerIdentities(o.directory, o.role);
-  const limits = o.directory.inboundLimits ?? INBOUND_LIMIT_DEFAULTS;
-  const limiter = new PeerLimiter(limits.maxTrackedPeers);
   const throttle = new AuditThrottle();
-  const xua = o.directory.xua ? new XuaCheck(o.directory.xua, o.now) : undefined;
-  const admit = createAdmission({ role: o.role, directory: o.directory, audit: o.audit, log: o.log, xua });
-  if (o.role === 'responding') {
-    const open = o.directory.communities.filter((c) => !c.identity && c.acceptRequests);
-    if (open.length)
-      log.warn('communities without identity accept any caller the TLS settings let in', {
-        communities: open.map((c) => c.homeCommunityId),
-      });
-  } else if (o.directory.consumers.length === 0 || o.directory.consumers.some((c) => !c.identity)) {
-    log.info('consumers without a certificate identity are admitted (see consumers in the directory)');
-  }
-  if (!xua) log.info('XUA validation is not configured: assertions are relayed unchecked');
+  const first = o.directory.inboundLimits ?? INBOUND_LIMIT_DEFAULTS;
+  const limiter = new PeerLimiter(first.maxTrackedPeers);
+  const build = (directory: Directory): SecurityState => {
+    const identities = new PeerIdentities(directory, o.role);
+    const limits = directory.inboundLimits ?? INBOUND_LIMIT_DEFAULTS;
+    const xua = directory.xua ? new XuaCheck(directory.xua, o.now) : undefined;
+    return {
+      identities,
+      limits,
+      admit: createAdmission({ role: o.role, directory, audit: o.audit, log: o.log, xua }),
+      outbound: outboundPeers({ directory, audit: o.audit, log: o.log, throttle }),
+      middleware: peerLimitsMiddleware({
+        identities,
+        limiter,
+        defaults: limits,
+        maxRequestBytes: o.maxRequestBytes,
+        soapPaths: new Set(o.soapPaths),
+        log: o.log,
+      }),
+    };
+  };
+  const explain = (directory: Directory) => {
+    if (o.role === 'responding') {
+      const open = directory.communities.filter((c) => !c.identity && c.acceptRequests);
+      if (open.length)
+        log.warn('communities without identity accept any caller the TLS settings let in', {
+          communities: open.map((c) => c.homeCommunityId),
+        });
+    } else if (directory.consumers.length === 0 || directory.consumers.some((c) => !c.identity)) {
+      log.info('consumers without a certificate identity are admitted (see consumers in the directory)');
+    }
+    if (!directory.xua) log.info('XUA validation is not configured: assertions are relayed unchecked');
+  };
+  let st = build(o.directory);
+  explain(o.directory);
+  let server: Server | undefined;
   return {
-    hooks: { admit },
-    outbound: outboundPeers({ directory: o.directory, audit: o.audit, log: o.log, throttle }),
-    trustAnchors: identities.trustAnchorPems,
-    limits,
+    hooks: { admit: (tx, env, caller) => st.admit(tx, env, caller) },
+    outbound: {
+      tlsFor: (url, identity) => st.outbound.tlsFor?.(url, identity),
+      onTlsFailure: (url, failure) => st.outbound.onTlsFailure?.(url, failure),
+    },
+    get trustAnchors() {
+      return st.identities.trustAnchorPems;
+    },
+    get limits() {
+      return st.limits;
+    },
     limiter,
     extend(app) {
-      app.use(
-        peerLimitsMiddleware({
-          identities,
-          limiter,
-          defaults: limits,
-          maxRequestBytes: o.maxRequestBytes,
-          soapPaths: new Set(o.soapPaths),
-          log: o.log,
-        }),
-      );
+      app.use((req, res, next) => st.middleware(req, res, next));
     },
-    install(server, tls) {
-      installServerGuards(server, { limits, identities, limiter, audit: o.audit, log: o.log, throttle, tls });
+    install(s, tls) {
+      server = s;
+      installServerGuards(s, {
+        get limits() {
+          return st.limits;
+        },
+        get identities() {
+          return st.identities;
+        },
+        limiter,
+        audit: o.audit,
+        log: o.log,
+        throttle,
+        tls,
+      });
+    },
+    prepare(directory) {
+      const next = build(directory);
+      return {
+        trustAnchors: next.identities.trustAnchorPems,
+        commit() {
+          st = next;
+          if (server) server.headersTimeout = st.limits.headersTimeoutMs;
+          explain(directory);
+        },
+      };
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
  * What the SOAP server does before there is a request: TLS handshake failures are audited as node
  * authentication failures, HTTP-level garbage (oversized or malformed headers, header/request
- * timeouts) is answered with a SOAP fault instead of a bare status line, open connections are
- * counted per peer, and the header / whole-request timeouts come from `inboundLimits`.
+ * timeouts) is answered with a SOAP fault instead of a bare status line, half-open and idle
+ * connections are bounded (connection-guard.ts), open connections are counted per peer, and the
+ * header / whole-request timeouts come from `inboundLimits`.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -14,6 +15,7 @@ import { encodeFault, SoapFault } from '../soap/fault';
 import type { Logger } from '../util/log';
 import { subjectString } from './certificates';
 import type { PeerIdentities } from './identities';
+import { ConnectionGuard } from './connection-guard';
 import { type PeerLimiter } from './peer-limits';
 
 /**
@@ -67,8 +69,13 @@ function notAuthentication(err: NodeJS.ErrnoException): boolean {
   );
 }
 
-export function installServerGuards(server: Server, o: ServerGuardOptions): void {
+/** How long a fault answer to a malformed request may take to leave before the socket is destroyed. */
+const FAULT_FLUSH_MS = 2_000;
+
+export function installServerGuards(server: Server, o: ServerGuardOptions): ConnectionGuard {
   const log = o.log.child({ component: 'server-guards' });
+  const guard = new ConnectionGuard(() => o.limits, log);
+  guard.install(server, o.tls);
   server.headersTimeout = o.limits.headersTimeoutMs;
   // Node's requestTimeout would bound every request, including a multi-gigabyte asynchronous
   // answer streaming into /async-response. The SOAP endpoints get their own total bound instead
@@ -104,6 +111,14 @@ export function installServerGuards(server: Server, o: ServerGuardOptions): void
   }
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // The HTTPS server reports TLS handshake errors (and handshake timeouts) here as well. Nothing
+    // can be written on a connection whose handshake never finished — a write would wait for it
+    // forever and the connection would never close — so it is destroyed (after the tlsClientError
+    // listener above has read the peer's certificate for the audit record).
+    if (o.tls && guard.halfOpen(socket)) {
+      process.nextTick(() => socket.destroy());
+      return;
+    }
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
       socket.destroy();
@@ -125,6 +140,8 @@ export function installServerGuards(server: Server, o: ServerGuardOptions): void
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       () => socket.destroy(),
     );
+    // A peer that does not read the answer does not keep the connection.
+    setTimeout(() => socket.destroy(), FAULT_FLUSH_MS).unref();
   });
 
   // Connections per peer (after the handshake, when the peer's certificate is known).
@@ -141,4 +158,5 @@ export function installServerGuards(server: Server, o: ServerGuardOptions): void
     }
     socket.once('close', release);
   });
+  return guard;
 }

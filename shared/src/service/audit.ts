@@ -19,18 +19,21 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { auditApplicationStart, auditApplicationStop, auditConfigurationLoaded } from '../audit/gateway';
 import { noopAuditSink, type AuditSink } from '../audit/event';
-import { createAuditSink, type AuditSinkConfig, type ManagedAuditSink } from '../audit/sink';
+import { createAuditSink, DEFAULT_PORTS, type AuditSinkConfig, type ManagedAuditSink } from '../audit/sink';
 import { parseSize } from '../directory/load';
 import type { Directory } from '../directory/types';
 import type { Logger } from '../util/log';
 
-export type AuditTransport = 'tls' | 'udp' | 'none' | 'off';
+export type AuditTransport = 'tls' | 'relp' | 'udp' | 'none' | 'off';
 
 /** Where the built-in default spool lives (the Helm chart mounts a volume and sets its own). */
 export const DEFAULT_AUDIT_SPOOL_DIR = '/var/lib/xcai/audit';
 
 export interface AuditSettings {
-  /** tls = RFC 5425 to an ARR; udp = RFC 5426; none = local trail only; off = no audit trail. */
+  /**
+   * tls = RFC 5425 to an ARR; relp = RELP over TLS (acknowledged); udp = RFC 5426; none = local
+   * trail only; off = no audit trail.
+   */
   transport: AuditTransport;
   host?: string;
   port?: number;
@@ -57,8 +60,8 @@ export class AuditSettingsError extends Error {}
 /** Reads the XCAI_AUDIT_* variables (listed in shared/src/audit/README.md). */
 export function auditSettingsFromEnv(env: NodeJS.ProcessEnv): AuditSettings {
   const transport = (env.XCAI_AUDIT_TRANSPORT || 'none') as AuditTransport;
-  if (!['tls', 'udp', 'none', 'off'].includes(transport))
-    throw new AuditSettingsError('XCAI_AUDIT_TRANSPORT must be tls, udp, none or off');
+  if (!['tls', 'relp', 'udp', 'none', 'off'].includes(transport))
+    throw new AuditSettingsError('XCAI_AUDIT_TRANSPORT must be tls, relp, udp, none or off');
   const num = (k: string, integer = false): number | undefined => {
     const v = env[k];
     if (v === undefined || v === '') return undefined;
@@ -80,7 +83,7 @@ export function auditSettingsFromEnv(env: NodeJS.ProcessEnv): AuditSettings {
       .map((s) => s.trim())
       .filter(Boolean);
   const host = env.XCAI_AUDIT_HOST || undefined;
-  if ((transport === 'tls' || transport === 'udp') && !host)
+  if (transport !== 'none' && transport !== 'off' && !host)
     throw new AuditSettingsError(`XCAI_AUDIT_TRANSPORT=${transport} needs XCAI_AUDIT_HOST`);
   const rate = num('XCAI_AUDIT_RATE');
   if (rate === 0) throw new AuditSettingsError('XCAI_AUDIT_RATE must be > 0');
@@ -126,6 +129,34 @@ function pem(file: string, what: string): Buffer {
   }
 }
 
+/**
+ * The TLS client material for the ARR (tls and relp transports; undefined otherwise), read from the
+ * files the settings name — at start, and again on a reload (certificate rotation).
+ */
+export function auditTlsOptions(a: AuditSettings): AuditSinkConfig['tls'] {
+  if (a.transport !== 'tls' && a.transport !== 'relp') return undefined;
+  const f = a.tls ?? {};
+  if (!f.cert || !f.key || !f.ca?.length)
+    throw new AuditSettingsError(
+      `XCAI_AUDIT_TRANSPORT=${a.transport} needs a client certificate, key and trust anchors: ` +
+        'XCAI_AUDIT_TLS_CERT / XCAI_AUDIT_TLS_KEY / XCAI_AUDIT_TLS_CA (default: XCAI_TLS_CERT / XCAI_TLS_KEY / XCAI_TLS_CA)',
+    );
+  return {
+    cert: pem(f.cert, 'the audit client certificate'),
+    key: pem(f.key, 'the audit client key'),
+    ca: f.ca.map((c) => pem(c, 'the audit trust anchor')),
+    servername: f.servername,
+    ciphers: f.ciphers,
+  };
+}
+
+/** The files of the audit TLS settings (watched for changes). */
+export function auditTlsFiles(a: AuditSettings): string[] {
+  if (a.transport !== 'tls' && a.transport !== 'relp') return [];
+  const f = a.tls ?? {};
+  return [f.cert, f.key, ...(f.ca ?? [])].filter((x): x is string => !!x);
+}
+
 /** The AuditSinkConfig for these settings (reads the PEM files). */
 export function gatewayAuditSinkConfig(
   a: AuditSettings,
@@ -133,22 +164,7 @@ export function gatewayAuditSinkConfig(
 ): AuditSinkConfig {
   const service = o.service ?? `${o.role}-gateway`;
   const transport = a.transport === 'off' ? 'none' : a.transport;
-  let tls: AuditSinkConfig['tls'];
-  if (transport === 'tls') {
-    const f = a.tls ?? {};
-    if (!f.cert || !f.key || !f.ca?.length)
-      throw new AuditSettingsError(
-        'XCAI_AUDIT_TRANSPORT=tls needs a client certificate, key and trust anchors: ' +
-          'XCAI_AUDIT_TLS_CERT / XCAI_AUDIT_TLS_KEY / XCAI_AUDIT_TLS_CA (default: XCAI_TLS_CERT / XCAI_TLS_KEY / XCAI_TLS_CA)',
-      );
-    tls = {
-      cert: pem(f.cert, 'the audit client certificate'),
-      key: pem(f.key, 'the audit client key'),
-      ca: f.ca.map((c) => pem(c, 'the audit trust anchor')),
-      servername: f.servername,
-      ciphers: f.ciphers,
-    };
-  }
+  const tls = auditTlsOptions(a);
   const oid = o.directory.homeCommunityId.replace(/^urn:oid:/, '');
   return {
     transport,
@@ -215,7 +231,7 @@ export function openGatewayAudit(o: {
     summary:
       mode === 'local'
         ? `local audit log in ${a.spoolDir} (no Audit Record Repository configured)`
-        : `${a.transport} to ${a.host}:${a.port ?? (a.transport === 'tls' ? 6514 : 514)}, spool ${a.spoolDir}`,
+        : `${a.transport} to ${a.host}:${a.port ?? DEFAULT_PORTS[a.transport as keyof typeof DEFAULT_PORTS]}, spool ${a.spoolDir}`,
   };
 }
 
@@ -247,6 +263,25 @@ export function auditGatewayStart(
     sink,
     `xcai ${(o.service ?? `${o.role}-gateway`).replace(/-/g, ' ')} started at ${o.url}`,
   );
+  auditGatewayConfiguration(sink, o);
+}
+
+/**
+ * The configuration a gateway runs with (directory with its peers and trust anchors, TLS identity,
+ * audit destination), as a Security Alert — at start, after a reload (`what` says so), and for a
+ * reload that was refused (outcome 4, the old configuration stays).
+ */
+export function auditGatewayConfiguration(
+  sink: AuditSink,
+  o: {
+    directory: Directory;
+    directoryFile?: string;
+    tlsCertFile?: string;
+    audit: string;
+    what?: string;
+    outcome?: 0 | 4;
+  },
+): void {
   const d = o.directory;
   const file = o.directoryFile && o.directoryFile !== '(inline)' ? resolve(o.directoryFile) : undefined;
   const hash = file ? sha256File(file) : undefined;
@@ -254,6 +289,7 @@ export function auditGatewayStart(
   for (const c of d.communities) for (const t of c.identity?.trustAnchors ?? []) anchors.add(t);
   for (const c of d.consumers) for (const t of c.identity?.trustAnchors ?? []) anchors.add(t);
   const parts = [
+    ...(o.what ? [o.what] : []),
     `directory ${file ?? '(in memory)'}${hash ? ` sha256 ${hash}` : ''}`,
     `home ${d.homeCommunityId}`,
     `${d.communities.length} communities`,
@@ -270,6 +306,7 @@ export function auditGatewayStart(
     objectId: file ? pathToFileURL(file).href : `urn:xcai:directory:${d.homeCommunityId}`,
     description: parts.join('; '),
     kinds: ['software', 'security', 'network'],
+    outcome: o.outcome,
   });
 }
 

@@ -1,6 +1,13 @@
 import type { Express } from 'express';
 import { noopAuditSink, type AuditSink } from '../audit/event';
-import { auditGatewayStart, auditGatewayStop, openGatewayAudit } from './audit';
+import {
+  auditGatewayConfiguration,
+  auditGatewayStart,
+  auditGatewayStop,
+  auditTlsFiles,
+  auditTlsOptions,
+  openGatewayAudit,
+} from './audit';
 import { loadDirectory } from '../directory/load';
 import type { Directory } from '../directory/types';
 import { Outbound } from '../outbound/client';
@@ -20,10 +27,20 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { Gateway, GatewayLimits } from '../pipeline/transaction';
 import { createLogger, type Logger } from '../util/log';
 import { DEFAULT_XML_LIMITS } from '../xml/parse';
-import { readPem, type ServiceSettings } from './settings';
+import type { ServiceSettings } from './settings';
+import { X509Certificate } from 'node:crypto';
+import type { SecureContextOptions } from 'node:tls';
+import {
+  checkServerTls,
+  readTlsMaterial,
+  serverSecureContextOptions,
+  type TlsMaterial,
+} from '../security/server-tls';
+import { Reloader } from './reload';
 import { createAsyncSupport, type AsyncSupportOptions } from '../async/support';
 import { closeRedis, connectRedis } from '../redis/client';
 import { RedisIntegrityStore } from '../integrity/redis-store';
+import { correlationCache } from '../identity/setup';
 import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';
 
@@ -64,14 +81,34 @@ export interface RunningGateway {
   observability: Observability;
   /** Readiness checks behind /readyz; features add theirs with `readiness.add(name, check)`. */
   readiness: Readiness;
+  /**
+   * Reads certificates and directory again and applies them when all is good (service/reload.ts);
+   * resolves false when something was refused (the previous configuration stays).
+   */
+  reload(trigger?: string): Promise<boolean>;
   /** Stops serving; `reason` (e.g. the signal) goes into the Application Stop audit record. */
   close(reason?: string): Promise<void>;
+}
+
+/** The files a reload reads: the directory and what it names, our TLS files, the audit TLS files. */
+function watchedFiles(s: ServiceSettings, directory: Directory | undefined): string[] {
+  const files = new Set<string>();
+  if (directory) {
+    files.add(s.directoryFile);
+    for (const c of [...directory.communities, ...directory.consumers])
+      for (const f of c.identity?.trustAnchors ?? []) files.add(f);
+    for (const f of directory.xua?.idpCertificates ?? []) files.add(f);
+  }
+  if (s.tls) for (const f of [s.tls.cert, s.tls.key, ...s.tls.ca]) files.add(f);
+  for (const f of auditTlsFiles(s.audit)) files.add(f);
+  return [...files];
 }
 
 /** Every URL the directory names — the only places this gateway may send to. */
 export function directoryUrls(d: Directory): Set<string> {
   const urls = new Set<string>();
   if (d.local.registry) urls.add(d.local.registry.url);
+  if (d.local.patientDemographicsSupplier) urls.add(d.local.patientDemographicsSupplier.url);
   for (const e of [...d.local.repositories, ...d.local.imagingDocumentSources]) urls.add(e.url);
   for (const c of d.communities) for (const e of Object.values(c.endpoints)) if (e) urls.add(e.url);
   if (d.local.publish) urls.add(d.local.publish.repository.url);
@@ -89,16 +126,17 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const s = o.settings;
   const service = o.service ?? `${o.role}-gateway`;
   const log = (o.log ?? createLogger({ service })).child({});
-  const directory = o.directory ?? loadDirectory(s.directoryFile);
+  let directory = o.directory ?? loadDirectory(s.directoryFile);
   // The audit trail (XCAI_AUDIT_*): opened first, so that nothing is served unaudited.
   const auditing = o.audit
     ? undefined
     : openGatewayAudit({ role: o.role, service, settings: s.audit, directory, log });
   const audit = o.audit ?? auditing?.sink ?? noopAuditSink;
-  const allowed = directoryUrls(directory);
-  const tls = s.tls
-    ? { cert: readPem(s.tls.cert), key: readPem(s.tls.key), ca: s.tls.ca.map(readPem) }
-    : undefined;
+  let allowed = directoryUrls(directory);
+  let tls = s.tls ? readTlsMaterial(s.tls) : undefined;
+  let tlsNames = tls ? ownCertificateNames(tls.cert) : undefined;
+  const clientTls = (m: TlsMaterial | undefined) =>
+    m ? { ...m, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion } : {};
   const limits: GatewayLimits = { ...DEFAULT_LIMITS, maxRequestBytes: s.maxRequestBytes, ...o.limits };
   // mTLS identities, admission (acceptRequests, consumers, XUA), per-peer limits: see security/index.ts.
   const security = createSecurity({
@@ -109,17 +147,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     soapPaths: o.routes.map((r) => r.path),
     maxRequestBytes: limits.maxRequestBytes,
   });
-  const outbound = new Outbound(
-    tls ? { ...tls, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion } : {},
-    (url) => allowed.has(url),
-    security.outbound,
-  );
+  const outbound = new Outbound(clientTls(tls), (url) => allowed.has(url), security.outbound);
   let publicUrl = s.publicUrl ?? '';
   // One Redis client per process, shared by the async correlation and the integrity store.
   const redis = s.redisUrl ? connectRedis(s.redisUrl, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
   const gateway: Gateway = {
     role: o.role,
-    directory,
+    get directory() {
+      return directory;
+    },
     outbound,
     audit,
     log,
@@ -127,12 +163,18 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     get publicUrl() {
       return publicUrl;
     },
-    tlsIdentity: tls ? ownCertificateNames(tls.cert) : undefined,
+    get tlsIdentity() {
+      return tlsNames;
+    },
     integrity:
       o.role === 'initiating'
         ? redis
           ? new RedisIntegrityStore(redis, undefined, log)
           : new MemoryIntegrityStore()
+        : undefined,
+    correlations:
+      o.role === 'initiating'
+        ? correlationCache({ directory, redis, secret: s.handoverSecret, tlsKey: tls?.key, log })
         : undefined,
   };
   const observability = createObservability({
@@ -179,11 +221,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     tls:
       tls && s.tls
         ? {
-            ...tls,
-            ca: [...tls.ca, ...security.trustAnchors],
+            context: serverSecureContextOptions(s.tls, tls, security.trustAnchors),
             clientAuth: s.tls.clientAuth,
-            ciphers: s.tls.ciphers,
-            minVersion: s.tls.minVersion,
             handshakeTimeoutMs: security.limits.handshakeTimeoutMs,
           }
         : undefined,
@@ -197,6 +236,67 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   if (!publicUrl) publicUrl = soap.url;
   soapUrl = soap.url;
   await asyncSupport?.start();
+
+  // Reload (SIGHUP, or a changed file): everything is read and checked first, then swapped at once.
+  const auditSummary = auditing?.summary ?? 'sink provided by the caller';
+  const certificateDetail = () => {
+    if (!tls) return {};
+    const leaf = new X509Certificate(tls.cert);
+    return {
+      certificate: { subject: leaf.subject, notAfter: leaf.validTo, fingerprint256: leaf.fingerprint256 },
+    };
+  };
+  const reloader = new Reloader({
+    log: log.child({ component: 'reload' }),
+    pollMs: s.reloadPollMs ?? 5_000,
+    initialDetail: certificateDetail(),
+    files: () => watchedFiles(s, o.directory ? undefined : directory),
+    apply: () => {
+      const nextDirectory = o.directory ?? loadDirectory(s.directoryFile);
+      if (nextDirectory.homeCommunityId !== directory.homeCommunityId)
+        throw new Error(
+          `homeCommunityId changed (${directory.homeCommunityId} → ${nextDirectory.homeCommunityId}): that needs a restart`,
+        );
+      const nextTls = s.tls ? readTlsMaterial(s.tls) : undefined;
+      const nextAuditTls = auditing?.managed ? auditTlsOptions(s.audit) : undefined;
+      const nextSecurity = security.prepare(nextDirectory);
+      const context =
+        s.tls && nextTls ? serverSecureContextOptions(s.tls, nextTls, nextSecurity.trustAnchors) : undefined;
+      if (context) checkServerTls(context);
+      // All good: swap.
+      nextSecurity.commit();
+      directory = nextDirectory;
+      allowed = directoryUrls(nextDirectory);
+      if (context && nextTls) {
+        (soap.server as unknown as { setSecureContext(o: SecureContextOptions): void }).setSecureContext(
+          context,
+        );
+        tls = nextTls;
+        tlsNames = ownCertificateNames(nextTls.cert);
+        outbound.setTls(clientTls(nextTls));
+      }
+      if (nextAuditTls) auditing?.managed?.updateTls(nextAuditTls);
+      return {
+        ...certificateDetail(),
+        communities: nextDirectory.communities.length,
+        consumers: nextDirectory.consumers.length,
+      };
+    },
+    onResult: (ok, trigger, error) =>
+      auditGatewayConfiguration(audit, {
+        directory,
+        directoryFile: o.directory ? undefined : s.directoryFile,
+        tlsCertFile: s.tls?.cert,
+        audit: auditSummary,
+        what: ok
+          ? `configuration reloaded (${trigger})`
+          : `configuration reload refused (${trigger}): ${error}`,
+        outcome: ok ? 0 : 4,
+      }),
+  });
+  readiness.add('configuration', () => reloader.readiness());
+  reloader.start();
+
   const mgmt =
     s.mgmtPort >= 0
       ? await startManagementServer({
@@ -236,7 +336,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     url: soap.url,
     observability,
     readiness,
+    reload: (trigger = 'request') => reloader.reload(trigger),
     async close(reason?: string) {
+      reloader.stop();
       auditGatewayStop(audit, service.replace(/-/g, ' '), reason);
       await soap.close();
       await mgmt?.close();
@@ -249,10 +351,19 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   };
 }
 
-/** Runs a service until SIGINT/SIGTERM; a start-up error ends the process with a clear message. */
-export function runMain(start: () => Promise<{ close(reason?: string): Promise<void> }>): void {
+/**
+ * Runs a service until SIGINT/SIGTERM (SIGHUP reloads its configuration, when it can); a start-up
+ * error ends the process with a clear message.
+ */
+export function runMain(
+  start: () => Promise<{
+    close(reason?: string): Promise<void>;
+    reload?(trigger?: string): Promise<boolean>;
+  }>,
+): void {
   start().then(
     (svc) => {
+      if (svc.reload) process.on('SIGHUP', () => void svc.reload?.('SIGHUP'));
       const stop = (signal: NodeJS.Signals) => {
         svc.close(signal).then(
           () => process.exit(0),

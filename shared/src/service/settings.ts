@@ -35,6 +35,11 @@ export interface ServiceSettings {
   otlpEndpoint?: string;
   /** Circuit breaker per community (XCAI_CIRCUIT_FAILURES, XCAI_CIRCUIT_COOLDOWN_MS). */
   circuit?: { failureThreshold: number; coolDownMs: number };
+  /**
+   * How often the files of the configuration are checked for changes (XCAI_RELOAD_POLL_MS,
+   * default 5000; 0: only SIGHUP reloads). See service/reload.ts.
+   */
+  reloadPollMs?: number;
 }
 
 export class SettingsError extends Error {}
@@ -58,6 +63,11 @@ export function settingsFromEnv(
   const positive = (k: string, d: number) => {
     const n = int(k, d);
     if (n < 1) throw new SettingsError(`${k} must be a positive integer`);
+    return n;
+  };
+  const nonNegative = (k: string, d: number) => {
+    const n = int(k, d);
+    if (n < 0) throw new SettingsError(`${k} must be 0 or more`);
     return n;
   };
   const tlsCert = env.XCAI_TLS_CERT;
@@ -108,6 +118,7 @@ export function settingsFromEnv(
       failureThreshold: positive('XCAI_CIRCUIT_FAILURES', 5),
       coolDownMs: positive('XCAI_CIRCUIT_COOLDOWN_MS', 30_000),
     },
+    reloadPollMs: nonNegative('XCAI_RELOAD_POLL_MS', 5_000),
   };
 }
 

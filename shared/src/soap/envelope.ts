@@ -26,27 +26,51 @@ export interface SoapEnvelope {
 }
 
 /** Header blocks this product understands (others flagged mustUnderstand are refused). */
-const UNDERSTOOD = new Set([NS.wsa, NS.wsse, NS.wsu]);
+const UNDERSTOOD = new Set<string>([NS.wsa, NS.wsse, NS.wsu]);
+
+/** SOAP 1.2 roles (Part 1 §2.2). We act in `next` and, for every message we receive, `ultimateReceiver`. */
+export const SOAP_ROLE = {
+  next: `${NS.soap}/role/next`,
+  none: `${NS.soap}/role/none`,
+  ultimateReceiver: `${NS.soap}/role/ultimateReceiver`,
+} as const;
 
 /**
- * Decodes a SOAP 1.2 envelope. Problems become SoapFaults with a clear reason.
- * `requireAddressing` makes wsa:Action and wsa:MessageID mandatory (requests, per IHE).
+ * Is a header block targeted at this node (SOAP 1.2 Part 1 §2.2, §5.2.2)? No `role` means
+ * ultimateReceiver. Blocks for `none` or for any other role are not processed at all — neither read
+ * nor checked for mustUnderstand (§5.2.3: only targeted blocks can cause a MustUnderstand fault).
  */
-export function decodeEnvelope(
-  bytes: Buffer | string,
-  limits: Partial<XmlLimits> = {},
-  requireAddressing = true,
-): SoapEnvelope {
-  let doc: XmlDocument;
-  try {
-    doc = parseXml(bytes, limits);
-  } catch (e) {
-    if (e instanceof XmlError) {
-      if (e.code === 'too-large') throw SoapFault.sender(`message too large: ${e.message}`);
-      throw SoapFault.sender(`XML not accepted: ${e.message}`);
-    }
-    throw e;
-  }
+function targetedAtUs(h: XmlElement): boolean {
+  const role = h.attr('role', NS.soap);
+  if (role === undefined) return true;
+  const r = role.trim();
+  return r === SOAP_ROLE.next || r === SOAP_ROLE.ultimateReceiver;
+}
+
+/** The value of an xs:boolean attribute (whitespace collapsed), or a Sender fault naming it. */
+function xsBoolean(value: string, what: string): boolean {
+  const v = value.trim();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw SoapFault.sender(
+    `${what} must be an xs:boolean (true, false, 1 or 0), not ${JSON.stringify(value.slice(0, 40))}`,
+  );
+}
+
+/** SOAP 1.2 Part 1 §5.1.1: encodingStyle may not appear on Envelope, Header or Body. */
+function noEncodingStyle(el: XmlElement): void {
+  if (el.attr('encodingStyle', NS.soap) !== undefined)
+    throw SoapFault.sender(`soap:encodingStyle is not allowed on soap:${el.local} (SOAP 1.2 Part 1 §5.1.1)`);
+}
+
+export interface EnvelopeParts {
+  root: XmlElement;
+  header?: XmlElement;
+  body?: XmlElement;
+}
+
+/** Root checks shared by the full decoder and the head decoder. */
+function envelopeRoot(doc: XmlDocument): XmlElement {
   const root = doc.root;
   if (root.local === 'Envelope' && root.ns === NS.soap11) {
     throw new SoapFault('VersionMismatch', 'SOAP 1.1 is not supported; IHE web services use SOAP 1.2');
@@ -54,6 +78,67 @@ export function decodeEnvelope(
   if (!root.is(NS.soap, 'Envelope')) {
     throw new SoapFault('VersionMismatch', `not a SOAP 1.2 envelope (root is {${root.ns}}${root.local})`);
   }
+  noEncodingStyle(root);
+  return root;
+}
+
+function parseEnvelopeXml(bytes: Buffer | string, limits: Partial<XmlLimits>): XmlDocument {
+  try {
+    return parseXml(bytes, limits);
+  } catch (e) {
+    if (e instanceof XmlError) {
+      if (e.code === 'too-large') throw SoapFault.sender(`message too large: ${e.message}`);
+      throw SoapFault.sender(`XML not accepted: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Processes the header blocks targeted at us: the WS-Addressing properties and the wsse:Security
+ * block are read first, so that a fault raised afterwards (mustUnderstand, body) can name the
+ * request's MessageID in its RelatesTo; then every targeted block flagged mustUnderstand must be
+ * one we understand (MustUnderstand fault listing the others, §5.4.8).
+ */
+function processHeaders(header: XmlElement | undefined, wsa: Addressing): { security?: XmlElement } {
+  let security: XmlElement | undefined;
+  if (!header) return {};
+  noEncodingStyle(header);
+  const mustUnderstand: XmlElement[] = [];
+  for (const h of header.children) {
+    const mu = h.attr('mustUnderstand', NS.soap);
+    const required = mu !== undefined && xsBoolean(mu, `soap:mustUnderstand on {${h.ns}}${h.local}`);
+    if (!targetedAtUs(h)) continue;
+    if (required) mustUnderstand.push(h);
+    // A mustUnderstand attribute in the wsa namespace (seen from some peers) is schema-invalid; we ignore it.
+    if (h.ns === NS.wsa) readAddressing(h, wsa);
+    else if (h.is(NS.wsse, 'Security')) {
+      if (security) throw SoapFault.sender('more than one wsse:Security header');
+      security = h;
+    }
+  }
+  const notUnderstood = mustUnderstand.filter((h) => !UNDERSTOOD.has(h.ns));
+  if (notUnderstood.length > 0) {
+    const names = notUnderstood.map((h) => `{${h.ns}}${h.local}`).join(', ');
+    throw new SoapFault('MustUnderstand', `header ${names} is not understood`, undefined, undefined, {
+      notUnderstood: notUnderstood.map((h) => ({ ns: h.ns, local: h.local })),
+    });
+  }
+  return { security };
+}
+
+/**
+ * Decodes a SOAP 1.2 envelope. Problems become SoapFaults with a clear reason; a fault raised
+ * after the WS-Addressing headers were read carries the request's MessageID (`relatesTo`).
+ * `requireAddressing` makes wsa:Action and wsa:MessageID mandatory (requests, per IHE).
+ */
+export function decodeEnvelope(
+  bytes: Buffer | string,
+  limits: Partial<XmlLimits> = {},
+  requireAddressing = true,
+): SoapEnvelope {
+  const doc = parseEnvelopeXml(bytes, limits);
+  const root = envelopeRoot(doc);
   let header: XmlElement | undefined;
   let body: XmlElement | undefined;
   for (const c of root.children) {
@@ -61,34 +146,51 @@ export function decodeEnvelope(
     else if (c.is(NS.soap, 'Body') && !body) body = c;
     else throw SoapFault.sender(`unexpected element {${c.ns}}${c.local} in soap:Envelope`);
   }
-  if (!body) throw SoapFault.sender('soap:Body missing');
-  if (body.children.length !== 1) {
-    throw SoapFault.sender(`soap:Body must hold exactly one element (found ${body.children.length})`);
+  const wsa: Addressing = {};
+  try {
+    const { security } = processHeaders(header, wsa);
+    if (!body) throw SoapFault.sender('soap:Body missing');
+    noEncodingStyle(body);
+    if (body.children.length !== 1) {
+      throw SoapFault.sender(`soap:Body must hold exactly one element (found ${body.children.length})`);
+    }
+    if (requireAddressing) {
+      if (!wsa.action)
+        throw SoapFault.sender('WS-Addressing header Action is required', 'MessageAddressingHeaderRequired');
+      if (!wsa.messageId) {
+        throw SoapFault.sender(
+          'WS-Addressing header MessageID is required',
+          'MessageAddressingHeaderRequired',
+        );
+      }
+    }
+    return { doc, header, payload: body.children[0], wsa, security };
+  } catch (e) {
+    if (e instanceof SoapFault && wsa.messageId) e.relatesTo ??= wsa.messageId;
+    throw e;
+  }
+}
+
+/**
+ * Decodes the head of an envelope — everything before the soap:Body start tag (see
+ * envelope-head.ts) — and returns its WS-Addressing properties, with the same header processing
+ * as `decodeEnvelope`. Used to authenticate an answer before its body is read.
+ */
+export function decodeEnvelopeHead(
+  head: Buffer,
+  rootQname: string,
+  limits: Partial<XmlLimits> = {},
+): Addressing {
+  const doc = parseEnvelopeXml(Buffer.concat([head, Buffer.from(`</${rootQname}>`, 'latin1')]), limits);
+  const root = envelopeRoot(doc);
+  let header: XmlElement | undefined;
+  for (const c of root.children) {
+    if (c.is(NS.soap, 'Header') && !header) header = c;
+    else throw SoapFault.sender(`unexpected element {${c.ns}}${c.local} in soap:Envelope`);
   }
   const wsa: Addressing = {};
-  let security: XmlElement | undefined;
-  if (header) {
-    for (const h of header.children) {
-      const mu = h.attr('mustUnderstand', NS.soap);
-      if ((mu === 'true' || mu === '1') && !UNDERSTOOD.has(h.ns as never)) {
-        throw new SoapFault('MustUnderstand', `header {${h.ns}}${h.local} is not understood`);
-      }
-      // A mustUnderstand attribute in the wsa namespace (seen from some peers) is schema-invalid; we ignore it.
-      if (h.ns === NS.wsa) readAddressing(h, wsa);
-      else if (h.is(NS.wsse, 'Security')) {
-        if (security) throw SoapFault.sender('more than one wsse:Security header');
-        security = h;
-      }
-    }
-  }
-  if (requireAddressing) {
-    if (!wsa.action)
-      throw SoapFault.sender('WS-Addressing header Action is required', 'MessageAddressingHeaderRequired');
-    if (!wsa.messageId) {
-      throw SoapFault.sender('WS-Addressing header MessageID is required', 'MessageAddressingHeaderRequired');
-    }
-  }
-  return { doc, header, payload: body.children[0], wsa, security };
+  processHeaders(header, wsa);
+  return wsa;
 }
 
 function readAddressing(h: XmlElement, wsa: Addressing): void {

@@ -226,9 +226,7 @@ class Parser {
         }
       } else if (c1 === 0x21 /* ! */) {
         if (s.startsWith('<!--', lt)) {
-          const e = s.indexOf('-->', lt + 4);
-          if (e < 0) this.fail('malformed', 'unterminated comment');
-          this.pos = e + 3;
+          this.pos = this.commentEnd(lt);
         } else if (s.startsWith('<![CDATA[', lt)) {
           if (!top) this.fail('malformed', 'CDATA outside the root element');
           const e = s.indexOf(']]>', lt + 9);
@@ -271,6 +269,11 @@ class Parser {
       const e = s.indexOf('?>', this.pos);
       if (e < 0) this.fail('malformed', 'unterminated XML declaration');
       const decl = s.slice(this.pos, e);
+      const version = /^<\?xml\s+version\s*=\s*(["'])([^"']*)\1/.exec(decl);
+      if (!version) this.fail('malformed', 'the XML declaration has no version');
+      // XML 1.1 differs in characters and line ends (NEL, C1 controls); we read XML 1.0 only.
+      if (version[2] !== '1.0')
+        this.fail('malformed', `XML version ${version[2].slice(0, 10)} is not supported (1.0 only)`);
       const enc = /encoding\s*=\s*["']([^"']+)["']/.exec(decl);
       if (enc && !/^utf-?8$/i.test(enc[1])) {
         throw new XmlError('bad-encoding', `only UTF-8 is accepted (declared ${enc[1]})`);
@@ -281,9 +284,7 @@ class Parser {
     while (true) {
       this.pos = this.skipWs(this.pos);
       if (s.startsWith('<!--', this.pos)) {
-        const e = s.indexOf('-->', this.pos + 4);
-        if (e < 0) this.fail('malformed', 'unterminated comment');
-        this.pos = e + 3;
+        this.pos = this.commentEnd(this.pos);
       } else if (s.startsWith('<?', this.pos)) {
         const e = s.indexOf('?>', this.pos + 2);
         if (e < 0) this.fail('malformed', 'unterminated processing instruction');
@@ -296,6 +297,17 @@ class Parser {
     }
   }
 
+  /**
+   * End of the comment starting at `lt` (after its `-->`). XML 1.0 §2.5: `--` may not occur inside
+   * a comment, and a comment may not end with `--->`.
+   */
+  private commentEnd(lt: number): number {
+    const e = this.s.indexOf('--', lt + 4);
+    if (e < 0) this.fail('malformed', 'unterminated comment');
+    if (this.s.charCodeAt(e + 2) !== 0x3e) this.fail('malformed', "'--' is not allowed inside a comment");
+    return e + 3;
+  }
+
   /** After the root: only whitespace, comments and PIs. */
   private trailingMisc(from: number, to = this.s.length): void {
     const s = this.s;
@@ -304,9 +316,7 @@ class Parser {
       p = this.skipWs(p);
       if (p >= to) break;
       if (s.startsWith('<!--', p)) {
-        const e = s.indexOf('-->', p + 4);
-        if (e < 0) this.fail('malformed', 'unterminated comment');
-        p = e + 3;
+        p = this.commentEnd(p);
       } else if (s.startsWith('<?', p)) {
         const e = s.indexOf('?>', p + 2);
         if (e < 0) this.fail('malformed', 'unterminated processing instruction');

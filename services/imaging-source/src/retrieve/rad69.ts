@@ -16,13 +16,14 @@ import {
   Action,
   decodeRetrieveImagingDocumentSetRequest,
   dicomCheck,
+  documentFailed,
   encodeRetrieveResult,
   ErrorCode,
   imagingDocuments,
+  locate,
   mergeRetrieve,
   registryError,
-  repositoryFailed,
-  retrieveAuditEvents,
+  imagingSourceAuditEvents,
   Semaphore,
   validateImagingRequest,
   type Ctx,
@@ -83,15 +84,14 @@ export function rad69(o: BridgeRetrieveOptions): Transaction<ImagingRequest, nev
         verification: (_t, r) => dicomCheck(req.transferSyntaxUids)(r),
         documentError: (_t, r, reason) =>
           notFound.has(r.documentUniqueId)
-            ? registryError(
-                ErrorCode.DocumentUniqueIdError,
-                `SOP Instance ${r.documentUniqueId} is not in the archive`,
-                r.documentUniqueId,
-              )
-            : repositoryFailed(r, s.repositoryUniqueId, failures.get(r.documentUniqueId) ?? reason),
+            ? notInArchive(r.documentUniqueId, `SOP Instance ${r.documentUniqueId} is not in the archive`)
+            : documentFailed(target, r, failures.get(r.documentUniqueId) ?? reason),
         lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
       };
-      if (invalid.length) return { ...(await mergeRetrieve([], invalid, policy, ctx)), transcoded };
+      // RAD TF-3 4.69.5: each error's location is the DocumentUniqueId (SOP Instance UID) concerned.
+      const home = ctx.gateway.directory.homeCommunityId;
+      if (invalid.length)
+        return { ...locate(await mergeRetrieve([], invalid, policy, ctx), 'document', home), transcoded };
       const errors: RegistryError[] = [];
       const ours: ImagingDocumentRef[] = [];
       for (const d of imagingDocuments(req)) {
@@ -100,12 +100,13 @@ export function rad69(o: BridgeRetrieveOptions): Transaction<ImagingRequest, nev
             registryError(
               ErrorCode.UnknownRepositoryId,
               `repository ${d.repositoryUniqueId} is not this Imaging Document Source`,
-              d.repositoryUniqueId,
+              undefined,
+              { document: d.documentUniqueId },
             ),
           );
         else ours.push(d);
       }
-      const present = await preflight(o.archive, ours, ctx, errors, storedSyntax);
+      const present = await preflight(o.archive, target, ours, ctx, errors, storedSyntax);
       const units = plan(present, req.transferSyntaxUids, s.seriesThreshold, s.anySyntax, storedSyntax);
       const lanes = Math.min(s.maxConcurrent, units.length);
       let n = 0;
@@ -162,19 +163,11 @@ export function rad69(o: BridgeRetrieveOptions): Transaction<ImagingRequest, nev
       if (storedSyntax.size > MAX_LEARNT) storedSyntax.clear();
       const res = await mergeRetrieve(outcomes, errors, policy, ctx);
       // The lanes are not sub-requests of another IHE actor: nothing to audit for them.
-      return { ...res, subRequests: [], transcoded };
+      return { ...locate(res, 'document', home), subRequests: [], transcoded };
     },
     encode: (res) => encodeRetrieveResult(res),
     audit: (req, res, ctx, delivery) =>
-      retrieveAuditEvents({
-        served: 'RAD-69',
-        requested: imagingDocuments(req),
-        res,
-        ctx,
-        delivery,
-        subTransaction: () => 'RAD-69',
-        imaging: true,
-      }).map((e) => withTranscoding(e, res)),
+      imagingSourceAuditEvents(req, res, ctx, delivery).map((e) => withTranscoding(e, res)),
   };
 }
 
@@ -193,9 +186,14 @@ function withTranscoding<E extends { side?: string; groups?: { outcome: number; 
   return e;
 }
 
+function notInArchive(sop: string, why: string): RegistryError {
+  return registryError(ErrorCode.DocumentUniqueIdError, why, sop, { document: sop });
+}
+
 /** Which of the requested instances the archive has, per series (QIDO-RS); the rest are reported. */
 async function preflight(
   archive: ArchiveClient,
+  target: Target,
   docs: ImagingDocumentRef[],
   ctx: Ctx,
   errors: RegistryError[],
@@ -209,7 +207,6 @@ async function preflight(
     l.push(d);
   }
   const gate = new Semaphore(archive.settings.maxConcurrent);
-  const repo = archive.settings.repositoryUniqueId;
   const out: { docs: ImagingDocumentRef[]; seriesSize: number }[] = [];
   await Promise.all(
     [...bySeries.values()].map(async (list) => {
@@ -232,10 +229,9 @@ async function preflight(
           const available = have.get(d.documentUniqueId);
           if (available === undefined) {
             errors.push(
-              registryError(
-                ErrorCode.DocumentUniqueIdError,
-                `SOP Instance ${d.documentUniqueId} is not in series ${d.seriesInstanceUid} of study ${d.studyInstanceUid} in the archive`,
+              notInArchive(
                 d.documentUniqueId,
+                `SOP Instance ${d.documentUniqueId} is not in series ${d.seriesInstanceUid} of study ${d.studyInstanceUid} in the archive`,
               ),
             );
             continue;
@@ -247,7 +243,7 @@ async function preflight(
       } catch (e) {
         for (const d of list)
           errors.push(
-            repositoryFailed(d, repo, `the archive could not be searched: ${(e as Error).message}`),
+            documentFailed(target, d, `the archive could not be searched: ${(e as Error).message}`),
           );
       } finally {
         release?.();

@@ -45,6 +45,7 @@ import type {
 export type * from './types';
 export { readKos, type KosContents, type KosSeries } from './kos';
 export { defaultDemoSpecs, largeSeedSpec } from './specs';
+export { XCPD_DEMO_AUTHORITIES, xcpdDemoPatientIds, xcpdDemoSpecs } from './specs-xcpd';
 
 export const GENERATOR = { name: 'xcai-reference-community-seed', version: 1 } as const;
 
@@ -428,6 +429,7 @@ export async function generateCommunitySeed(spec: SeedSpec, outDir: string): Pro
       characterSet: patientCtx.characterSet,
       birthDate: p.birthDate,
       sex: p.sex,
+      ...(p.address ? { address: p.address } : {}),
       studies: [],
     };
     for (let si = 1; si <= p.studies.length; si++) {

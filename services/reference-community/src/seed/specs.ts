@@ -2,7 +2,7 @@
  * Ready-made seed specs: the three demo communities A, B and C, community D (`--orthanc`), and the
  * one-big-study benchmark spec.
  */
-import { TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE } from './dicom';
+import { TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE, TS_JPEG_LOSSLESS_SV1, TS_JPEG_LS_LOSSLESS } from './dicom';
 import { assertUid, parseCx } from './ids';
 import type { PatientSpec, SeedSpec, StudySpec } from './types';
 
@@ -100,7 +100,8 @@ function patient(
 /**
  * Three communities sharing patients: patient 1 (ISO 2022 IR 87 name) has studies in A, B and C; patient 2
  * (ISO_IR 192) in B and C; patient 3 (ASCII) only in B. 2–3 series per study, 3–5 instances per series,
- * 200–400 KiB per instance; some series in Implicit VR LE; one Deprecated (replaced) KOS, in A.
+ * 200–400 KiB per instance (before compression); some series in Implicit VR LE, patient 3's head CT in JPEG
+ * Lossless and JPEG-LS Lossless; one Deprecated (replaced) KOS, in A.
  */
 export function defaultDemoSpecs(): SeedSpec[] {
   const { A, B, C } = DEMO_COMMUNITY_OIDS;
@@ -167,7 +168,8 @@ export function defaultDemoSpecs(): SeedSpec[] {
             series: 2,
             instancesPerSeries: 4,
             instanceSize: 224 * KiB,
-            transferSyntaxes: MIXED_SYNTAXES,
+            // stored losslessly compressed (NIST iig_2018-5402a, rig_2018-5422a)
+            transferSyntaxes: [TS_JPEG_LOSSLESS_SV1, TS_JPEG_LS_LOSSLESS],
           },
         ]),
       ],

@@ -42,8 +42,10 @@ export interface StudySpec {
   /** Target size of each instance file in bytes (the image matrix is chosen to come as close as possible). */
   instanceSize: number;
   /**
-   * Transfer syntaxes, cycled per series (series k uses entry k mod n). Only
-   * 1.2.840.10008.1.2.1 (Explicit VR LE) and 1.2.840.10008.1.2 (Implicit VR LE). Default: Explicit VR LE.
+   * Transfer syntaxes, cycled per series (series k uses entry k mod n): 1.2.840.10008.1.2.1 (Explicit VR
+   * LE), 1.2.840.10008.1.2 (Implicit VR LE), and the lossless compressed 1.2.840.10008.1.2.4.70 (JPEG
+   * Lossless SV1) and 1.2.840.10008.1.2.4.80 (JPEG-LS Lossless), encoded by the generator itself (no
+   * lossy syntax exists here). Default: Explicit VR LE.
    */
   transferSyntaxes?: string[];
   /**
@@ -64,7 +66,17 @@ export interface PatientSpec {
   /** YYYYMMDD */
   birthDate: string;
   sex: 'M' | 'F' | 'O';
+  /** Where the patient lives (the reference MPI's demographics; not written into DICOM or XDS). */
+  address?: PatientAddress;
   studies: StudySpec[];
+}
+
+export interface PatientAddress {
+  streetAddressLine: string[];
+  city: string;
+  state: string;
+  postalCode: string;
+  country: string;
 }
 
 export interface SeedSpec {
@@ -212,6 +224,7 @@ export interface ManifestPatient {
   characterSet: CharacterSet;
   birthDate: string;
   sex: string;
+  address?: PatientAddress;
   studies: ManifestStudy[];
 }
 

@@ -9,6 +9,8 @@
  *   gets home = our homeCommunityId.
  * - An unknown patient — and a malformed patient id, which must look the same from outside
  *   (IHE XCA-I M6) — gives, by policy, an empty Success or XDSUnknownPatientId.
+ * - Every RegistryError carries our homeCommunityId in location, also those our registry made
+ *   (ITI TF-2 3.38.4.1.3).
  */
 import {
   Action,
@@ -17,6 +19,7 @@ import {
   encodeQueryResult,
   ErrorCode,
   isPatientQuery,
+  locate,
   mergeQueryAnswers,
   queryAuditEvents,
   queryCall,
@@ -48,15 +51,12 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
       return [
         registryError(
           ErrorCode.MissingHomeCommunityId,
-          'a query without a patient id must carry the home attribute',
-          req.queryId,
+          `a query without a patient id (${req.queryId}) must carry the home attribute`,
         ),
       ];
     }
     if (req.home !== undefined && req.home !== own) {
-      return [
-        registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not served by this gateway`, req.home),
-      ];
+      return [registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not served by this gateway`)];
     }
     return [];
   },
@@ -69,7 +69,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     if (!registry) {
       return {
         calls: [],
-        errors: [registryError(ErrorCode.RegistryError, 'no registry is configured', own)],
+        errors: [registryError(ErrorCode.RegistryError, 'no registry is configured')],
       };
     }
     const target = { kind: 'local' as const, location: own, label: 'local registry', endpoint: registry };
@@ -80,9 +80,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
           target,
           'ITI-18',
           adhocQueryRequestXml(req, undefined),
-          (why) => [
-            registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`, own),
-          ],
+          (why) => [registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`)],
           { relayOnly: true },
         ),
       ],
@@ -98,7 +96,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
       patientQuery &&
       res.objects.length === 0 &&
       (outcomes.length === 0 || res.errors.some((e) => e.errorCode === ErrorCode.UnknownPatientId));
-    return unknown ? unknownPatientAnswer(res, ctx) : res;
+    return locate(unknown ? unknownPatientAnswer(res, ctx) : res, 'responder', own);
   },
 
   encode: (res) => encodeQueryResult(res),
@@ -112,13 +110,7 @@ function unknownPatientAnswer(res: QueryResult, ctx: Ctx): QueryResult {
   return {
     ...res,
     status: 'Failure',
-    errors: [
-      registryError(
-        ErrorCode.UnknownPatientId,
-        'the patient is not known in this community',
-        ctx.gateway.directory.homeCommunityId,
-      ),
-    ],
+    errors: [registryError(ErrorCode.UnknownPatientId, 'the patient is not known in this community')],
     objects: [],
   };
 }
