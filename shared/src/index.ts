@@ -11,6 +11,7 @@ export * from './ebrim/query';
 export * from './ebrim/registry-object';
 export * from './xds/retrieve';
 export * from './xds/metadata';
+export * from './xds/kos-codes';
 export * from './directory/types';
 export * from './directory/load';
 export * from './audit/event';

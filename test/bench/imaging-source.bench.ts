@@ -36,6 +36,7 @@ import {
   MiB,
   mibs,
   readManifest,
+  retrieveBenchOptions,
   retrieveRad69,
   spawnProxy,
   studyRequest,
@@ -47,16 +48,18 @@ import {
 import { orthancAvailable, startOrthanc, type RunningOrthanc } from '../support/orthanc';
 import { peakRss, spawnGateway, type GatewayProcess } from '../support/processes';
 
-const smoke = process.argv.includes('--smoke');
-const RUNS = Number(arg('runs', smoke ? '1' : '3'));
-const VERIFY_ALL = arg('verify', 'sample') === 'all';
-const ONLY = arg('only', '');
+const {
+  smoke,
+  runs: RUNS,
+  verifyAll: VERIFY_ALL,
+  only: ONLY,
+  size: SIZE,
+  large: LARGE,
+  small: SMALL,
+} = retrieveBenchOptions();
 const CONCURRENCY = Number(arg('concurrency', '4'));
 /** Extra node options for the bridge (e.g. V8 heap flags), space-separated. */
 const BRIDGE_NODE_ARGS = arg('bridge-node-args', '').split(' ').filter(Boolean);
-const SIZE = 512 * KiB;
-const LARGE = smoke ? 40 : 4000;
-const SMALL = smoke ? 10 : 1000;
 /** The second study's UIDs come from another OID than the first's (the default benchmark OID). */
 const SMALL_OID = '1.3.6.1.4.1.21367.13.70.193';
 const BRIDGE_HOME = 'urn:oid:1.3.6.1.4.1.21367.13.70.194';

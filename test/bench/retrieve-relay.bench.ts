@@ -35,6 +35,7 @@ import {
   MiB,
   mibs,
   readManifest,
+  retrieveBenchOptions,
   retrieveRad69,
   spawnProxy,
   studyRequest,
@@ -48,17 +49,18 @@ import { spawnCommunity, type CommunityProcess } from '../support/federation';
 import { peakRss, spawnGateway } from '../support/processes';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
 
-const smoke = process.argv.includes('--smoke');
-const RUNS = Number(arg('runs', smoke ? '1' : '3'));
-const VERIFY_ALL = arg('verify', 'sample') === 'all';
-const ONLY = arg('only', '');
+const {
+  smoke,
+  runs: RUNS,
+  verifyAll: VERIFY_ALL,
+  only: ONLY,
+  size: SIZE,
+  large: LARGE,
+  small: SMALL,
+} = retrieveBenchOptions();
 const CPU_PROF = arg('cpu-prof', '');
 /** Extra node options for both gateways (e.g. V8 heap flags), space-separated. */
 const GATEWAY_NODE_ARGS = arg('gateway-node-args', '').split(' ').filter(Boolean);
-/** Instance size and counts: the figures, or a few MiB for CI (still past the 16 MiB lookahead). */
-const SIZE = 512 * KiB;
-const LARGE = smoke ? 40 : 4000;
-const SMALL = smoke ? 10 : 1000;
 const IIG_HOME = 'urn:oid:1.3.6.1.4.1.21367.13.70.191';
 const retrieve = (url: string, study: Study): Promise<Answer> => retrieveRad69(url, study, VERIFY_ALL);
 

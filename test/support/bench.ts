@@ -39,6 +39,24 @@ export function arg(name: string, def: string): string {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
+/**
+ * The retrieve benchmarks' common command line: `--smoke`, `--runs N` (default 3; 1 in smoke),
+ * `--verify all|sample`, `--only LABEL`; and their studies: 4,000 and 1,000 instances of 512 KiB
+ * (2 GiB, 0.5 GiB), or 40 and 10 in smoke mode (still past the 16 MiB lookahead).
+ */
+export function retrieveBenchOptions() {
+  const smoke = process.argv.includes('--smoke');
+  return {
+    smoke,
+    runs: Number(arg('runs', smoke ? '1' : '3')),
+    verifyAll: arg('verify', 'sample') === 'all',
+    only: arg('only', ''),
+    size: 512 * KiB,
+    large: smoke ? 40 : 4000,
+    small: smoke ? 10 : 1000,
+  };
+}
+
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmtMiB = (b: number): string => `${(b / MiB).toFixed(0)} MiB`;
 

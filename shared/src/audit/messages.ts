@@ -348,28 +348,16 @@ function transactionMessages(e: TransactionAuditEvent, source: AuditSourceInfo, 
   const src = auditSource(source);
   const pats = patients(e.patientIds);
 
-  if (tx.kind === 'query') {
-    const head = eventIdentification(
-      EVENT_ID.query,
-      'E',
-      e.eventDateTime,
-      e.outcome,
-      [typeCode],
-      e.outcomeDescription,
-      e.purposesOfUse,
-    );
-    // Query: the requester is the Source (and requestor), the responder the Destination.
-    const parts =
-      participant(e.requester, true, ROLE.source, true) +
-      participant(e.responder, false, ROLE.destination, false);
-    return [element('AuditMessage', [], head + parts + humans + src + pats + queryObject(e))];
-  }
-
-  if (tx.kind === 'submission') {
-    // ITI TF-2 3.41.5.1 / 3.42.5.1: the submitter (requester) is the Source and records Export,
-    // the receiving repository or registry (responder) the Destination and records Import.
-    const [eventId, action]: [Code, 'R' | 'C'] =
-      e.side === 'requester' ? [EVENT_ID.export, 'R'] : [EVENT_ID.import, 'C'];
+  if (tx.kind === 'query' || tx.kind === 'submission') {
+    // The requester is the Source (and requestor), the responder the Destination. A query is an Execute;
+    // a submission (ITI TF-2 3.41.5.1 / 3.42.5.1) is an Export at the submitter and an Import at the
+    // receiving repository or registry, and names the submission set.
+    const [eventId, action]: [Code, 'E' | 'R' | 'C'] =
+      tx.kind === 'query'
+        ? [EVENT_ID.query, 'E']
+        : e.side === 'requester'
+          ? [EVENT_ID.export, 'R']
+          : [EVENT_ID.import, 'C'];
     const head = eventIdentification(
       eventId,
       action,
@@ -382,8 +370,9 @@ function transactionMessages(e: TransactionAuditEvent, source: AuditSourceInfo, 
     const parts =
       participant(e.requester, true, ROLE.source, true) +
       participant(e.responder, false, ROLE.destination, false);
-    const set = object(e.submissionSetUniqueId, 2, 20, SUBMISSION_SET, '');
-    return [element('AuditMessage', [], head + parts + humans + src + pats + set)];
+    const subject =
+      tx.kind === 'query' ? queryObject(e) : object(e.submissionSetUniqueId, 2, 20, SUBMISSION_SET, '');
+    return [element('AuditMessage', [], head + parts + humans + src + pats + subject)];
   }
 
   // Retrieves: the data provider (responder) is the Source, the requester the Destination.

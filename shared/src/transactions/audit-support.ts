@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
-import type { AuditParticipant, EventOutcome } from '../audit/event';
-import type { Status } from '../ebrim/status';
+import type { AuditParticipant, EventOutcome, TransactionAuditEvent } from '../audit/event';
+import type { RegistryError, Status } from '../ebrim/status';
 import type { Ctx, Delivery, Target } from '../pipeline/transaction';
 import { WSA_ANONYMOUS } from '../soap/ids';
+import { submissionAuditEvent, type Submission } from '../xds/metadata';
 
 const HOST = hostname();
 
@@ -16,6 +17,27 @@ export function inboundParticipants(ctx: Ctx): { requester: AuditParticipant; re
     },
     responder: { userId: ctx.endpointUrl, networkAccessPointId: HOST },
   };
+}
+
+/** The record of a submission we received (ITI-41 / RAD-68 at a repository, ITI-42 at a registry). */
+export function receivedSubmissionAudit(
+  transaction: 'ITI-41' | 'RAD-68' | 'ITI-42',
+  submission: Submission | undefined,
+  res: { status: Status; errors: RegistryError[] } | undefined,
+  ctx: Ctx,
+  delivery: Delivery,
+): TransactionAuditEvent {
+  return submissionAuditEvent({
+    transaction,
+    side: 'responder',
+    submission,
+    status: res?.status,
+    errors: res?.errors ?? [],
+    participants: inboundParticipants(ctx),
+    humanRequestors: ctx.humanRequestors,
+    messageId: ctx.envelope.wsa.messageId,
+    delivered: delivery.ok,
+  });
 }
 
 /** Requester and responder of a sub-request we send: us, and the endpoint we called. */

@@ -26,16 +26,15 @@ import {
   type RegistryError,
   type Status,
   type Submission,
+  KOS_CODES,
+  kosEntryCodes,
+  modalityCode,
 } from '@xcai/shared';
 import { personName, str, type DicomJson } from '../archive/client';
-import { derivedUid, derivedUuid, KOS_SOP_CLASS, modalities, type Manifest } from './kos';
+import { derivedUid, derivedUuid, modalities, type Manifest } from './kos';
 
 const CODES = {
-  formatKos: { code: KOS_SOP_CLASS, scheme: '1.2.840.10008.2.6.1', display: 'Key Object Selection Document' },
-  classImages: { code: 'IMAGES', scheme: '1.3.6.1.4.1.19376.1.2.6.1', display: 'Images' },
-  typeImagingStudy: { code: '18748-4', scheme: '2.16.840.1.113883.6.1', display: 'Diagnostic imaging study' },
-  confidentialityNormal: { code: 'N', scheme: '2.16.840.1.113883.5.25', display: 'normal' },
-  facilityHospital: { code: '22232009', scheme: '2.16.840.1.113883.6.96', display: 'Hospital' },
+  ...KOS_CODES,
   practiceRadiology: { code: 'R-3027B', scheme: 'SRT', display: 'Radiology' },
 } satisfies Record<string, CodedValue>;
 
@@ -124,14 +123,8 @@ export function manifestSubmission(
           ...(str(first, '00100030') ? [`PID-7|${str(first, '00100030')}`] : []),
           ...(str(first, '00100040') ? [`PID-8|${str(first, '00100040')}`] : []),
         ],
-        mimeType: 'application/dicom',
-        formatCode: CODES.formatKos,
-        classCode: CODES.classImages,
-        typeCode: CODES.typeImagingStudy,
-        confidentialityCode: [CODES.confidentialityNormal],
-        healthcareFacilityTypeCode: CODES.facilityHospital,
-        practiceSettingCode: CODES.practiceRadiology,
-        eventCodeList: modalities(m.series).map((mod) => ({ code: mod, scheme: 'DCM', display: mod })),
+        ...kosEntryCodes(CODES.practiceRadiology),
+        eventCodeList: modalities(m.series).map(modalityCode),
         creationTime: nowXds,
         serviceStartTime: xdsTime(str(first, '00080020'), str(first, '00080030'), str(first, '00080201')),
         languageCode: p.languageCode,

@@ -8,9 +8,8 @@ import {
   decodeSubmitObjectsRequest,
   encodeRegistryResponse,
   ErrorCode,
-  inboundParticipants,
   registryError,
-  submissionAuditEvent,
+  receivedSubmissionAudit,
   SubmissionError,
   type RegistryError,
   type Status,
@@ -47,17 +46,7 @@ export function registerDocumentSet(
     },
     encode: (res) => ({ kind: 'xml', payload: encodeRegistryResponse(res.status, res.errors) }),
     audit: (req, res, ctx, delivery) => [
-      submissionAuditEvent({
-        transaction: 'ITI-42',
-        side: 'responder',
-        submission: req.submission,
-        status: res?.status,
-        errors: res?.errors ?? [],
-        participants: inboundParticipants(ctx),
-        humanRequestors: ctx.humanRequestors,
-        messageId: ctx.envelope.wsa.messageId,
-        delivered: delivery.ok,
-      }),
+      receivedSubmissionAudit('ITI-42', req.submission, res, ctx, delivery),
     ],
   };
 }

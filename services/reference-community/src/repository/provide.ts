@@ -25,9 +25,8 @@ import {
   encodeRegisterDocumentSetRequest,
   encodeRegistryResponse,
   ErrorCode,
-  inboundParticipants,
   registryError,
-  submissionAuditEvent,
+  receivedSubmissionAudit,
   SubmissionError,
   type Call,
   type Ctx,
@@ -146,20 +145,14 @@ export function provideAndRegister(o: ProvideOptions): Transaction<Decoded, neve
     },
     encode: (res) => ({ kind: 'xml', payload: encodeRegistryResponse(res.status, res.errors) }),
     audit: (req, res, ctx, delivery) => [
-      submissionAuditEvent({
-        // RAD-68 is ITI-41 carrying imaging manifests (KOS): recorded as what it carried.
-        transaction: req.submission?.documents.some((d) => d.mimeType === 'application/dicom')
-          ? 'RAD-68'
-          : 'ITI-41',
-        side: 'responder',
-        submission: req.submission,
-        status: res?.status,
-        errors: res?.errors ?? [],
-        participants: inboundParticipants(ctx),
-        humanRequestors: ctx.humanRequestors,
-        messageId: ctx.envelope.wsa.messageId,
-        delivered: delivery.ok,
-      }),
+      // RAD-68 is ITI-41 carrying imaging manifests (KOS): recorded as what it carried.
+      receivedSubmissionAudit(
+        req.submission?.documents.some((d) => d.mimeType === 'application/dicom') ? 'RAD-68' : 'ITI-41',
+        req.submission,
+        res,
+        ctx,
+        delivery,
+      ),
     ],
   };
 }

@@ -10,7 +10,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ObjectType } from '@xcai/shared';
+import { kosEntryCodes, ObjectType } from '@xcai/shared';
 import { encodeText, hl7PersonName, personNameValue } from './charset';
 import { explicitFor, TS_EXPLICIT_VR_LE } from './dicom';
 import {
@@ -298,13 +298,7 @@ async function generateStudy(
         `PID-7|${patient.birthDate}`,
         `PID-8|${patient.sex}`,
       ],
-      mimeType: 'application/dicom',
-      formatCode: CODES.formatKos,
-      classCode: CODES.classImages,
-      typeCode: CODES.typeImagingStudy,
-      confidentialityCode: [CODES.confidentialityNormal],
-      healthcareFacilityTypeCode: CODES.facilityHospital,
-      practiceSettingCode: CODES.practiceRadiology,
+      ...kosEntryCodes(CODES.practiceRadiology),
       eventCodeList: [modalityCode(study.modality)],
       creationTime: created.utc(),
       serviceStartTime: studyStart.utc(),

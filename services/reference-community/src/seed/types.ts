@@ -3,6 +3,8 @@
  * (SeedManifest, written to `<outDir>/manifest.json`).
  */
 
+import type { AssociationMetadata, CodedValue, XdsAuthor } from '@xcai/shared';
+
 /** DICOM Specific Character Set choices the generator writes. */
 export type CharacterSet =
   /** Default repertoire (ASCII); (0008,0005) is left out. */
@@ -101,20 +103,7 @@ export interface SeedSpec {
   patients: PatientSpec[];
 }
 
-export interface CodedValue {
-  code: string;
-  scheme: string;
-  display: string;
-}
-
-export interface XdsAuthor {
-  /** XON values */
-  authorInstitution: string[];
-  /** XCN */
-  authorPerson: string;
-  authorRole: string[];
-  authorSpecialty: string[];
-}
+export type { CodedValue, XdsAuthor };
 
 export interface XdsDocumentEntry {
   entryUUID: string;
@@ -163,15 +152,8 @@ export interface XdsSubmissionSet {
   availabilityStatus: string;
 }
 
-export interface XdsAssociation {
-  entryUUID: string;
-  /** HasMember (submission set → document entry) or RPLC (new document entry → replaced one). */
-  associationType: string;
-  sourceObject: string;
-  targetObject: string;
-  /** 'Original' on HasMember associations */
-  submissionSetStatus?: string;
-}
+/** HasMember (submission set → document entry) or RPLC (new document entry → replaced one). */
+export type XdsAssociation = AssociationMetadata;
 
 export interface ManifestInstance {
   sopInstanceUid: string;
