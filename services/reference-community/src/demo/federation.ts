@@ -324,20 +324,18 @@ async function main(): Promise<void> {
         local: local('A'),
         patientIdentity: { assigningAuthority: XCPD_DEMO_AUTHORITIES.A },
         communities: (['B', 'C'] as const)
-          .map(
-            (k): Record<string, unknown> => ({
-              homeCommunityId: manifests[k].homeCommunityId,
-              name: `Community ${k}`,
-              endpoints: {
-                iti38: `${rgUrls[k]}/iti38`,
-                iti39: `${rgUrls[k]}/iti39`,
-                rad75: `${rgUrls[k]}/rad75`,
-                iti55: `${rgUrls[k]}/iti55`,
-              },
-              patientIdentity: { mode: 'xcpd', assigningAuthority: XCPD_DEMO_AUTHORITIES[k] },
-              identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
-            }),
-          )
+          .map((k): Record<string, unknown> => ({
+            homeCommunityId: manifests[k].homeCommunityId,
+            name: `Community ${k}`,
+            endpoints: {
+              iti38: `${rgUrls[k]}/iti38`,
+              iti39: `${rgUrls[k]}/iti39`,
+              rad75: `${rgUrls[k]}/rad75`,
+              iti55: `${rgUrls[k]}/iti55`,
+            },
+            patientIdentity: { mode: 'xcpd', assigningAuthority: XCPD_DEMO_AUTHORITIES[k] },
+            identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
+          }))
           .concat(orthanc ? [orthanc.peer] : []),
         consumers: [
           {
