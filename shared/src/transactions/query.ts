@@ -128,15 +128,32 @@ export function mergeQueryAnswers(
     for (const e of ans.errors) errors.push({ ...e, community: communityOf(o.call.target) });
     const stamp = stampFor(o.call.target);
     const missing: string[] = [];
+    const foreign: string[] = [];
     for (const obj of ans.objects) {
+      const home = obj.attr('home');
       if (stamp.mode === 'set') {
         objects.push(relayElement(ans.doc, obj, { setAttributes: { home: stamp.home } }));
-      } else if (obj.attr('home')) {
+      } else if (home === stamp.home) {
         objects.push(relayElement(ans.doc, obj));
+      } else if (home) {
+        foreign.push(`${obj.attr('id') ?? obj.local} (home="${home.slice(0, 80)}")`);
       } else {
         missing.push(obj.attr('id') ?? obj.local);
         objects.push(relayElement(ans.doc, obj, { setAttributes: { home: stamp.home } }));
       }
+    }
+    // A home other than the community asked would send the consumer's later retrieves to another
+    // community (or claim its documents): such objects are withheld and named, never relayed (R37).
+    if (stamp.mode === 'fill' && foreign.length > 0) {
+      errors.push(
+        registryError(
+          ErrorCode.RegistryMetadataError,
+          `Responding Gateway of ${stamp.community} returned ${foreign.length} object(s) whose home is not ${stamp.home}, ` +
+            `the community asked (first: ${foreign[0]}); they were withheld`,
+          undefined,
+          { community: stamp.home },
+        ),
+      );
     }
     if (stamp.mode === 'fill' && missing.length > 0) {
       errors.push(
