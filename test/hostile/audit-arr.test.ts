@@ -97,8 +97,10 @@ test.each([
     expect(s.metrics().delivered).toBe(0);
     expect(s.depth()).toBe(total);
 
+    // Stop listening first, then drop every connection (the sender may have reconnected meanwhile).
+    const closed = closeServer(bad);
     for (const k of sockets) k.destroy();
-    await closeServer(bad);
+    await closed;
     const good = await takeOver(port, path.join(tmp, `arr-${port}`));
     expect(await s.drain(20_000)).toBe(true);
     await s.close();
