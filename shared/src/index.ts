@@ -44,3 +44,5 @@ export * from './async/index';
 export * from './integrity/redis-store';
 export * from './transactions/retrieve-policy';
 export * from './transactions/retrieve-routes';
+export { registryQuery, screenQueryAnswer, screenRetrieve, Disclosure, needsDisclosure } from './disclosure';
+export * from './directory/policy';

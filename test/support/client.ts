@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import {
   cidFromHref,
   contentIdKey,
@@ -32,6 +32,8 @@ export async function soapCall(
     raw?: string;
     contentType?: string;
     signal?: AbortSignal;
+    /** e.g. a client presenting a certificate (test/support/certs.ts). */
+    dispatcher?: Dispatcher;
   } = {},
 ): Promise<SoapAnswer> {
   const messageId = o.messageId ?? newMessageId();
@@ -51,6 +53,7 @@ export async function soapCall(
     headers: { 'content-type': o.contentType ?? 'application/soap+xml; charset=UTF-8' },
     body: xml,
     signal: o.signal,
+    dispatcher: o.dispatcher,
   });
   const text = await res.body.text();
   const ct = String(res.headers['content-type'] ?? '');
@@ -88,6 +91,7 @@ export async function retrieveCall(
   url: string,
   action: string,
   body: string,
+  o: { dispatcher?: Dispatcher } = {},
 ): Promise<RetrieveAnswerForTest> {
   const messageId = newMessageId();
   const chunks: Buffer[] = [];
@@ -100,6 +104,7 @@ export async function retrieveCall(
     method: 'POST',
     headers: { 'content-type': w.contentType },
     body: Buffer.concat(chunks),
+    dispatcher: o.dispatcher,
   });
   const ct = String(res.headers['content-type'] ?? '');
   const msg = await readSoapMessage(res.body, ct, {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,6 +16,7 @@ import {
 } from '@xcai/shared';
 import {
   defaultDemoSpecs,
+  GENERATOR,
   generateCommunitySeed,
 } from '../../services/reference-community/src/seed/generate';
 import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
@@ -22,14 +24,18 @@ import { startRespondingGateway } from '../../services/responding-gateway/src/in
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
 
 export const ROOT = resolve(__dirname, '../..');
-const SEED_VERSION = 'v1';
 
 /**
  * Seeds for the demo communities A, B, C, generated once per machine and test run into the temp
  * directory (never committed), shared by the test files.
  */
 export async function demoSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
-  const base = join(tmpdir(), `xcai-test-seeds-${SEED_VERSION}-${process.getuid?.() ?? 0}`);
+  // Named by what is generated, so a changed spec never reuses an older seed left in the temp directory.
+  const version = createHash('sha256')
+    .update(JSON.stringify([GENERATOR, defaultDemoSpecs()]))
+    .digest('hex')
+    .slice(0, 12);
+  const base = join(tmpdir(), `xcai-test-seeds-${version}-${process.getuid?.() ?? 0}`);
   const out = { A: join(base, 'A'), B: join(base, 'B'), C: join(base, 'C') };
   if (existsSync(join(base, 'done'))) return out;
   const work = mkdtempSync(join(tmpdir(), 'xcai-seeding-'));

@@ -2,6 +2,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseReplyToPattern } from '../async/reply-to';
+import {
+  readBreakGlass,
+  readCommunityConsent,
+  readConsent,
+  readDocumentPolicy,
+  readRevocation,
+} from './policy';
 import type {
   Directory,
   Endpoint,
@@ -82,7 +89,7 @@ const ENDPOINT_DEFAULTS = {
 
 type Obj = Record<string, unknown>;
 
-class Reader {
+export class Reader {
   readonly problems: string[] = [];
   constructor(private readonly baseDir: string) {}
 
@@ -380,6 +387,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     });
   }
 
+  const consent = readConsent(r, root.consent, 'consent');
+  if (consent?.source === 'bppc' && !registry)
+    r.problem('consent.source', '"bppc" reads the local registry: local.registry is required');
   const communities: RemoteCommunity[] = [];
   const seenHomes = new Set<string>();
   r.arr(root.communities, 'communities').forEach((c, i) => {
@@ -399,6 +409,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     }
     const xua = r.xuaPolicy(o.xua, `${path}.xua`);
     const limits = r.peerLimits(o.inboundLimits, `${path}.inboundLimits`);
+    const communityConsent = readCommunityConsent(r, o.consent, `${path}.consent`, consent);
+    const documents = readDocumentPolicy(r, o.documents, `${path}.documents`);
     communities.push({
       homeCommunityId: home ?? '',
       name: r.str(o.name, `${path}.name`, false) ?? home ?? `community ${i}`,
@@ -420,6 +432,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       replyTo: r.replyTo(o.replyTo, `${path}.replyTo`),
       xua,
       ...(limits ? { inboundLimits: limits } : {}),
+      ...(communityConsent ? { consent: communityConsent } : {}),
+      ...(documents ? { documents } : {}),
     });
   });
 
@@ -459,6 +473,16 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     });
   }
   const inboundLimits = r.inboundLimits(root.inboundLimits, 'inboundLimits');
+  const breakGlass =
+    root.breakGlass !== undefined || consent ? readBreakGlass(r, root.breakGlass, 'breakGlass') : undefined;
+  communities.forEach((c, i) => {
+    if (c.consent?.breakGlass && !xua)
+      r.problem(
+        `communities[${i}].consent.breakGlass`,
+        'needs a top-level xua: break-glass is asked for by a validated XUA PurposeOfUse',
+      );
+  });
+  const revocation = readRevocation(r, root.revocation, 'revocation');
 
   const policy = r.obj(root.policy, 'policy', false) ?? {};
   const unknownPatient = policy.unknownPatient ?? 'empty-success';
@@ -475,6 +499,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     'policy',
     'xua',
     'inboundLimits',
+    'consent',
+    'breakGlass',
+    'revocation',
   ];
   for (const k of Object.keys(root)) if (!known.includes(k)) r.problem(k, 'unknown setting');
 
@@ -493,6 +520,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     },
     ...(xua ? { xua } : {}),
     inboundLimits,
+    ...(consent ? { consent } : {}),
+    ...(breakGlass ? { breakGlass } : {}),
+    revocation,
   };
 }
 

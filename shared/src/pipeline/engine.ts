@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { quietly } from '../util/quietly';
-import type { HumanRequestor, TransactionAuditEvent } from '../audit/event';
+import type { HumanRequestor, PurposeOfUse, TransactionAuditEvent } from '../audit/event';
 import { auditRefusal } from '../audit/gateway';
 import { BodyTooLargeError } from '../inbound/body';
 import { MtomError } from '../mtom/errors';
@@ -57,6 +57,8 @@ export interface Finished {
 
 export interface Admission {
   humanRequestors: HumanRequestor[];
+  /** PurposeOfUse codes of the validated XUA assertion. */
+  purposesOfUse?: PurposeOfUse[];
   /** Headers relayed on sub-requests (the requester's XUA assertion as received). */
   forwardHeaders?: string;
 }
@@ -160,6 +162,7 @@ async function handleInboundNow(
       log: log.child({ messageId: envelope.wsa.messageId }),
       forwardHeaders: admission.forwardHeaders,
       humanRequestors: admission.humanRequestors,
+      purposesOfUse: admission.purposesOfUse ?? [],
     };
   } catch (e) {
     quietly(attachments?.discard());
@@ -212,7 +215,7 @@ async function handleInboundNow(
 export async function execute(tx: AnyTransaction, ctx: Ctx, hooks: CallHooks = {}): Promise<Executed> {
   const req = tx.decode(ctx);
   const invalid = tx.validate(req, ctx);
-  const plan = invalid.length > 0 ? { calls: [], errors: invalid } : tx.plan(req, ctx);
+  const plan = invalid.length > 0 ? { calls: [], errors: invalid } : await tx.plan(req, ctx);
   const outcomes = await dispatch(plan.calls, ctx, hooks);
   const res = await tx.merge(req, outcomes, plan.errors, ctx);
   const reply = tx.encode(res, ctx);

@@ -1,5 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { AuditedTransaction, AuditSink, HumanRequestor, TransactionAuditEvent } from '../audit/event';
+import type {
+  AuditedTransaction,
+  AuditSink,
+  HumanRequestor,
+  PurposeOfUse,
+  TransactionAuditEvent,
+} from '../audit/event';
 import type { Directory, Endpoint, LocalConsumer, RemoteCommunity } from '../directory/types';
 import type { RegistryError } from '../ebrim/status';
 import type { CallFailure, Outbound } from '../outbound/client';
@@ -9,6 +15,7 @@ import type { Deadline } from '../util/deadline';
 import type { Logger } from '../util/log';
 import type { XmlLimits } from '../xml/parse';
 import type { IntegrityStore } from '../integrity/store';
+import type { Disclosure } from '../disclosure';
 
 /**
  * The pipeline every transaction runs (see README, "Architecture"):
@@ -27,8 +34,11 @@ export interface Transaction<Req, Sub, Res> {
   decode(ctx: Ctx): Req;
   /** Profile rules the XSD cannot express that fail the whole request (→ Failure, no dispatch). */
   validate(req: Req, ctx: Ctx): RegistryError[];
-  /** Sub-requests, and errors for the parts that cannot be routed (unknown community, …). */
-  plan(req: Req, ctx: Ctx): Plan<Sub>;
+  /**
+   * Sub-requests, and errors for the parts that cannot be routed (unknown community, …). May wait
+   * for a decision that must come before anything is fetched (e.g. what may leave the community).
+   */
+  plan(req: Req, ctx: Ctx): Plan<Sub> | Promise<Plan<Sub>>;
   /** One answer from the sub-answers; called with no outcomes when validation failed. */
   merge(req: Req, outcomes: Outcome<Sub>[], errors: RegistryError[], ctx: Ctx): Promise<Res>;
   /** The response payload (XML, or an MTOM root plus streamed parts). */
@@ -63,6 +73,8 @@ export interface Gateway {
   readonly tlsIdentity?: readonly string[];
   /** Initiating side: hash/size announced in query results, for checking retrieves (M2). */
   readonly integrity?: IntegrityStore;
+  /** Responding side: consent, break-glass and document-class policy (R9–R11), when configured. */
+  readonly disclosure?: Disclosure;
 }
 
 export interface GatewayLimits {
@@ -92,6 +104,8 @@ export interface Ctx {
   /** wsse:Security with the requester's XUA assertion(s), relayed unchanged on every sub-request. */
   readonly forwardHeaders?: string;
   readonly humanRequestors: HumanRequestor[];
+  /** PurposeOfUse codes of the validated XUA assertion (empty without one). */
+  readonly purposesOfUse?: readonly PurposeOfUse[];
 }
 
 /** Where a sub-request goes. */

@@ -26,6 +26,7 @@ import { closeRedis, connectRedis } from '../redis/client';
 import { RedisIntegrityStore } from '../integrity/redis-store';
 import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';
+import { Disclosure, needsDisclosure } from '../disclosure';
 
 export interface GatewayOptions {
   role: 'initiating' | 'responding';
@@ -68,6 +69,9 @@ export function directoryUrls(d: Directory): Set<string> {
   if (d.local.registry) urls.add(d.local.registry.url);
   for (const e of [...d.local.repositories, ...d.local.imagingDocumentSources]) urls.add(e.url);
   for (const c of d.communities) for (const e of Object.values(c.endpoints)) if (e) urls.add(e.url);
+  if (d.consent?.service) urls.add(d.consent.service.url);
+  if (d.breakGlass?.webhook) urls.add(d.breakGlass.webhook.url);
+  for (const r of d.revocation ?? []) if (r.ocsp) urls.add(r.ocsp.url);
   return urls;
 }
 
@@ -126,6 +130,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
           ? new RedisIntegrityStore(redis, undefined, log)
           : new MemoryIntegrityStore()
         : undefined,
+    // Consent, break-glass and document-class policy at the Responding Gateway (R9–R11).
+    disclosure:
+      o.role === 'responding' && needsDisclosure(directory)
+        ? new Disclosure({ directory, audit, log, redis })
+        : undefined,
   };
   const observability = createObservability({
     role: o.role,
@@ -136,6 +145,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     circuit: o.circuit === false ? false : { ...s.circuit, ...o.circuit },
     audit,
   });
+  gateway.disclosure?.registerMetrics(observability.metrics.registry);
   const readiness = observability.readiness;
   let soapUrl = '';
   const asyncSupport =

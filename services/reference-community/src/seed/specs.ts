@@ -4,6 +4,7 @@
 import { TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE } from './dicom';
 import { assertUid, parseCx } from './ids';
 import type { PatientSpec, SeedSpec, StudySpec } from './types';
+import { demoConsents } from './consent';
 
 /** Assigning authority of the affinity domain's patient ids, shared by all demo communities. */
 export const DEMO_AFFINITY_DOMAIN_OID = '1.3.6.1.4.1.21367.13.20.1000';
@@ -122,6 +123,7 @@ export function defaultDemoSpecs(): SeedSpec[] {
     },
     {
       ...communityIds('B', B, 'Momiji University Hospital'),
+      consents: demoConsents(),
       patients: [
         patient(YAMADA, B, [
           {

@@ -82,6 +82,29 @@ export interface SeedSpec {
   /** Local time zone of the community's DICOM dates/times, ±hhmm; XDS times are UTC. Default '+0900'. */
   utcOffset?: string;
   patients: PatientSpec[];
+  /** Privacy Policy Acknowledgement documents (BPPC) to register for some patients (seed/consent.ts). */
+  consents?: ConsentSpec[];
+}
+
+/** One patient's acknowledgement of privacy policies (ITI TF-1 §19). */
+export interface ConsentSpec {
+  /** The patient, 1-based index into `patients`. */
+  patient: number;
+  /** Policy OIDs acknowledged (the document's eventCodeList). */
+  policies: string[];
+  /** Effective from this local date (YYYYMMDD) … */
+  date: string;
+  /** … until this one (exclusive), if it ends. */
+  until?: string;
+}
+
+/** The registry objects of the consent documents (kept apart from the KOS manifests). */
+export interface ConsentManifest {
+  documentEntries: XdsDocumentEntry[];
+  submissionSets: XdsSubmissionSet[];
+  associations: XdsAssociation[];
+  /** Consent documents, when the spec names some (registered and stored like the manifests). */
+  consents?: ConsentManifest;
 }
 
 export interface CodedValue {
@@ -109,7 +132,8 @@ export interface XdsDocumentEntry {
   sourcePatientId: string;
   /** `PID-3|…`, `PID-5|…` (UTF-8, alphabetic~ideographic~phonetic), `PID-7|…`, `PID-8|…` */
   sourcePatientInfo: string[];
-  mimeType: 'application/dicom';
+  /** application/dicom (KOS manifests), text/xml (consent documents). */
+  mimeType: string;
   formatCode: CodedValue;
   classCode: CodedValue;
   typeCode: CodedValue;
@@ -120,6 +144,7 @@ export interface XdsDocumentEntry {
   /** YYYYMMDDhhmmss UTC */
   creationTime: string;
   serviceStartTime: string;
+  serviceStopTime?: string;
   languageCode: string;
   title: string;
   hash: string;
@@ -229,4 +254,6 @@ export interface SeedManifest {
   documentEntries: XdsDocumentEntry[];
   submissionSets: XdsSubmissionSet[];
   associations: XdsAssociation[];
+  /** Consent documents, when the spec names some (registered and stored like the manifests). */
+  consents?: ConsentManifest;
 }

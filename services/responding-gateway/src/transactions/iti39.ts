@@ -4,6 +4,7 @@
  * HomeCommunityId is mandatory in every DocumentRequest (XDSMissingHomeCommunityId) and must be
  * ours (XDSUnknownCommunity). The documents are split by RepositoryUniqueId into ITI-43 requests
  * to our repositories, merged, and every DocumentResponse carries our HomeCommunityId.
+ * A document that may not leave the community (R9, R10) is answered as unknown, unfetched.
  */
 import {
   Action,
@@ -15,6 +16,7 @@ import {
   missingHome,
   planRetrieve,
   respondingPolicy,
+  screenRetrieve,
   type RetrieveAnswer,
   retrieveAuditEvents,
   type RetrieveResult,
@@ -31,13 +33,14 @@ export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
 
   validate: () => [],
 
-  plan(docs, ctx) {
+  async plan(docs, ctx) {
     const dir = ctx.gateway.directory;
+    const release = await screenRetrieve(docs, ctx, 'ITI-39');
     return planRetrieve(docs, (d) => {
       if (!d.homeCommunityId) return missingHome(d);
       if (d.homeCommunityId !== dir.homeCommunityId)
         return unknownCommunity(d, 'is not served by this gateway');
-      return localRepositoryRoute(d, dir);
+      return release.withheld(d) ?? localRepositoryRoute(d, dir);
     });
   },
 

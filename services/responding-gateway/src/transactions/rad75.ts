@@ -6,6 +6,7 @@
  * by RepositoryUniqueId into RAD-69 requests to our Imaging Document Sources, keeping the
  * Study/Series nesting and the transfer syntax list; the answers merge into one streamed MTOM
  * response, our HomeCommunityId on every DocumentResponse, every instance checked on the way.
+ * Instances of a study that may not leave the community (R9, R10) are answered as unknown, unfetched.
  */
 import {
   Action,
@@ -19,6 +20,7 @@ import {
   missingHome,
   planRetrieve,
   respondingPolicy,
+  screenRetrieve,
   type RetrieveAnswer,
   retrieveAuditEvents,
   type RetrieveResult,
@@ -36,13 +38,15 @@ export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
 
   validate: (req) => validateImagingRequest(req),
 
-  plan(req, ctx) {
+  async plan(req, ctx) {
     const dir = ctx.gateway.directory;
-    return planRetrieve(imagingDocuments(req), (d) => {
+    const docs = imagingDocuments(req);
+    const release = await screenRetrieve(docs, ctx, 'RAD-75');
+    return planRetrieve(docs, (d) => {
       if (!d.homeCommunityId) return missingHome(d);
       if (d.homeCommunityId !== dir.homeCommunityId)
         return unknownCommunity(d, 'is not served by this gateway');
-      return localImagingSourceRoute(d, dir, req.transferSyntaxUids);
+      return release.withheld(d) ?? localImagingSourceRoute(d, dir, req.transferSyntaxUids);
     });
   },
 

@@ -1,0 +1,197 @@
+/**
+ * Consent documents of the seed (BPPC, ITI TF-1 §19): for some patients of a community, one
+ * Privacy Policy Acknowledgement document each — a small CDA document (ITI TF-3 5.1.2, template
+ * 1.3.6.1.4.1.19376.1.5.3.1.1.7) stored in the repository and registered with the XDS metadata
+ * BPPC asks for: classCode 57016-8 (LOINC), formatCode urn:ihe:iti:bppc:2007, the acknowledged
+ * policy OIDs in eventCodeList, the consent's effective time as serviceStartTime/serviceStopTime.
+ *
+ * The demo's Patient Privacy Policy Domain has two policies (DEMO_PRIVACY_POLICIES): sharing with
+ * the regional network, and objecting to it. In community B patient 2 objects (opted out) and
+ * patient 3 consents; patient 1 has no consent document, so the region's default decides.
+ *
+ * UIDs under the community's uidRoot: .11.p.n consent document, .12.p.n its submission set.
+ */
+import { ObjectType } from '@xcai/shared';
+import { childUid, Instant, parseCx, sha1Hex, stableUuid } from './ids';
+import { ASSOCIATION, AVAILABILITY, CODES } from './xds';
+import type {
+  CodedValue,
+  ConsentManifest,
+  ConsentSpec,
+  PatientSpec,
+  SeedSpec,
+  XdsAuthor,
+  XdsDocumentEntry,
+} from './types';
+
+/** The demo Patient Privacy Policy Domain and its policies (OIDs of the demo affinity domain's arc). */
+export const DEMO_PRIVACY_POLICY_DOMAIN = '1.3.6.1.4.1.21367.13.20.1100';
+export const DEMO_PRIVACY_POLICIES = {
+  /** The patient agrees that the regional network shares their records with other institutions. */
+  share: `${DEMO_PRIVACY_POLICY_DOMAIN}.1`,
+  /** The patient objects to any sharing through the regional network (opt-out). */
+  optOut: `${DEMO_PRIVACY_POLICY_DOMAIN}.2`,
+} as const;
+
+const POLICY_NAMES: Record<string, string> = {
+  [DEMO_PRIVACY_POLICIES.share]: 'Share with the regional network',
+  [DEMO_PRIVACY_POLICIES.optOut]: 'No sharing through the regional network',
+};
+
+const BPPC = {
+  classCode: {
+    code: '57016-8',
+    scheme: '2.16.840.1.113883.6.1',
+    display: 'Privacy Policy Acknowledgement Document',
+  },
+  formatCode: { code: 'urn:ihe:iti:bppc:2007', scheme: '1.3.6.1.4.1.19376.1.2.3', display: 'BPPC' },
+} satisfies Record<string, CodedValue>;
+
+/** Community B of the demo: patient 2 opted out, patient 3 consented, patient 1 has nothing on file. */
+export function demoConsents(): ConsentSpec[] {
+  return [
+    { patient: 2, policies: [DEMO_PRIVACY_POLICIES.optOut], date: '20240401' },
+    { patient: 3, policies: [DEMO_PRIVACY_POLICIES.share], date: '20240401' },
+  ];
+}
+
+export function validateConsents(spec: SeedSpec): void {
+  for (const c of spec.consents ?? []) {
+    if (!Number.isInteger(c.patient) || c.patient < 1 || c.patient > spec.patients.length)
+      throw new Error(`consent: patient must be 1 … ${spec.patients.length}: ${c.patient}`);
+    if (c.policies.length === 0) throw new Error('consent: at least one policy OID');
+    if (!/^\d{8}$/.test(c.date) || (c.until !== undefined && !/^\d{8}$/.test(c.until)))
+      throw new Error(`consent: dates are YYYYMMDD: ${c.date} ${c.until ?? ''}`);
+  }
+}
+
+const esc = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+
+function consentCda(o: {
+  uid: string;
+  patient: PatientSpec;
+  policies: string[];
+  time: string;
+  from: string;
+  until?: string;
+  custodian: { name: string; oid: string };
+}): Buffer {
+  const cx = parseCx(o.patient.id);
+  const events = o.policies
+    .map(
+      (p, i) =>
+        `<documentationOf typeCode="DOC"><serviceEvent classCode="ACT" moodCode="EVN">` +
+        `<templateId root="1.3.6.1.4.1.19376.1.5.3.1.2.6"/><id root="${o.uid}.${i + 1}"/>` +
+        `<code code="${p}" codeSystem="${DEMO_PRIVACY_POLICY_DOMAIN}" displayName="${esc(POLICY_NAMES[p] ?? p)}"/>` +
+        `<effectiveTime><low value="${o.from}"/>${o.until ? `<high value="${o.until}"/>` : ''}</effectiveTime>` +
+        `</serviceEvent></documentationOf>`,
+    )
+    .join('');
+  const text = o.policies.map((p) => `<item>${esc(POLICY_NAMES[p] ?? p)} (${p})</item>`).join('');
+  return Buffer.from(
+    `<?xml version="1.0" encoding="UTF-8"?>\n` +
+      `<ClinicalDocument xmlns="urn:hl7-org:v3">` +
+      `<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>` +
+      `<templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.7"/><id root="${o.uid}"/>` +
+      `<code code="57016-8" codeSystem="2.16.840.1.113883.6.1" displayName="Privacy Policy Acknowledgement Document"/>` +
+      `<title>Privacy policy acknowledgement</title><effectiveTime value="${o.time}"/>` +
+      `<confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/><languageCode code="ja-JP"/>` +
+      `<recordTarget><patientRole><id extension="${esc(cx.id)}" root="${cx.universalId}"/></patientRole></recordTarget>` +
+      `<author><time value="${o.time}"/><assignedAuthor><id root="${o.custodian.oid}"/></assignedAuthor></author>` +
+      `<custodian><assignedCustodian><representedCustodianOrganization><id root="${o.custodian.oid}"/>` +
+      `<name>${esc(o.custodian.name)}</name></representedCustodianOrganization></assignedCustodian></custodian>` +
+      events +
+      `<component><structuredBody><component><section><title>Acknowledged policies</title>` +
+      `<text><list>${text}</list></text></section></component></structuredBody></component>` +
+      `</ClinicalDocument>\n`,
+    'utf8',
+  );
+}
+
+/** The consent documents of a spec, written through `write`; their metadata for the registry. */
+export async function generateConsents(
+  spec: SeedSpec,
+  c: { utcOffset: string; institution: { name: string; oid: string }; sourceId: string; author: XdsAuthor },
+  write: (path: string, data: Buffer) => Promise<void>,
+): Promise<ConsentManifest> {
+  const out: ConsentManifest = { documentEntries: [], submissionSets: [], associations: [] };
+  const counts = new Map<number, number>();
+  for (const consent of spec.consents ?? []) {
+    const pi = consent.patient;
+    const n = (counts.get(pi) ?? 0) + 1;
+    counts.set(pi, n);
+    const patient = spec.patients[pi - 1];
+    const uniqueId = childUid(spec.uidRoot, 11, pi, n);
+    const signed = Instant.fromLocal(consent.date, '100000', c.utcOffset);
+    const bytes = consentCda({
+      uid: uniqueId,
+      patient,
+      policies: consent.policies,
+      time: signed.utc(),
+      from: consent.date,
+      until: consent.until,
+      custodian: c.institution,
+    });
+    const path = `consent/${uniqueId}.xml`;
+    await write(path, bytes);
+    const entryUUID = stableUuid(spec.homeCommunityId, 'DocumentEntry', uniqueId);
+    const entry: XdsDocumentEntry = {
+      entryUUID,
+      uniqueId,
+      homeCommunityId: spec.homeCommunityId,
+      objectType: ObjectType.stableDocumentEntry,
+      patientId: patient.id,
+      sourcePatientId: patient.localId ?? patient.id,
+      sourcePatientInfo: [`PID-3|${patient.localId ?? patient.id}`],
+      mimeType: 'text/xml',
+      formatCode: BPPC.formatCode,
+      classCode: BPPC.classCode,
+      typeCode: BPPC.classCode,
+      confidentialityCode: [CODES.confidentialityNormal],
+      healthcareFacilityTypeCode: CODES.facilityHospital,
+      practiceSettingCode: CODES.practiceRadiology,
+      eventCodeList: consent.policies.map((p) => ({
+        code: p,
+        scheme: DEMO_PRIVACY_POLICY_DOMAIN,
+        display: POLICY_NAMES[p] ?? p,
+      })),
+      creationTime: signed.utc(),
+      serviceStartTime: Instant.fromLocal(consent.date, '000000', c.utcOffset).utc(),
+      ...(consent.until
+        ? { serviceStopTime: Instant.fromLocal(consent.until, '000000', c.utcOffset).utc() }
+        : {}),
+      languageCode: 'ja-JP',
+      title: 'Privacy policy acknowledgement',
+      hash: sha1Hex(bytes),
+      size: bytes.length,
+      repositoryUniqueId: spec.repositoryUniqueId,
+      availabilityStatus: AVAILABILITY.approved,
+      author: [c.author],
+      referenceIdList: [],
+      path,
+    };
+    out.documentEntries.push(entry);
+    const setUid = childUid(spec.uidRoot, 12, pi, n);
+    const setUUID = stableUuid(spec.homeCommunityId, 'SubmissionSet', setUid);
+    out.submissionSets.push({
+      entryUUID: setUUID,
+      uniqueId: setUid,
+      sourceId: c.sourceId,
+      homeCommunityId: spec.homeCommunityId,
+      patientId: patient.id,
+      submissionTime: signed.plusMinutes(5).utc(),
+      contentTypeCode: BPPC.classCode,
+      title: `Community ${spec.community}: privacy policy acknowledgement`,
+      author: [c.author],
+      availabilityStatus: AVAILABILITY.approved,
+    });
+    out.associations.push({
+      entryUUID: stableUuid(spec.homeCommunityId, 'HasMember', setUid, uniqueId),
+      associationType: ASSOCIATION.hasMember,
+      sourceObject: setUUID,
+      targetObject: entryUUID,
+      submissionSetStatus: 'Original',
+    });
+  }
+  return out;
+}
