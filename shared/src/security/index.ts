@@ -8,6 +8,7 @@
  *  - server-guards.ts TLS handshake failures audited, HTTP-level errors as SOAP faults, timeouts
  *  - peer-tls.ts     outbound: each community's endpoints verified against its own trust anchors
  *                    and identity names; outbound handshake failures audited
+ *  - revocation/     CRLs and OCSP per trust anchor, both directions; OCSP stapling (R5)
  *
  * See docs/security.md for the trust model.
  */
@@ -25,6 +26,7 @@ import { PeerLimiter, peerLimitsMiddleware } from './peer-limits';
 import { outboundPeers } from './peer-tls';
 import { AuditThrottle, installServerGuards } from './server-guards';
 import { XuaCheck } from './xua/check';
+import { installInboundRevocation, revocationGate, RevocationChecker } from './revocation';
 
 export interface SecurityOptions {
   role: 'initiating' | 'responding';
@@ -52,6 +54,8 @@ export interface GatewaySecurity {
   extend(app: Express): void;
   /** Installs the handshake / client-error / connection guards on the listening server. */
   install(server: Server, tls: boolean): void;
+  /** Revocation checks of peer certificates (R5); absent without directory `revocation`. */
+  readonly revocation?: RevocationChecker;
 }
 
 export function createSecurity(o: SecurityOptions): GatewaySecurity {
@@ -62,6 +66,9 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
   const throttle = new AuditThrottle();
   const xua = o.directory.xua ? new XuaCheck(o.directory.xua, o.now) : undefined;
   const admit = createAdmission({ role: o.role, directory: o.directory, audit: o.audit, log: o.log, xua });
+  const revocation = o.directory.revocation?.length
+    ? new RevocationChecker(o.directory.revocation, { log: o.log, audit: o.audit })
+    : undefined;
   if (o.role === 'responding') {
     const open = o.directory.communities.filter((c) => !c.identity && c.acceptRequests);
     if (open.length)
@@ -74,11 +81,13 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
   if (!xua) log.info('XUA validation is not configured: assertions are relayed unchecked');
   return {
     hooks: { admit },
-    outbound: outboundPeers({ directory: o.directory, audit: o.audit, log: o.log, throttle }),
+    outbound: outboundPeers({ directory: o.directory, audit: o.audit, log: o.log, throttle, revocation }),
+    revocation,
     trustAnchors: identities.trustAnchorPems,
     limits,
     limiter,
     extend(app) {
+      if (revocation) app.use(revocationGate);
       app.use(
         peerLimitsMiddleware({
           identities,
@@ -91,6 +100,8 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
       );
     },
     install(server, tls) {
+      if (tls && revocation)
+        installInboundRevocation(server, revocation, { audit: o.audit, log: o.log, throttle });
       installServerGuards(server, { limits, identities, limiter, audit: o.audit, log: o.log, throttle, tls });
     },
   };

@@ -27,6 +27,8 @@ import { RedisIntegrityStore } from '../integrity/redis-store';
 import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';
 import { Disclosure, needsDisclosure } from '../disclosure';
+import { installOcspStapling } from '../security/revocation';
+import type { Server as HttpsServer } from 'node:https';
 
 export interface GatewayOptions {
   role: 'initiating' | 'responding';
@@ -106,10 +108,14 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     maxRequestBytes: limits.maxRequestBytes,
   });
   const outbound = new Outbound(
-    tls ? { ...tls, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion } : {},
+    tls
+      ? { ...tls, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion, revocation: security.revocation }
+      : {},
     (url) => allowed.has(url),
     security.outbound,
   );
+  // OCSP requests go out through the same client, to the responders the directory names.
+  security.revocation?.useOutbound((p) => outbound.post(p));
   let publicUrl = s.publicUrl ?? '';
   // One Redis client per process, shared by the async correlation and the integrity store.
   const redis = s.redisUrl ? connectRedis(s.redisUrl, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
@@ -196,6 +202,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     },
   });
   security.install(soap.server, !!tls);
+  if (tls && s.tls?.ocspStapling)
+    installOcspStapling(soap.server as HttpsServer, { outbound, log, url: s.tls.ocspUrl });
   if (!publicUrl) publicUrl = soap.url;
   soapUrl = soap.url;
   await asyncSupport?.start();
