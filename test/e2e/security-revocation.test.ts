@@ -9,7 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
+import { connect, type ConnectionOptions } from 'node:tls';
 import { Action, decodeAdhocQueryResponse, encodeFindDocumentsRequest } from '@xcai/shared';
 import { certId, verifyOcspResponse } from '@xcai/shared/src/security/revocation';
 import type { Agent } from 'undici';
@@ -198,6 +198,7 @@ describe('revocation of server certificates, and stapling', () => {
     const { g } = await startRg([], 'gw-b', { XCAI_TLS_OCSP_STAPLING: 'on', XCAI_TLS_OCSP_URL: ocsp.url });
     const port = Number(new URL(g.url).port);
     const stapled = await new Promise<Buffer | null>((resolve, reject) => {
+      // requestOCSP is a TLSSocket option tls.connect passes on (not in ConnectionOptions' type).
       const s = connect({
         host: '127.0.0.1',
         port,
@@ -205,7 +206,7 @@ describe('revocation of server certificates, and stapling', () => {
         ca: [readFileSync(b.ca)],
         cert: readFileSync(a.cert('gw-a')),
         key: readFileSync(a.key('gw-a')),
-        requestOCSP: true,
+        ...({ requestOCSP: true } as ConnectionOptions),
       });
       let response: Buffer | null = null;
       s.once('OCSPResponse', (r: Buffer) => (response = r));
