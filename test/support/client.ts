@@ -91,14 +91,16 @@ export async function retrieveCall(
   url: string,
   action: string,
   body: string,
-  o: { dispatcher?: Dispatcher } = {},
+  o: { dispatcher?: Dispatcher; extraHeaders?: string } = {},
 ): Promise<RetrieveAnswerForTest> {
   const messageId = newMessageId();
   const chunks: Buffer[] = [];
   const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
     action,
   });
-  await w.writeRoot(encodeEnvelope({ action, messageId, to: url, body, request: true }));
+  await w.writeRoot(
+    encodeEnvelope({ action, messageId, to: url, body, extraHeaders: o.extraHeaders, request: true }),
+  );
   await w.end();
   const res = await request(url, {
     method: 'POST',
