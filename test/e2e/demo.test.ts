@@ -37,6 +37,19 @@ it('npm start runs the federation; the demo consumer fetches every study byte-id
     }
     expect(consumer.out).not.toMatch(/problem/);
     expect(readdirSync(consumerDir).filter((f) => f.endsWith('.dcm')).length).toBeGreaterThan(10);
+
+    // The patient who opted out in B (BPPC document in B's registry): B answers as if it did not
+    // know them, C still shares.
+    const optedOut = 'JP1002^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
+    expect(demo.output()).toMatch(/JP1002\S*\s+in B: No sharing through the regional network → community B answers as if/);
+    const other = await runScript(
+      join(ROOT, 'services/reference-community/dist/demo/consumer.js'),
+      ['--patient', optedOut, '--out', join(dir, 'consumer-2')],
+      demo.env,
+    );
+    expect(other.code).toBe(0);
+    expect(other.out).toMatch(/B: 0 KOS, 0 instance\(s\)/);
+    expect(other.out).toMatch(/C: [1-9]\d* KOS, [1-9]\d* instance\(s\)/);
   } finally {
     expect(await demo.stop()).toBe(0);
   }

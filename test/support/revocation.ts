@@ -16,7 +16,10 @@ export interface RevocationPki extends TestPki {
   /** Marks a certificate revoked in the CA's database. */
   revoke(name: string): void;
   /** Writes a CRL signed by the CA (PEM unless `der`), valid from `lastUpdate` to `nextUpdate` (YYYYMMDDHHMMSSZ). */
-  writeCrl(file: string, o?: { der?: boolean; lastUpdate?: string; nextUpdate?: string }): string;
+  writeCrl(
+    file: string,
+    o?: { der?: boolean; lastUpdate?: string; nextUpdate?: string; extensions?: string },
+  ): string;
   /** An OCSP responder for the CA on 127.0.0.1. `requests` counts what it answered. */
   startOcsp(o?: {
     nextUpdateMinutes?: number;
@@ -37,14 +40,13 @@ export function makeRevocationPki(names: string[], label: string): RevocationPki
     `[ca]\ndefault_ca = x\n[x]\ndatabase = ${join(work, 'index.txt')}\ncrlnumber = ${join(work, 'crlnumber')}\n` +
       `default_md = sha256\ndefault_crl_days = 1\n`,
   );
-  const ca = (...args: string[]) =>
+  const caWith = (config: string, ...args: string[]) =>
     execFileSync(
       'openssl',
-      ['ca', '-config', cnf, '-keyfile', join(pki.dir, 'ca.key'), '-cert', pki.ca, ...args],
-      {
-        stdio: 'pipe',
-      },
+      ['ca', '-config', config, '-keyfile', join(pki.dir, 'ca.key'), '-cert', pki.ca, ...args],
+      { stdio: 'pipe' },
     );
+  const ca = (...args: string[]) => caWith(cnf, ...args);
   // Every certificate is in the database, so that OCSP can say "good" (and not "unknown").
   for (const n of names) ca('-valid', pki.cert(n.split(':')[0]));
   return {
@@ -52,7 +54,15 @@ export function makeRevocationPki(names: string[], label: string): RevocationPki
     revoke: (name) => void ca('-revoke', pki.cert(name)),
     writeCrl(file, o = {}) {
       const pem = join(work, 'crl.pem');
-      ca(
+      // `extensions`: config lines of a [crl_ext] section (e.g. a critical issuingDistributionPoint).
+      const config = o.extensions ? join(work, 'crl-ext.cnf') : cnf;
+      if (o.extensions)
+        writeFileSync(
+          config,
+          `${readFileSync(cnf, 'utf8')}crl_extensions = crl_ext\n[crl_ext]\n${o.extensions}\n`,
+        );
+      caWith(
+        config,
         '-gencrl',
         '-out',
         pem,

@@ -24,6 +24,7 @@ import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { defaultDemoSpecs, generateCommunitySeed } from '../seed/generate';
+import { consentLines, demoConsentDirectory } from '../seed/consent';
 import type { SeedManifest } from '../seed/types';
 
 const ROOT = resolve(__dirname, '../../../..');
@@ -46,6 +47,8 @@ export interface DemoEndpoints {
     seedDir: string;
   }[];
   patients: { id: string; name: string; communities: Label[] }[];
+  /** The seeded consent documents and what they do (summary lines). */
+  consent?: string[];
   /** Where the demo's Audit Record Repository stores the records it receives. */
   auditDir?: string;
   /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
@@ -241,6 +244,7 @@ async function main(): Promise<void> {
               },
             ],
             policy: { unknownPatient: 'empty-success' },
+            consent: demoConsentDirectory(),
           },
           null,
           2,
@@ -343,6 +347,7 @@ async function main(): Promise<void> {
       seedDir: join(dirs.seeds, k),
     })),
     patients: patientsOf(manifests),
+    consent: consentLines(manifests),
     auditDir,
     auditRepository: `tls://127.0.0.1:${arrPort}`,
     auditSpools,
@@ -384,6 +389,9 @@ function summary(e: DemoEndpoints, file: string): string {
     '',
     'Patients (id with assigning authority → communities holding studies):',
     ...e.patients.map((p) => `  ${p.id}  ${p.name}  → ${p.communities.join(', ')}`),
+    '',
+    'Consent (BPPC documents in the registries; opt-out region: a patient without one is shared):',
+    ...(e.consent ?? []),
     '',
     `TLS: demo CA ${e.tls.ca}`,
     `     consumer certificate ${e.tls.clientCertificate} (key ${e.tls.clientKey})`,

@@ -195,3 +195,31 @@ export async function generateConsents(
   }
   return out;
 }
+
+/**
+ * The consent settings of the demo's Responding Gateways: an opt-out region (sharing unless the
+ * patient objects), consent read from the community's registry (BPPC).
+ */
+export function demoConsentDirectory(): Record<string, unknown> {
+  return {
+    source: 'bppc',
+    default: 'permit',
+    permit: [DEMO_PRIVACY_POLICIES.share],
+    deny: [DEMO_PRIVACY_POLICIES.optOut],
+  };
+}
+
+/** One line per seeded consent document, for the demo's summary. */
+export function consentLines(manifests: Record<string, { consents?: ConsentManifest }>): string[] {
+  const lines: string[] = [];
+  for (const [label, m] of Object.entries(manifests)) {
+    for (const d of m.consents?.documentEntries ?? []) {
+      const what = d.eventCodeList.map((c) => c.display).join(', ');
+      const effect = d.eventCodeList.some((c) => c.code === DEMO_PRIVACY_POLICIES.optOut)
+        ? `community ${label} answers as if it did not know the patient`
+        : `community ${label} shares`;
+      lines.push(`  ${d.patientId}  in ${label}: ${what} → ${effect}`);
+    }
+  }
+  return lines;
+}
