@@ -41,7 +41,9 @@ it('npm start runs the federation; the demo consumer fetches every study byte-id
     // The patient who opted out in B (BPPC document in B's registry): B answers as if it did not
     // know them, C still shares.
     const optedOut = 'JP1002^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
-    expect(demo.output()).toMatch(/JP1002\S*\s+in B: No sharing through the regional network → community B answers as if/);
+    expect(demo.output()).toMatch(
+      /JP1002\S*\s+in B: No sharing through the regional network → community B answers as if/,
+    );
     const other = await runScript(
       join(ROOT, 'services/reference-community/dist/demo/consumer.js'),
       ['--patient', optedOut, '--out', join(dir, 'consumer-2')],
