@@ -13,7 +13,7 @@ import { Action, encodeFindDocumentsRequest, encodeRetrieveDocumentSetRequest } 
 import { readManifest } from '../../services/reference-community/src/server';
 import { DEMO_PRIVACY_POLICIES } from '../../services/reference-community/src/seed/consent';
 import { retrieveCall, soapCall } from '../support/client';
-import { demoSeeds, spawnCommunity } from '../support/federation';
+import { demoSeeds, localOf, spawnCommunity } from '../support/federation';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 
 const smoke = process.argv.includes('--smoke');
@@ -39,11 +39,7 @@ async function main(): Promise<void> {
   const directory = (consent?: Record<string, unknown>) => ({
     homeCommunityId: ref.homeCommunityId,
     name: 'B',
-    local: {
-      registry: { url: ref.registry },
-      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
-      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
-    },
+    local: localOf(ref),
     communities: [CALLER],
     inboundLimits: LIMITS,
     ...(consent ? { consent } : {}),

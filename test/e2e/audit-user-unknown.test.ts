@@ -13,7 +13,7 @@ import { makePki, type TestPki } from '../support/certs';
 import { soapCall } from '../support/client';
 import { demoSeeds, ROOT, spawnCommunity, type CommunityProcess } from '../support/federation';
 import { AUDIT_SCHEMA } from '../support/fixtures';
-import { gatewayEnv, rgDirectoryJson, spoolRecords } from '../support/gateways';
+import { gatewayEnv, igDirectoryJson, rgDirectoryJson, spoolRecords } from '../support/gateways';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 import { xsdErrors } from '../support/xsd';
 
@@ -40,19 +40,10 @@ beforeAll(async () => {
   const igEnv = gatewayEnv(pki, 'gw-a', 'required');
   ig = await spawnGateway(
     'initiating',
-    {
-      homeCommunityId: HOME_A,
-      name: 'A',
-      communities: [
-        {
-          homeCommunityId: refB.homeCommunityId,
-          name: 'B',
-          endpoints: { iti38: `${rg.url}/iti38` },
-          identity: { trustAnchors: [pki.ca], names: ['gw-b'] },
-        },
-      ],
-      consumers: [{ name: 'PACS', identity: { trustAnchors: [pki.ca], names: ['consumer'] } }],
-    },
+    igDirectoryJson(
+      { homeCommunityId: refB.homeCommunityId, url: rg.url, certName: 'gw-b', ca: pki.ca },
+      { consumers: [{ name: 'PACS', identity: { trustAnchors: [pki.ca], names: ['consumer'] } }] },
+    ),
     igEnv.env,
   );
   spools = { rg: rgEnv.spool, ig: igEnv.spool };

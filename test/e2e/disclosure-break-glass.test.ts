@@ -29,7 +29,7 @@ import {
   studyImagingRequest,
   type CommunityProcess,
 } from '../support/federation';
-import { gatewayEnv, rgDirectoryJson, spoolRecords } from '../support/gateways';
+import { gatewayEnv, kosRequests, rgDirectoryJson, spoolRecords } from '../support/gateways';
 import { AUDIT_SCHEMA } from '../support/fixtures';
 import { xsdErrors } from '../support/xsd';
 import { loadAuditRecords } from '@xcai/shared/src/audit/report';
@@ -130,14 +130,6 @@ async function objectsFor(g: GatewayProcess, client: Agent, headers?: string): P
   return decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload).objects.length;
 }
 
-const kos = () =>
-  m.documentEntries
-    .filter((d) => d.patientId === SATO && d.availabilityStatus.endsWith(':Approved'))
-    .map((d) => ({
-      homeCommunityId: m.homeCommunityId,
-      repositoryUniqueId: d.repositoryUniqueId,
-      documentUniqueId: d.uniqueId,
-    }));
 const study = () => m.patients.find((p) => p.id === SATO)!.studies[0];
 
 describe('break-glass', () => {
@@ -156,13 +148,13 @@ describe('break-glass', () => {
     const docs = await retrieveCall(
       `${rg.url}/iti39`,
       Action.ITI39,
-      encodeRetrieveDocumentSetRequest(kos()),
+      encodeRetrieveDocumentSetRequest(kosRequests(m, SATO)),
       {
         dispatcher: asA,
         extraHeaders: emergency,
       },
     );
-    expect(docs.documents).toHaveLength(kos().length);
+    expect(docs.documents).toHaveLength(kosRequests(m, SATO).length);
     const imaging = encodeRetrieveImagingDocumentSetRequest(studyImagingRequest(m, study()));
     const images = await retrieveCall(`${rg.url}/rad75`, Action.RAD75, imaging, {
       dispatcher: asA,

@@ -23,7 +23,6 @@ import {
   encodeRetrieveImagingDocumentSetRequest,
   documentEntryFacts,
   sourceOf,
-  type DocumentRequest,
 } from '@xcai/shared';
 import type { Agent } from 'undici';
 import { readManifest } from '../../services/reference-community/src/server';
@@ -32,7 +31,7 @@ import type { SeedManifest } from '../../services/reference-community/src/seed/t
 import { makePki, type TestPki } from '../support/certs';
 import { retrieveCall, soapCall } from '../support/client';
 import { demoSeeds, spawnCommunity, studyImagingRequest, type CommunityProcess } from '../support/federation';
-import { gatewayEnv, rgDirectoryJson, spoolRecords } from '../support/gateways';
+import { gatewayEnv, kosRequests, rgDirectoryJson, spoolRecords } from '../support/gateways';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 
 const cx = (id: string) => `${id}^^^&1.3.6.1.4.1.21367.13.20.1000&ISO`;
@@ -100,14 +99,6 @@ function answer(a: Awaited<ReturnType<typeof iti38>>) {
 /** The answer's body as the requester sees it (the SOAP payload element). */
 const payloadOf = (a: Awaited<ReturnType<typeof iti38>>) => sourceOf(a.envelope.doc, a.envelope.payload);
 
-const kosOf = (patient: string): DocumentRequest[] =>
-  m.documentEntries
-    .filter((d) => d.patientId === patient && d.availabilityStatus.endsWith(':Approved'))
-    .map((d) => ({
-      homeCommunityId: m.homeCommunityId,
-      repositoryUniqueId: d.repositoryUniqueId,
-      documentUniqueId: d.uniqueId,
-    }));
 const studyOf = (patient: string) => m.patients.find((p) => p.id === patient)!.studies[0];
 const rad75 = (patient: string, client: Agent) =>
   retrieveCall(
@@ -134,12 +125,12 @@ describe('consent at the responding gateway (BPPC in the local registry)', () =>
     const kos = await retrieveCall(
       `${rg.url}/iti39`,
       Action.ITI39,
-      encodeRetrieveDocumentSetRequest(kosOf(YAMADA)),
+      encodeRetrieveDocumentSetRequest(kosRequests(m, YAMADA)),
       {
         dispatcher: asA,
       },
     );
-    expect(kos.documents).toHaveLength(kosOf(YAMADA).length);
+    expect(kos.documents).toHaveLength(kosRequests(m, YAMADA).length);
     expect((await rad75(YAMADA, asA)).documents).toHaveLength(instancesOf(YAMADA).length);
   });
 
@@ -152,7 +143,7 @@ describe('consent at the responding gateway (BPPC in the local registry)', () =>
     // Nothing on file: the region's default (permit) decides; consented: shared, consent document included.
     const yamada = answer(await iti38(rg.url, YAMADA, asA));
     expect(yamada.status).toBe('Success');
-    expect(yamada.objects.length).toBe(kosOf(YAMADA).length);
+    expect(yamada.objects.length).toBe(kosRequests(m, YAMADA).length);
     const tanaka = answer(await iti38(rg.url, TANAKA, asA));
     const mimeTypes = tanaka.objects.map((o) => documentEntryFacts(o)?.mimeType);
     expect(mimeTypes).toContain('text/xml');
@@ -169,7 +160,7 @@ describe('consent at the responding gateway (BPPC in the local registry)', () =>
   });
 
   it("withholds an opted-out patient's documents and images as unknown ones, without fetching them", async () => {
-    const kos = kosOf(SATO);
+    const kos = kosRequests(m, SATO);
     const fake = kos.map((d) => ({ ...d, documentUniqueId: `${d.documentUniqueId}.999` }));
     const refused = await retrieveCall(
       `${rg.url}/iti39`,

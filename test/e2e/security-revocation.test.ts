@@ -15,7 +15,7 @@ import { certId, verifyOcspResponse } from '@xcai/shared/src/security/revocation
 import type { Agent } from 'undici';
 import { soapCall } from '../support/client';
 import { demoSeeds, spawnCommunity, type CommunityProcess } from '../support/federation';
-import { gatewayEnv, rgDirectoryJson, spoolRecords } from '../support/gateways';
+import { gatewayEnv, igDirectoryJson, rgDirectoryJson, spoolRecords } from '../support/gateways';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 import { inHours, makeRevocationPki, type RevocationPki } from '../support/revocation';
 
@@ -157,19 +157,10 @@ describe('revocation of server certificates, and stapling', () => {
       const e = gatewayEnv(a, 'gw-a', 'optional', { XCAI_TLS_CA: `${a.ca},${b.ca}` });
       const g = await spawnGateway(
         'initiating',
-        {
-          homeCommunityId: HOME_A,
-          name: 'A',
-          communities: [
-            {
-              homeCommunityId: refB.homeCommunityId,
-              name: 'B',
-              endpoints: { iti38: `${rgUrl}/iti38` },
-              identity: { trustAnchors: [b.ca], names: ['gw-b'] },
-            },
-          ],
-          revocation: [{ trustAnchor: b.ca, crls: [crl] }],
-        },
+        igDirectoryJson(
+          { homeCommunityId: refB.homeCommunityId, url: rgUrl, certName: 'gw-b', ca: b.ca },
+          { revocation: [{ trustAnchor: b.ca, crls: [crl] }] },
+        ),
         e.env,
       );
       running.push(g);

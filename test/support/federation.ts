@@ -132,6 +132,20 @@ export function startRG(dir: Directory, o: Partial<GatewayOptions> = {}): Promis
 
 export type Label = 'A' | 'B' | 'C';
 
+/** The `local` directory section for a reference community's registry, repository and IDS. */
+export function localOf(
+  ref: Pick<
+    CommunityProcess,
+    'registry' | 'repository' | 'ids' | 'repositoryUniqueId' | 'idsRepositoryUniqueId'
+  >,
+) {
+  return {
+    registry: { url: ref.registry },
+    repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
+    imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
+  };
+}
+
 /** Directory of a responding gateway in front of a reference community. */
 export function rgDirectoryFor(
   ref: CommunityProcess,
@@ -141,11 +155,7 @@ export function rgDirectoryFor(
   return directory({
     homeCommunityId: ref.homeCommunityId,
     name: 'RG',
-    local: {
-      registry: { url: ref.registry },
-      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
-      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
-    },
+    local: localOf(ref),
     communities: initiators,
     ...extra,
   });
@@ -180,11 +190,7 @@ export function igDirectoryFor(
     homeCommunityId: ref.homeCommunityId,
     name: 'A',
     deadlineMs: 10_000,
-    local: {
-      registry: { url: ref.registry },
-      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
-      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
-    },
+    local: localOf(ref),
     communities,
     ...extra,
   });

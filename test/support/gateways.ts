@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAuditRecords, parseAuditRecord, type AuditRecordView } from '@xcai/shared/src/audit/report';
 import type { TestPki } from './certs';
-import type { CommunityProcess } from './federation';
+import { localOf, type CommunityProcess } from './federation';
+import type { SeedManifest } from '../../services/reference-community/src/seed/types';
+import type { DocumentRequest } from '@xcai/shared';
 
 /** A directory (as JSON) for a responding gateway in front of `ref`, accepting `initiator`. */
 export function rgDirectoryJson(
@@ -23,14 +25,41 @@ export function rgDirectoryJson(
   return {
     homeCommunityId: ref.homeCommunityId,
     name: 'B',
-    local: {
-      registry: { url: ref.registry },
-      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
-      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
-    },
+    local: localOf(ref),
     communities: [{ ...rest, identity: { trustAnchors: [ca], names: [certName] } }],
     ...extra,
   };
+}
+
+/** A directory (as JSON) for community A's initiating gateway calling one responding gateway. */
+export function igDirectoryJson(
+  rg: { homeCommunityId: string; url: string; certName: string; ca: string },
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.101',
+    name: 'A',
+    communities: [
+      {
+        homeCommunityId: rg.homeCommunityId,
+        name: 'B',
+        endpoints: { iti38: `${rg.url}/iti38`, iti39: `${rg.url}/iti39`, rad75: `${rg.url}/rad75` },
+        identity: { trustAnchors: [rg.ca], names: [rg.certName] },
+      },
+    ],
+    ...extra,
+  };
+}
+
+/** ITI-39 requests for a patient's approved KOS manifests in a seeded community. */
+export function kosRequests(m: SeedManifest, patient: string): DocumentRequest[] {
+  return m.documentEntries
+    .filter((d) => d.patientId === patient && d.availabilityStatus.endsWith(':Approved'))
+    .map((d) => ({
+      homeCommunityId: m.homeCommunityId,
+      repositoryUniqueId: d.repositoryUniqueId,
+      documentUniqueId: d.uniqueId,
+    }));
 }
 
 /** The environment of a gateway presenting certificate `name`, auditing into a fresh spool directory. */

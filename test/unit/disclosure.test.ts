@@ -11,6 +11,10 @@ import {
   type TransactionAuditEvent,
 } from '@xcai/shared';
 import { emergencyPurpose } from '@xcai/shared/src/disclosure/break-glass';
+import { buildAuditMessages } from '@xcai/shared/src/audit/messages';
+import { SAMPLE_PATIENT, sampleSecurityEvents } from '../support/audit';
+import { AUDIT_SCHEMA } from '../support/fixtures';
+import { xsdErrors } from '../support/xsd';
 import { dtm, inEffect } from '@xcai/shared/src/disclosure/consent';
 import { objectFacts } from '@xcai/shared/src/disclosure/entries';
 import { noteWithheld, releaseNote, withReleaseNote } from '@xcai/shared/src/disclosure/notes';
@@ -105,6 +109,21 @@ describe('document classes', () => {
       /typeCode \(none\)/,
     );
     expect(documentRestriction(entry('IMAGES', ['N']), undefined)).toBeUndefined();
+  });
+});
+
+describe('audit records', () => {
+  it('a break-glass alert is a Security Alert 110127 naming the user, the purpose and the patient, valid DICOM', () => {
+    const ev = sampleSecurityEvents().find((e) => e.kind === 'emergency-override')!;
+    const [xml] = buildAuditMessages(ev, { auditSourceId: 'rg-b' });
+    expect(xml).toMatch(/<EventID csd-code="110113"/);
+    expect(xml).toMatch(
+      /<EventTypeCode csd-code="110127" codeSystemName="DCM" originalText="Emergency Override Started"\/>/,
+    );
+    expect(xml).toMatch(/<PurposeOfUse csd-code="ETREAT"/);
+    expect(xml).toMatch(/<ActiveParticipant UserID="dr.a" UserName="Dr A" UserIsRequestor="true"/);
+    expect(xml).toContain(`ParticipantObjectID="${SAMPLE_PATIENT.replace(/&/g, '&amp;')}"`);
+    expect(xsdErrors([xml], AUDIT_SCHEMA)).toBe('');
   });
 });
 
