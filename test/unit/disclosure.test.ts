@@ -132,7 +132,7 @@ describe('audit notes', () => {
     kind: 'transaction',
     transaction: 'ITI-39',
     side: 'responder',
-    eventDateTime: new Date(),
+    eventDateTime: new Date('2025-04-01T00:00:00Z'),
     requester: { userId: 'r' },
     responder: { userId: 's' },
     humanRequestors: [],
@@ -142,7 +142,8 @@ describe('audit notes', () => {
   });
   it('withheld reasons on the record and the failed group, break-glass on every group, the patient named', () => {
     const ctx = {};
-    expect(withReleaseNote(ev(), ctx)).toEqual(ev());
+    const plain = ev();
+    expect(withReleaseNote(plain, ctx)).toEqual(plain);
     noteWithheld(ctx, 'consent-denied: x');
     noteWithheld(ctx, 'consent-denied: x');
     releaseNote(ctx).breakGlass.push('consent overridden');
@@ -209,6 +210,14 @@ describe('directory settings', () => {
       'communities[0].documents.colour: unknown setting',
       'communities[0].documents.classCodes[0]: "a^b" is not a code: "code" or "code^^codingScheme"',
       'communities[0].documents.classCodes: must list at least one code (leave it out to allow all)',
+    ]);
+    expect(
+      problems(
+        { local: { repositories: [], imagingDocumentSources: [] } },
+        { documents: { classCodes: ['IMAGES'] } },
+      ),
+    ).toEqual([
+      'communities[0].documents: is checked against the local registry: local.registry is required',
     ]);
     expect(problems({ breakGlass: { until: 'tomorrow' } })).toEqual([
       'breakGlass.until: "tomorrow" is not an ISO 8601 date and time (e.g. 2025-04-01T00:00:00+09:00)',

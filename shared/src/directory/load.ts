@@ -483,6 +483,13 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       );
   });
   const revocation = readRevocation(r, root.revocation, 'revocation');
+  communities.forEach((c, i) => {
+    if (c.documents && !registry)
+      r.problem(
+        `communities[${i}].documents`,
+        'is checked against the local registry: local.registry is required',
+      );
+  });
 
   const policy = r.obj(root.policy, 'policy', false) ?? {};
   const unknownPatient = policy.unknownPatient ?? 'empty-success';
