@@ -77,7 +77,9 @@ function directoryWarnings(d: Directory): string[] {
   if (d.consent?.file) readable('consent.file', d.consent.file);
   const breakGlass = d.communities.filter((c) => c.consent?.breakGlass).map((c) => c.name);
   if (breakGlass.length && !d.breakGlass?.until)
-    w.push(`break-glass is switched on for ${breakGlass.join(', ')} without breakGlass.until: it never expires`);
+    w.push(
+      `break-glass is switched on for ${breakGlass.join(', ')} without breakGlass.until: it never expires`,
+    );
   plain('local.registry', d.local.registry?.url);
   d.local.repositories.forEach((e, i) => plain(`local.repositories[${i}]`, e.url));
   d.local.imagingDocumentSources.forEach((e, i) => plain(`local.imagingDocumentSources[${i}]`, e.url));
