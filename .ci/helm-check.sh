@@ -4,17 +4,16 @@
 #
 #   .ci/helm-check.sh [OUT_DIR]        renders are kept in OUT_DIR (default .run/helm)
 #
-# There is no helm binary on the build machines: the chart is rendered and linted with helmlite
-# (../shared/tools/helmlite, Go text/template + sprig like Helm 3), built here once and cached by the
-# hash of its sources. helmlite does not validate values.schema.json, nor support subcharts, .Files or
-# hooks (the chart uses none of those); the schema is checked by test/unit/helm-schema.test.ts, run at
-# the end, and the templates repeat the critical checks with `fail`. Where a real `helm` is on PATH,
+# There is no helm binary on the build machines: the chart is rendered and linted with the project's
+# tools/helmlite (Go text/template + sprig like Helm 3), built here once and cached by the hash of its
+# sources. helmlite does not validate values.schema.json, nor support subcharts, .Files or hooks (the
+# chart uses none of those); the schema is checked by test/unit/helm-schema.test.ts, run at the end,
+# and the templates repeat the critical checks with `fail`. Where a real `helm` is on PATH,
 # `helm lint --strict` and `helm template` run as well.
-# Env: HELMLITE (a prebuilt binary), XCAI_KIT_DIR (default ../shared), SKIP_SCHEMA_TEST=1.
+# Env: HELMLITE (a prebuilt binary), SKIP_SCHEMA_TEST=1.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-kit=${XCAI_KIT_DIR:-$root/../shared}
 chart=$root/helm/xcai-gateway
 full=$chart/examples/full-values.yaml
 out=${1:-$root/.run/helm}
@@ -26,7 +25,7 @@ step "helmlite"
 if [ -n "${HELMLITE:-}" ]; then
   helmlite=$HELMLITE
 else
-  src=$kit/tools/helmlite
+  src=$root/tools/helmlite
   key=$(cat "$src/main.go" "$src/build.sh" | sha256sum | cut -c1-16)
   helmlite=${XDG_CACHE_HOME:-$HOME/.cache}/xcai-helmlite/$key/helmlite
   if [ ! -x "$helmlite" ]; then
@@ -52,7 +51,7 @@ for c in "${cases[@]}"; do
   "$helmlite" -name xcai -namespace xcai "${args[@]}" "$chart" >"$out/$name.yaml"
   grep -E '^kind: ' "$out/$name.yaml" | sort | uniq -c
   step "k8s-validate ($name values)"
-  (cd "$root" && node "$kit/tools/k8s-validate.js" "$out/$name.yaml")
+  (cd "$root" && node tools/k8s-validate.js "$out/$name.yaml")
 done
 
 step "guards: values the chart must refuse"

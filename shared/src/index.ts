@@ -46,3 +46,8 @@ export * from './transactions/retrieve-policy';
 export * from './transactions/retrieve-routes';
 export { registryQuery, screenQueryAnswer, screenRetrieve, Disclosure, needsDisclosure } from './disclosure';
 export * from './directory/policy';
+export * from './transactions/error-location';
+export * from './hl7v3/index';
+export * from './identity/index';
+export * from './transactions/patient-discovery';
+export * from './directory/patient-identity';

@@ -196,16 +196,22 @@ describe('ITI-18 at the initiating gateway, fanned out as ITI-38', () => {
     ]);
   });
 
-  it('answers XDSMissingHomeCommunityId for an id query without home when no local registry can take it', async () => {
+  it('answers Failure with XDSMissingHomeCommunityId for an id query without home, local registry or not (ITI TF-2 3.18.4.1.3)', async () => {
     const igNoRegistry = await startIG(igDirectory([community('B', HOME('B'), `${rgB.url}/iti38`)], false));
     try {
+      const entry = approvedDocs('A', PATIENT_1)[0];
       const body = encodeAdhocQueryRequest({
         queryId: StoredQuery.GetDocuments,
-        params: { $XDSDocumentEntryUniqueId: "('1.2.3')" },
+        params: { $XDSDocumentEntryUniqueId: `('${entry.uniqueId}')` },
       });
-      const res = answer(await soapCall(`${igNoRegistry.url}/iti18`, Action.ITI18, body));
-      expect(res.status).toBe('Failure');
-      expect(res.errors[0].errorCode).toBe('XDSMissingHomeCommunityId');
+      for (const g of [ig, igNoRegistry]) {
+        const res = answer(await soapCall(`${g.url}/iti18`, Action.ITI18, body));
+        expect([res.status, res.errors.map((e) => [e.errorCode, e.location]), res.objects]).toEqual([
+          'Failure',
+          [['XDSMissingHomeCommunityId', HOME('A')]],
+          [],
+        ]);
+      }
     } finally {
       await igNoRegistry.close();
     }
@@ -388,11 +394,13 @@ describe('ITI-38 at the responding gateway', () => {
     });
     const b = await soapCall(`${rgB.url}/iti38`, Action.ITI38, other);
     const r2 = decodeAdhocQueryResponse(b.envelope.doc, b.envelope.payload);
+    // every RegistryError of a Responding Gateway carries its own home (ITI TF-2 3.38.4.1.3)
     expect([r2.status, r2.errors[0].errorCode, r2.errors[0].location]).toEqual([
       'Failure',
       'XDSUnknownCommunity',
-      HOME('C'),
+      HOME('B'),
     ]);
+    expect(r2.errors[0].codeContext).toContain(HOME('C'));
   });
 
   it('answers GetDocuments with our home and GetAssociations', async () => {

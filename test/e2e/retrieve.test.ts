@@ -182,9 +182,11 @@ describe('ITI-43 at the initiating gateway (ITI-39 to other communities)', () =>
     expectValid(a);
     expect(a.registryStatus).toBe('PartialSuccess');
     expect(a.documents).toHaveLength(good.length);
+    // ITI-43 at the initiating gateway: located at the community concerned (ours for a document
+    // without HomeCommunityId whose repository is not ours: XDSMissingHomeCommunityId, ITI TF-2 3.43.4.1.2)
     expect(a.errors.map((e) => [e.errorCode, e.location]).sort()).toEqual([
+      ['XDSMissingHomeCommunityId', home('A')],
       ['XDSUnknownCommunity', 'urn:oid:1.2.3.999'],
-      ['XDSUnknownRepositoryId', '9.9.9'],
     ]);
   });
 
@@ -318,7 +320,8 @@ describe('RAD-69 at the initiating imaging gateway (RAD-75 to other communities)
 
   it('reports unknown communities per instance', async () => {
     const req = studyRequest('B', studiesOf('B', PATIENT_1)[0]);
-    req.studies[0].series[0].documents[0].homeCommunityId = 'urn:oid:1.2.3.4.5.999';
+    const unknown = req.studies[0].series[0].documents[0];
+    unknown.homeCommunityId = 'urn:oid:1.2.3.4.5.999';
     const a = await retrieveCall(
       `${ig.url}/rad69`,
       Action.RAD69,
@@ -326,9 +329,11 @@ describe('RAD-69 at the initiating imaging gateway (RAD-75 to other communities)
     );
     expectValid(a);
     expect(a.registryStatus).toBe('PartialSuccess');
+    // RAD-69: located at the instance (RAD TF-3 4.69.5), the community named in codeContext
     expect(a.errors.map((e) => [e.errorCode, e.location])).toEqual([
-      ['XDSUnknownCommunity', 'urn:oid:1.2.3.4.5.999'],
+      ['XDSUnknownCommunity', unknown.documentUniqueId],
     ]);
+    expect(a.errors[0].codeContext).toContain('urn:oid:1.2.3.4.5.999');
   });
 
   it('refuses an empty transfer syntax list and empty UIDs with a RegistryError', async () => {
@@ -391,7 +396,12 @@ describe('RAD-69 at the initiating imaging gateway (RAD-75 to other communities)
       expectValid(a);
       expect(a.registryStatus).toMatch(/PartialSuccess|Failure/);
       expect(a.errors.length).toBeGreaterThan(0);
-      expect(a.errors.every((e) => e.location === home('B'))).toBe(true);
+      // per instance at its SOP Instance UID (RAD TF-3 4.69.5); about the answer as a whole, at the community
+      const sops = study.series.flatMap((s) => s.instances.map((i) => i.sopInstanceUid));
+      for (const e of a.errors) {
+        expect(e.location).toBe(e.severity === 'Error' ? sops.find((u) => u === e.location) : home('B'));
+        expect(e.codeContext).toContain(home('B'));
+      }
       expect(a.errors[0].codeContext).toMatch(/larger than the configured maximum/);
       const total = a.documents.reduce((n, d) => n + d.bytes.length, 0);
       expect(total).toBeLessThanOrEqual(500_000);

@@ -80,7 +80,7 @@ export interface RetrieveAnswerForTest extends SoapAnswer {
   status: number;
   rootXml: string;
   registryStatus: string;
-  errors: { errorCode: string; codeContext: string; location?: string }[];
+  errors: { errorCode: string; codeContext: string; location?: string; severity?: 'Error' | 'Warning' }[];
   documents: RetrievedDocument[];
   /** Set when the MTOM package was cut short (the gateway aborted the response). */
   truncated?: string;
@@ -91,23 +91,10 @@ export async function retrieveCall(
   url: string,
   action: string,
   body: string,
-  o: { dispatcher?: Dispatcher; extraHeaders?: string } = {},
+  o: RetrieveOptions = {},
 ): Promise<RetrieveAnswerForTest> {
   const messageId = newMessageId();
-  const chunks: Buffer[] = [];
-  const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
-    action,
-  });
-  await w.writeRoot(
-    encodeEnvelope({ action, messageId, to: url, body, extraHeaders: o.extraHeaders, request: true }),
-  );
-  await w.end();
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': w.contentType },
-    body: Buffer.concat(chunks),
-    dispatcher: o.dispatcher,
-  });
+  const res = await postRetrieve(url, action, body, messageId, o);
   const ct = String(res.headers['content-type'] ?? '');
   const msg = await readSoapMessage(res.body, ct, {
     maxRootBytes: 1 << 26,
@@ -115,12 +102,6 @@ export async function retrieveCall(
     maxParts: 100_000,
     maxTotalBytes: 2 ** 34,
   });
-  const rootXml = msg.envelope.toString('utf8');
-  const envelope = decodeEnvelope(
-    rootXml,
-    { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 },
-    false,
-  );
   const parts = new Map<string, Buffer>();
   let truncated: string | undefined;
   try {
@@ -132,17 +113,96 @@ export async function retrieveCall(
   } catch (e) {
     truncated = (e as Error).message;
   }
-  const answer: RetrieveAnswerForTest = {
+  return retrieveAnswer(msg.envelope.toString('utf8'), parts, {
     status: res.statusCode,
     contentType: ct,
+    messageId,
+    truncated,
+  });
+}
+
+/**
+ * Sends a retrieve asynchronously (a non-anonymous ReplyTo): the responder answers 202 and POSTs the
+ * response to `replyTo` (read it there with retrieveAnswer).
+ */
+export async function asyncRetrieveCall(
+  url: string,
+  action: string,
+  body: string,
+  replyTo: string,
+): Promise<{ status: number; messageId: string }> {
+  const messageId = newMessageId();
+  const res = await postRetrieve(url, action, body, messageId, { replyTo });
+  await res.body.dump();
+  return { status: res.statusCode, messageId };
+}
+
+export interface RetrieveOptions {
+  /** Send a plain SOAP 1.2 message instead of MTOM (what some peers do). */
+  plain?: boolean;
+  /** e.g. a client presenting a certificate (test/support/certs.ts). */
+  dispatcher?: Dispatcher;
+  /** More SOAP headers, e.g. a wsse:Security with an XUA assertion. */
+  extraHeaders?: string;
+}
+
+async function postRetrieve(
+  url: string,
+  action: string,
+  body: string,
+  messageId: string,
+  o: RetrieveOptions & { replyTo?: string },
+) {
+  const envelope = encodeEnvelope({
+    action,
+    messageId,
+    to: url,
+    body,
+    replyTo: o.replyTo,
+    extraHeaders: o.extraHeaders,
+    request: true,
+  });
+  if (o.plain) {
+    return request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/soap+xml; charset=UTF-8' },
+      body: envelope,
+      dispatcher: o.dispatcher,
+    });
+  }
+  const chunks: Buffer[] = [];
+  const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
+    action,
+  });
+  await w.writeRoot(envelope);
+  await w.end();
+  return request(url, {
+    method: 'POST',
+    headers: { 'content-type': w.contentType },
+    body: Buffer.concat(chunks),
+    dispatcher: o.dispatcher,
+  });
+}
+
+/** A retrieve response (its root part and attachments by Content-ID key) as the tests read it. */
+export function retrieveAnswer(
+  rootXml: string,
+  parts: Map<string, Buffer>,
+  o: { status: number; contentType: string; messageId: string; truncated?: string },
+): RetrieveAnswerForTest {
+  const envelope = decodeEnvelope(
+    rootXml,
+    { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 },
+    false,
+  );
+  const answer: RetrieveAnswerForTest = {
+    ...o,
     xml: rootXml,
     envelope,
-    messageId,
     rootXml,
     registryStatus: '',
     errors: [],
     documents: [],
-    truncated,
   };
   if (envelope.payload.local !== 'RetrieveDocumentSetResponse') return answer;
   const root = decodeRetrieveDocumentSetResponse(envelope.payload);

@@ -18,10 +18,15 @@ import {
   defaultDemoSpecs,
   GENERATOR,
   generateCommunitySeed,
+  xcpdDemoSpecs,
 } from '../../services/reference-community/src/seed/generate';
 import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
 import { startRespondingGateway } from '../../services/responding-gateway/src/index';
-import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
+import type {
+  ManifestStudy,
+  SeedManifest,
+  SeedSpec,
+} from '../../services/reference-community/src/seed/types';
 
 export const ROOT = resolve(__dirname, '../..');
 
@@ -29,17 +34,26 @@ export const ROOT = resolve(__dirname, '../..');
  * Seeds for the demo communities A, B, C, generated once per machine and test run into the temp
  * directory (never committed), shared by the test files.
  */
-export async function demoSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
+export function demoSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
+  return seedsOnce('seeds', defaultDemoSpecs);
+}
+
+/** The same communities as `npm start` runs them: each with its own patient ids (xcpdDemoSpecs). */
+export function xcpdSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
+  return seedsOnce('seeds-xcpd', xcpdDemoSpecs);
+}
+
+async function seedsOnce(name: string, specs: () => SeedSpec[]): Promise<Record<'A' | 'B' | 'C', string>> {
   // Named by what is generated, so a changed spec never reuses an older seed left in the temp directory.
   const version = createHash('sha256')
-    .update(JSON.stringify([GENERATOR, defaultDemoSpecs()]))
+    .update(JSON.stringify([GENERATOR, specs()]))
     .digest('hex')
     .slice(0, 12);
-  const base = join(tmpdir(), `xcai-test-seeds-${version}-${process.getuid?.() ?? 0}`);
+  const base = join(tmpdir(), `xcai-test-${name}-${version}-${process.getuid?.() ?? 0}`);
   const out = { A: join(base, 'A'), B: join(base, 'B'), C: join(base, 'C') };
   if (existsSync(join(base, 'done'))) return out;
   const work = mkdtempSync(join(tmpdir(), 'xcai-seeding-'));
-  for (const spec of defaultDemoSpecs()) await generateCommunitySeed(spec, join(work, spec.community));
+  for (const spec of specs()) await generateCommunitySeed(spec, join(work, spec.community));
   mkdirSync(join(work, 'done'));
   try {
     renameSync(work, base);
@@ -54,6 +68,8 @@ export interface CommunityProcess {
   registry: string;
   repository: string;
   ids: string;
+  /** The reference MPI (ITI-47). */
+  pdq: string;
   homeCommunityId: string;
   repositoryUniqueId: string;
   idsRepositoryUniqueId: string;
@@ -109,7 +125,7 @@ export class MemoryAuditSink implements AuditSink {
   async close(): Promise<void> {}
 }
 
-const testSettings = {
+export const testSettings = {
   directoryFile: '(inline)',
   host: '127.0.0.1',
   port: 0,
@@ -196,8 +212,13 @@ export function igDirectoryFor(
   });
 }
 
-/** Transfer syntaxes the seed generator writes (Explicit and Implicit VR Little Endian). */
-export const SEED_TRANSFER_SYNTAXES = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
+/** Transfer syntaxes the seed generator writes (Explicit and Implicit VR LE, JPEG Lossless SV1, JPEG-LS Lossless). */
+export const SEED_TRANSFER_SYNTAXES = [
+  '1.2.840.10008.1.2.1',
+  '1.2.840.10008.1.2',
+  '1.2.840.10008.1.2.4.70',
+  '1.2.840.10008.1.2.4.80',
+];
 
 /**
  * A RAD-69/RAD-75 request for the instances of a seeded study, as a consumer builds it from the

@@ -10,6 +10,8 @@ export const SAMPLES = join(FIXTURES, 'samples');
 export const SCHEMAS = join(FIXTURES, 'schema');
 /** Validates a whole SOAP 1.2 envelope or any XCA / XCA-I / XDS body element. */
 export const SCHEMA = join(SCHEMAS, 'ihe-all.xsd');
+/** A SOAP 1.2 envelope (or bare message) with an HL7 V3 PRPA_IN201305UV02 / PRPA_IN201306UV02 body. */
+export const HL7V3_SCHEMA = join(SCHEMAS, 'hl7v3-all.xsd');
 /** DICOM PS3.15 A.5.1 audit message. */
 export const AUDIT_SCHEMA = join(SCHEMAS, 'dicom-audit/dicom2017c.xsd');
 

@@ -62,6 +62,21 @@ export function kosRequests(m: SeedManifest, patient: string): DocumentRequest[]
     }));
 }
 
+/**
+ * A retrieve answer's errors with the requested document ids blanked: what a withheld document and
+ * an unknown one must have in common (the errors are located at the responding gateway's home, the
+ * document named in codeContext).
+ */
+export function errorsWithoutIds(
+  errors: { errorCode: string; codeContext: string; location?: string; severity?: string }[],
+  asked: Pick<DocumentRequest, 'documentUniqueId'>[],
+) {
+  return errors.map((e) => ({
+    ...e,
+    codeContext: asked.reduce((t, d) => t.split(d.documentUniqueId).join('ID'), e.codeContext),
+  }));
+}
+
 /** The environment of a gateway presenting certificate `name`, auditing into a fresh spool directory. */
 export function gatewayEnv(
   pki: TestPki,

@@ -97,12 +97,29 @@ export function buildAssertion(o: AssertionOptions = {}): string {
   );
 }
 
-/** Signs the assertion (enveloped, exc-c14n, RSA-SHA256) with the IdP's key. */
-export function signAssertion(xml: string, idp: Pick<TestIdp, 'key' | 'cert'>): string {
+const ALGORITHMS = {
+  sha256: {
+    signature: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    digest: 'http://www.w3.org/2001/04/xmlenc#sha256',
+  },
+  /** What many deployed STSs still use (refused unless a policy allows SHA-1). */
+  sha1: {
+    signature: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
+    digest: 'http://www.w3.org/2000/09/xmldsig#sha1',
+  },
+};
+
+/** Signs the assertion (enveloped, exc-c14n, RSA-SHA256 unless told otherwise) with the IdP's key. */
+export function signAssertion(
+  xml: string,
+  idp: Pick<TestIdp, 'key' | 'cert'>,
+  hash: keyof typeof ALGORITHMS = 'sha256',
+): string {
+  const alg = ALGORITHMS[hash];
   const sig = new SignedXml({
     privateKey: idp.key,
     publicCert: idp.cert,
-    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    signatureAlgorithm: alg.signature,
     canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
   });
   sig.addReference({
@@ -111,7 +128,7 @@ export function signAssertion(xml: string, idp: Pick<TestIdp, 'key' | 'cert'>): 
       'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
       'http://www.w3.org/2001/10/xml-exc-c14n#',
     ],
-    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    digestAlgorithm: alg.digest,
   });
   sig.computeSignature(xml, {
     prefix: 'ds',

@@ -52,7 +52,7 @@ describe('buildAuditMessages', () => {
     expect(r.ok).toBe(true);
   });
 
-  test('the validator is effective: the kit sample known to be INVALID is rejected', async () => {
+  test('the validator is effective: a record without UserIsRequestor is rejected', async () => {
     const bad = fs.readFileSync(sample('atna/xcai-iti18-audit-technical-user.xml'), 'utf8');
     const r = await validateWithXsd([bad], AUDIT_SCHEMA, path.join(tmp, 'neg'));
     expect(r.ok).toBe(false);
@@ -208,14 +208,16 @@ describe('buildAuditMessages', () => {
     expect(byKind.get('application-stop')).toContain('csd-code="110151"');
   });
 
-  test('the kit ATNA samples are read by the report parser (same structure as ours)', () => {
+  test('a hand-written ITI-43 Import record is read by the report parser', () => {
     const x = fs.readFileSync(sample('atna/xcai-iti43-import-audit.xml'), 'utf8');
-    const v = parseAuditRecord('epr', x)!;
+    const v = parseAuditRecord('hand-written', x)!;
     expect(v.eventId).toBe('110107');
     expect(v.transaction).toBe('ITI-43');
-    expect(v.documents).toEqual(['2.16.756.5.30.1.194.130880.1591258526941']);
-    expect(v.respondingSystem?.userId).toBe('https://repositoryService.com');
-    expect(v.requestingSystem?.userId).toBe('https://primarySystem.com');
-    expect(v.communities).toEqual(['urn:oid:2.16.756.5.30.1.194']);
+    expect(v.documents).toEqual(['1.2.392.200119.6.999.2.4.1001.1']);
+    expect(v.respondingSystem?.userId).toBe('https://repository.hie-kanto.example/iti43');
+    expect(v.requestingSystem?.userId).toBe('https://consumer.hie-kanto.example/viewer');
+    expect(v.users.map((u) => u.userName)).toEqual(['Sato Hanako']);
+    expect(v.patients).toEqual(['JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO']);
+    expect(v.communities).toEqual(['urn:oid:1.2.392.200119.6.999.2']);
   });
 });

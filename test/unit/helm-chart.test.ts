@@ -1,10 +1,9 @@
 /**
- * Renders helm/xcai-gateway with helmlite (../shared/tools/helmlite: Go text/template + sprig, the engine of
- * Helm 3; no real helm binary exists here) and asserts on the rendered objects. helmlite is built once and
- * cached by the hash of its sources; the suite is skipped, with a message, only when neither a cached binary
- * nor `go` is available (CI installs go). Set HELMLITE=/path/to/helmlite to use a prebuilt binary.
+ * Renders helm/xcai-gateway with a real helm when one is on PATH, else with the project's own
+ * tools/helmlite (test/support/chart-renderer.ts), and asserts on the rendered objects. The suite is
+ * skipped, with one line saying why, only when neither helm nor Go is available (CI installs Go).
  */
-import { execFileSync, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -19,35 +18,22 @@ import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/
 import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import {
+  findChartRenderer,
+  K8S_VALIDATE,
+  lintArgs,
+  REPO_ROOT as repoRoot,
+  templateArgs,
+  type ChartRenderer,
+} from '../support/chart-renderer';
 
-const repoRoot = path.resolve(__dirname, '..', '..');
 const chartDir = path.join(repoRoot, 'helm', 'xcai-gateway');
 const fullValuesFile = path.join(chartDir, 'examples', 'full-values.yaml');
-const kitDir = process.env.XCAI_KIT_DIR ?? path.resolve(repoRoot, '..', 'shared');
-const helmliteSrc = path.join(kitDir, 'tools', 'helmlite');
-const k8sValidate = path.join(kitDir, 'tools', 'k8s-validate.js');
 
-/** Path of a helmlite binary (cached by the hash of main.go + build.sh), or a reason why there is none. */
-function findHelmlite(): { bin?: string; reason?: string } {
-  if (process.env.HELMLITE) return { bin: process.env.HELMLITE };
-  if (!fs.existsSync(path.join(helmliteSrc, 'main.go')))
-    return { reason: `no helmlite sources at ${helmliteSrc}` };
-  const hash = createHash('sha256');
-  for (const f of ['main.go', 'build.sh']) hash.update(fs.readFileSync(path.join(helmliteSrc, f)));
-  const cacheRoot = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
-  const bin = path.join(cacheRoot, 'xcai-helmlite', hash.digest('hex').slice(0, 16), 'helmlite');
-  if (fs.existsSync(bin)) return { bin };
-  if (spawnSync('go', ['version']).status !== 0) return { reason: '`go` is not installed (CI installs it)' };
-  const tmp = `${bin}.${process.pid}.tmp`;
-  fs.mkdirSync(path.dirname(bin), { recursive: true });
-  execFileSync(path.join(helmliteSrc, 'build.sh'), [tmp], { stdio: ['ignore', 'ignore', 'inherit'] });
-  fs.renameSync(tmp, bin); // atomic: parallel workers never see a half-written binary
-  return { bin };
-}
-
-const helmlite = findHelmlite();
-if (!helmlite.bin) console.warn(`SKIPPING the helm chart tests: ${helmlite.reason}`);
-const suite = helmlite.bin ? describe : describe.skip;
+const found = findChartRenderer();
+if (!found.renderer) console.warn(`SKIPPING the helm chart tests: ${found.reason}`);
+const suite = found.renderer ? describe : describe.skip;
+const renderer = found.renderer as ChartRenderer;
 
 interface K8sObject {
   apiVersion: string;
@@ -72,15 +58,11 @@ function valuesFile(values: unknown): string {
   return f;
 }
 
-function helmliteArgs(files: string[], sets: string[]): string[] {
-  return [...files.flatMap((f) => ['-f', f]), ...sets.flatMap((s) => ['-set', s])];
-}
-
-/** Renders the chart; throws with helmlite's stderr on failure. */
-function renderText(files: string[] = [], sets: string[] = []): string {
-  const args = ['-name', 'hie-a', '-namespace', 'xcai', ...helmliteArgs(files, sets), chartDir];
-  const r = spawnSync(helmlite.bin as string, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`helmlite failed (${r.status}): ${r.stderr}`);
+/** Renders the chart; throws with the renderer's stderr on failure. */
+function renderText(files: string[] = [], sets: string[] = [], chart = chartDir): string {
+  const args = templateArgs(renderer, { chart, release: 'hie-a', namespace: 'xcai', files, sets });
+  const r = spawnSync(renderer.bin, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${renderer.kind} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
 function render(files: string[] = [], sets: string[] = []): K8sObject[] {
@@ -90,7 +72,9 @@ function render(files: string[] = [], sets: string[] = []): K8sObject[] {
 }
 /** Renders expecting failure; returns stderr. */
 function renderFails(files: string[] = [], sets: string[] = []): string {
-  const r = spawnSync(helmlite.bin as string, [...helmliteArgs(files, sets), chartDir], { encoding: 'utf8' });
+  const r = spawnSync(renderer.bin, templateArgs(renderer, { chart: chartDir, files, sets }), {
+    encoding: 'utf8',
+  });
   expect(r.status).not.toBe(0);
   return r.stderr;
 }
@@ -240,7 +224,7 @@ const selectorOf = (comp: string) => ({
 
 /* ---------------------------------------------------------------------------------------------- */
 
-suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
+suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
   let defaults: K8sObject[];
   let full: K8sObject[];
   beforeAll(() => {
@@ -250,23 +234,17 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
 
   it('lints (strict) with the default values and with examples/full-values.yaml', () => {
     for (const files of [[], [fullValuesFile]]) {
-      const r = spawnSync(
-        helmlite.bin as string,
-        ['-lint', '-strict', ...helmliteArgs(files, []), chartDir],
-        {
-          encoding: 'utf8',
-        },
-      );
+      const r = spawnSync(renderer.bin, lintArgs(renderer, { chart: chartDir, files }), { encoding: 'utf8' });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
     }
   });
 
-  it('passes the Kubernetes schema check (k8s-validate.js) for both renders', () => {
+  it('passes the Kubernetes schema check (tools/k8s-validate.js) for both renders', () => {
     for (const files of [[], [fullValuesFile]]) {
       const f = path.join(tmpDir, `rendered-${++tmpCount}.yaml`);
       fs.writeFileSync(f, renderText(files));
-      const r = spawnSync(process.execPath, [k8sValidate, f], { cwd: repoRoot, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [K8S_VALIDATE, f], { cwd: repoRoot, encoding: 'utf8' });
       expect(r.stdout).toMatch(/ 0 failed, 0 skipped/);
       expect(r.status).toBe(0);
     }
@@ -894,7 +872,7 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
     ).not.toThrow();
   });
 
-  it('fails to render a bad homeCommunityId and other values the schema rejects (helmlite has no schema check)', () => {
+  it('fails to render a bad homeCommunityId and other values the schema rejects (the templates repeat the schema checks that matter)', () => {
     expect(renderFails([], ['directory.homeCommunityId=urn:oid:1.02'])).toMatch(/directory\.homeCommunityId/);
     const badPeer = structuredClone(fullValues.directory) as Directory;
     badPeer.communities[0].homeCommunityId = '2.999.2';
@@ -952,7 +930,7 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
   });
 
   it('prints NOTES.txt with every Secret the release expects and the async hand-over address', () => {
-    // helmlite parses NOTES.txt but does not print it: render it through a copy of the chart that includes it.
+    // `helm template` does not print NOTES.txt: render it through a copy of the chart that includes it.
     const copy = path.join(tmpDir, `chart-${++tmpCount}`);
     fs.cpSync(chartDir, copy, { recursive: true });
     fs.writeFileSync(
@@ -961,13 +939,7 @@ suite('helm chart helm/xcai-gateway (rendered with helmlite)', () => {
         '  notes: {{ include "xcai-gateway/templates/NOTES.txt" . | toJson }}\n',
     );
     const notes = (files: string[]) => {
-      const r = spawnSync(
-        helmlite.bin as string,
-        ['-name', 'hie-a', '-namespace', 'xcai', ...helmliteArgs(files, []), copy],
-        { encoding: 'utf8' },
-      );
-      expect(r.stderr).toBe('');
-      const cm = YAML.parseAllDocuments(r.stdout)
+      const cm = YAML.parseAllDocuments(renderText(files, [], copy))
         .map((d) => d.toJS() as K8sObject)
         .find((d) => d?.metadata?.name === 'notes') as unknown as IConfigMap;
       return cm.data?.notes ?? '';

@@ -1,6 +1,6 @@
 /**
  * values.schema.json of helm/xcai-gateway: Helm validates values against it on install/upgrade/template/lint,
- * but helmlite (the stand-in renderer used here, see ../shared/tools/helmlite) does not. So this suite checks
+ * but tools/helmlite (the stand-in renderer used where no helm is installed) does not. So this suite checks
  * the schema itself with a small draft-07 validator covering exactly the keywords the schema uses (the first
  * test fails if the schema starts using another keyword), against values.yaml, examples/full-values.yaml and
  * a set of bad values. The chart's templates repeat the critical checks (`fail`), see helm-chart.test.ts.

@@ -73,8 +73,8 @@ describe('readSoapMessage: real samples', () => {
     }
   });
 
-  it('reads the Metriport/WCF ITI-39 response (CRLF, WCF ids, 8bit root)', async () => {
-    const raw = readFileSync(sample('mtom/wcf-iti39-response-mtom.txt'));
+  it('reads a WCF-style ITI-39 response (CRLF, WCF ids, 8bit root)', async () => {
+    const raw = readFileSync(sample('mtom/xcai-wcf-iti39-response-mtom.txt'));
     const firstLine = raw
       .toString('latin1')
       .split(/\r?\n/)

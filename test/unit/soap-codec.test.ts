@@ -117,7 +117,7 @@ describe('SOAP 1.2 envelope with WS-Addressing', () => {
   });
 
   it('relays XUA assertions from wsse:Security unchanged', () => {
-    const xml = readFileSync(join(SAMPLES, 'iti-18/epr-iti18-request.soap.xml'), 'utf8');
+    const xml = readFileSync(join(SAMPLES, 'iti-18/xcai-iti18-request-xua.soap.xml'), 'utf8');
     const env = decodeEnvelope(xml);
     const hdr = securityHeaderWithAssertions(env);
     expect(hdr).toBeDefined();

@@ -1,21 +1,15 @@
 /**
- * XUA handling of the real captured requests in the read-only kit (read in place, never copied):
- * EPR projectathon ITI-18/ITI-43 (eHealth Suisse STS) and Epic/Metriport ITI-38/ITI-39.
- *
- * Findings these tests pin down:
- *  - all four assertions are signed with rsa-sha1, so they are refused by default ('algorithm');
- *  - the ITI-43 sample has its SignatureValue and certificate elided ("...omitted for brevity..."),
- *    so it can only ever be 'malformed';
- *  - the fixtures were re-indented after signing: as stored, no signature verifies even with the
- *    signer's own certificate ('bad-signature'). For the Epic/Metriport samples, removing the
- *    whitespace between tags restores the signed bytes and the assertion validates completely with
- *    its embedded certificate; the EPR ITI-18 one differs in more than that and stays unverifiable.
+ * XUA handling of assertions shaped like those deployed peers send (test/fixtures/ihe/samples/xua:
+ * a regional STS's bearer assertion and a national-network gateway's holder-of-key assertion),
+ * signed here the way those peers sign them — RSA-SHA1 with the signer's certificate in KeyInfo —
+ * and damaged the ways captured samples are:
+ *  - RSA-SHA1 is refused by default ('algorithm'), accepted only with allowSha1;
+ *  - signed by a certificate we do not trust → 'untrusted-signer';
+ *  - SignatureValue and certificate elided ("omitted for brevity") → 'malformed', not a crash;
+ *  - re-indented after signing → 'bad-signature' even with the signer's own certificate; removing
+ *    the whitespace between tags restores the signed bytes and the assertion validates.
  */
-
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import {
   XuaError,
   findAssertions,
@@ -23,25 +17,37 @@ import {
   validateAssertion,
   type XuaPolicy,
 } from '@xcai/shared/src/security/xua';
+import { sample } from '../support/fixtures';
+import { makeIdp, signAssertion, type TestIdp } from '../support/xua';
 
-const SAMPLES = '/work/shared/ihe/samples';
-
-const samples = {
-  eprIti18: 'iti-18/epr-iti18-request.soap.xml',
-  eprIti43: 'iti-43/epr-iti43-request.soap.xml',
-  epicIti38: 'iti-38/epic-iti38-request.soap.xml',
-  epicIti39: 'iti-39/epic-iti39-request.soap.xml',
-} as const;
-
-function assertionOf(file: string): string {
-  const found = findAssertions(readFileSync(join(SAMPLES, file), 'utf8'));
-  expect(found).toHaveLength(1);
-  return found[0];
+/**
+ * The template as one line (no declaration, comments or whitespace between tags), as STSs emit it,
+ * dated tomorrow so that it falls inside the validity of the certificate made for this run.
+ */
+const DAY = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+const at = (time: string) => new Date(`${DAY}T${time}Z`);
+function compact(file: string): string {
+  return readFileSync(sample(file), 'utf8')
+    .replaceAll('2026-11-20T', `${DAY}T`)
+    .replace(/<\?xml[^>]*\?>/, '')
+    .replace(/<!--[\s\S]*?-->/g, '')
+    .replace(/>\s+</g, '><')
+    .trim();
 }
 
-function embeddedCertificatePem(assertion: string): string {
-  const b64 = /<ds:X509Certificate>([^<]+)<\/ds:X509Certificate>/.exec(assertion)![1].replace(/\s+/g, '');
-  return `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+/** What a pretty-printer does to a stored capture: whitespace between every two tags. */
+const reindent = (xml: string) => xml.replace(/></g, '>\n  <');
+
+function elideSignature(xml: string): string {
+  return xml
+    .replace(
+      /<ds:SignatureValue>[^<]*<\/ds:SignatureValue>/,
+      '<ds:SignatureValue>...omitted for brevity...</ds:SignatureValue>',
+    )
+    .replace(
+      /<ds:X509Certificate>[^<]*<\/ds:X509Certificate>/,
+      '<ds:X509Certificate>...</ds:X509Certificate>',
+    );
 }
 
 function reasonOf(fn: () => unknown): string {
@@ -53,92 +59,72 @@ function reasonOf(fn: () => unknown): string {
   }
 }
 
-let dir: string;
-let unrelatedCert: string;
+const STS = 'xua/xcai-assertion-regional-sts.xml';
+const GATEWAY = 'xua/xcai-assertion-gateway-hok.xml';
+const VALID_AT: Record<string, Date> = { [STS]: at('09:01:00'), [GATEWAY]: at('10:01:00') };
+
+let signer: TestIdp;
+let unrelated: TestIdp;
+const signed: Record<string, string> = {};
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'xua-samples-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'k.pem'),
-      '-out',
-      join(dir, 'c.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=Unrelated IdP',
-    ],
-    { stdio: 'pipe' },
-  );
-  unrelatedCert = readFileSync(join(dir, 'c.pem'), 'utf8');
+  signer = makeIdp('Regional STS');
+  unrelated = makeIdp('Unrelated IdP');
+  for (const f of [STS, GATEWAY]) signed[f] = signAssertion(compact(f), signer, 'sha1');
 });
 
 afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  signer?.remove();
+  unrelated?.remove();
 });
 
-describe('readAssertionUnverified on the real samples', () => {
-  test('EPR ITI-18 (eHealth Suisse STS)', () => {
-    const a = readAssertionUnverified(assertionOf(samples.eprIti18));
+const policy = (file: string, extra: Partial<XuaPolicy> = {}): XuaPolicy => ({
+  trustedCertificates: [signer.cert],
+  audiences: readAssertionUnverified(signed[file]).audiences,
+  clockSkewMs: 60_000,
+  allowSha1: true,
+  now: () => VALID_AT[file],
+  ...extra,
+});
+
+describe('readAssertionUnverified on peer-shaped assertions', () => {
+  test('regional STS (bearer, national role codes, PurposeOfUse, patient as resource-id)', () => {
+    const a = readAssertionUnverified(signed[STS]);
     expect(a.verified).toBe(false);
-    expect(a.id).toBe('_ffb617d7-4529-4c00-9a23-3c02a398d6fd');
-    expect(a.issuer).toBe('http://ith-icoserve.com/eHealthSolutionsSTS');
-    expect(a.subjectNameId).toBe('9801003538489');
-    expect(a.subjectId).toBe('Sarah Stone');
+    expect(a.id).toBe('_3c1d6a2e-7f0b-4e52-9a41-1b7d5f0c9e21');
+    expect(a.issuer).toBe('https://sts.hie-kanto.example/sts');
+    expect(a.subjectNameId).toBe('7601000000001');
+    expect(a.subjectId).toBe('Sato Hanako');
     expect(a.roles).toEqual([
       {
         code: 'HCP',
-        codeSystem: '2.16.756.5.30.1.127.3.10.6',
-        codeSystemName: 'eHealth Suisse EPR Actors',
+        codeSystem: '1.2.392.200119.6.999.1',
+        codeSystemName: 'xcai test actor roles',
         displayName: 'Healthcare professional',
       },
     ]);
-    expect(a.organization).toBe('Post CH AG');
-    expect(a.organizationId).toBe('urn:oid:1.3.6.1.4.1.21367.2017.2.6.19.100.2');
-    expect(a.homeCommunityId).toBe('urn:oid:1.3.6.1.4.1.21367.2017.2.6.19');
+    expect(a.organization).toBe('Kanto Regional Hospital');
+    expect(a.organizationId).toBe('urn:oid:1.2.392.200119.6.999.2.10');
+    expect(a.homeCommunityId).toBe('urn:oid:1.2.392.200119.6.999.2');
     expect(a.purposeOfUse).toEqual([
       {
-        code: 'EMER',
-        codeSystem: '2.16.756.5.30.1.127.3.10.5',
-        codeSystemName: 'eHealth Suisse Verwendungszweck',
-        displayName: 'Notfallzugriff',
+        code: 'ETREAT',
+        codeSystem: '2.16.840.1.113883.5.8',
+        codeSystemName: 'HL7 ActReason',
+        displayName: 'Emergency treatment',
       },
     ]);
-    expect(a.patientId).toBe('761337610410098484^^^SPID&2.16.756.5.30.1.127.3.10.3&ISO');
-    expect(a.notOnOrAfter?.toISOString()).toBe('2020-09-22T11:33:57.712Z');
-    expect(a.audiences).toEqual(['urn:e-health-suisse:token-audience:all-communities']);
+    expect(a.patientId).toBe('JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO');
+    expect(a.notOnOrAfter).toEqual(at('09:05:00'));
+    expect(a.audiences).toEqual(['urn:xcai:token-audience:all-communities']);
     expect(a.subjectConfirmationMethods).toEqual(['urn:oasis:names:tc:SAML:2.0:cm:bearer']);
   });
 
-  test('EPR ITI-43', () => {
-    const a = readAssertionUnverified(assertionOf(samples.eprIti43));
-    expect(a.id).toBe('_5316abb1-becd-4b5e-bcd0-591f4978247a');
-    expect(a.issuer).toBe('http://epd-test.com/eHealthSolutionsSTS');
-    expect(a.subjectNameId).toBe('9801003538489');
-    expect(a.subjectId).toBe('Sarah Stone');
-    expect(a.roles.map((r) => r.code)).toEqual(['HCP']);
-    expect(a.organization).toBe('Health CH AG');
-    expect(a.purposeOfUse.map((p) => p.code)).toEqual(['EMER']);
-    expect(a.notOnOrAfter?.toISOString()).toBe('2020-09-22T12:28:35.264Z');
-  });
-
-  test.each([
-    [samples.epicIti38, '_9e3ff07a-31b6-4555-926c-509eb8e202d3', 'ceq'],
-    [samples.epicIti39, '_6ca1b876-79aa-4e94-b51e-e7b1bdb3bfc9', 'mtom-ceq'],
-  ])('Epic/Metriport %s', (file, id, audienceTail) => {
-    const a = readAssertionUnverified(assertionOf(file));
-    expect(a.id).toBe(id);
-    expect(a.issuer).toBe('support@metriport.com');
-    expect(a.subjectNameId).toBe(
-      'CN=ihe.staging.metriport.com,OU=CAREQUALITY-TEST,O=Metriport Inc.,ST=California,C=US',
-    );
+  test('gateway holder-of-key (X.509 subject NameID, NHIN home community attribute, SNOMED role)', () => {
+    const a = readAssertionUnverified(signed[GATEWAY]);
+    expect(a.id).toBe('_8f2b7c64-0d3e-4a1f-b5c9-62e4a7d90b13');
+    expect(a.issuer).toBe('gateway-operations@hie-kinki.example');
+    expect(a.subjectNameId).toBe('CN=gw.hie-kinki.example,OU=XCA-TEST,O=HIE Kinki,C=JP');
     expect(a.subjectId).toBe('Administrator');
     expect(a.roles).toEqual([
       {
@@ -148,83 +134,59 @@ describe('readAssertionUnverified on the real samples', () => {
         displayName: 'Administrator',
       },
     ]);
-    expect(a.organization).toBe('Metriport');
-    expect(a.organizationId).toBe('urn:oid:2.16.840.1.113883.3.9621');
-    // carried as urn:nhin:names:saml:homeCommunityId
-    expect(a.homeCommunityId).toBe('urn:oid:2.16.840.1.113883.3.9621');
+    expect(a.homeCommunityId).toBe('urn:oid:1.2.392.200119.6.999.3'); // urn:nhin:names:saml:homeCommunityId
     expect(a.purposeOfUse.map((p) => p.code)).toEqual(['TREATMENT']);
     expect(a.subjectConfirmationMethods).toEqual(['urn:oasis:names:tc:SAML:2.0:cm:holder-of-key']);
-    expect(a.audiences[0].endsWith(`/respondinggateway.svc/${audienceTail}`)).toBe(true);
+    expect(a.audiences).toEqual(['https://gw.hie-kanto.example/respondinggateway/iti38']);
+  });
+
+  test('an assertion in a wsse:Security header is found as sent', () => {
+    const envelope = readFileSync(sample('iti-18/xcai-iti18-request-xua.soap.xml'), 'utf8');
+    const found = findAssertions(envelope);
+    expect(found).toHaveLength(1);
+    expect(readAssertionUnverified(found[0]).issuer).toBe('https://sts.hie-kanto.example/sts');
   });
 });
 
-describe('validateAssertion on the real samples', () => {
-  const unrelated = (extra: Partial<XuaPolicy> = {}): XuaPolicy => ({
-    trustedCertificates: [unrelatedCert],
-    audiences: [],
-    clockSkewMs: 60_000,
-    ...extra,
-  });
-
-  test.each(Object.values(samples))('%s: rsa-sha1 is refused by default', (file) => {
-    expect(reasonOf(() => validateAssertion(assertionOf(file), unrelated()))).toBe('algorithm');
-  });
-
-  test.each([samples.eprIti18, samples.epicIti38, samples.epicIti39])(
-    '%s: against an unrelated trusted certificate → untrusted-signer',
+describe('validateAssertion on peer-shaped assertions', () => {
+  test.each([STS, GATEWAY])(
+    '%s: as signed, it validates with the signer trusted and SHA-1 allowed',
     (file) => {
-      expect(reasonOf(() => validateAssertion(assertionOf(file), unrelated({ allowSha1: true })))).toBe(
-        'untrusted-signer',
-      );
+      const a = validateAssertion(signed[file], policy(file));
+      expect(a.verified).toBe(true);
+      expect(a.signer.subject).toContain('CN=Regional STS');
+      expect(a.signatureAlgorithm).toBe('http://www.w3.org/2000/09/xmldsig#rsa-sha1');
     },
   );
 
-  test('EPR ITI-43: elided SignatureValue → malformed (not a crash)', () => {
-    expect(
-      reasonOf(() => validateAssertion(assertionOf(samples.eprIti43), unrelated({ allowSha1: true }))),
-    ).toBe('malformed');
+  test.each([STS, GATEWAY])('%s: rsa-sha1 is refused by default', (file) => {
+    expect(reasonOf(() => validateAssertion(signed[file], policy(file, { allowSha1: false })))).toBe(
+      'algorithm',
+    );
   });
 
-  const ownCertPolicy = (assertion: string, now: string): XuaPolicy => {
-    const info = readAssertionUnverified(assertion);
-    return {
-      trustedCertificates: [embeddedCertificatePem(assertion)],
-      audiences: info.audiences,
-      clockSkewMs: 60_000,
-      allowSha1: true,
-      now: () => new Date(now),
-    };
-  };
+  test.each([STS, GATEWAY])('%s: signed by a certificate we do not trust → untrusted-signer', (file) => {
+    const p = policy(file, { trustedCertificates: [unrelated.cert] });
+    expect(reasonOf(() => validateAssertion(signed[file], p))).toBe('untrusted-signer');
+  });
 
-  test.each([
-    [samples.eprIti18, '2020-09-22T11:20:00Z'],
-    [samples.epicIti38, '2023-12-06T22:50:00Z'],
-    [samples.epicIti39, '2023-12-06T22:55:00Z'],
-  ])(
-    '%s as stored (re-indented after signing) does not verify even with its own certificate',
-    (file, now) => {
-      const assertion = assertionOf(file);
-      expect(reasonOf(() => validateAssertion(assertion, ownCertPolicy(assertion, now)))).toBe(
-        'bad-signature',
-      );
+  test('an elided SignatureValue is malformed, not a crash', () => {
+    expect(reasonOf(() => validateAssertion(elideSignature(signed[STS]), policy(STS)))).toBe('malformed');
+  });
+
+  test.each([STS, GATEWAY])(
+    '%s re-indented after signing does not verify, even with its own certificate; without the whitespace it does',
+    (file) => {
+      const stored = reindent(signed[file]);
+      expect(stored).not.toBe(signed[file]);
+      expect(reasonOf(() => validateAssertion(stored, policy(file)))).toBe('bad-signature');
+      const restored = stored.replace(/>\s+</g, '><');
+      expect(validateAssertion(restored, policy(file)).verified).toBe(true);
     },
   );
 
-  test.each([
-    [samples.epicIti38, '2023-12-06T22:50:00Z'],
-    [samples.epicIti39, '2023-12-06T22:55:00Z'],
-  ])('%s with inter-tag whitespace removed validates with its embedded certificate', (file, now) => {
-    const assertion = assertionOf(file).replace(/>\s+</g, '><');
-    const a = validateAssertion(assertion, ownCertPolicy(assertion, now));
-    expect(a.verified).toBe(true);
-    expect(a.signer.subject).toContain('CN=ihe.staging.metriport.com');
-    expect(a.signatureAlgorithm).toBe('http://www.w3.org/2000/09/xmldsig#rsa-sha1');
-    expect(a.subjectId).toBe('Administrator');
-    expect(a.roles.map((r) => r.code)).toEqual(['224608005']);
-    // …and the same bytes are still refused once the assertion has expired, or without SHA-1 opt-in.
-    const late = { ...ownCertPolicy(assertion, now), now: () => new Date('2023-12-06T23:30:00Z') };
-    expect(reasonOf(() => validateAssertion(assertion, late))).toBe('expired');
-    const noSha1 = { ...ownCertPolicy(assertion, now), allowSha1: false };
-    expect(reasonOf(() => validateAssertion(assertion, noSha1))).toBe('algorithm');
+  test('the same bytes are refused once expired', () => {
+    const late = policy(GATEWAY, { now: () => at('10:30:00') });
+    expect(reasonOf(() => validateAssertion(signed[GATEWAY], late))).toBe('expired');
   });
 });

@@ -170,8 +170,10 @@ the NetworkPolicy without restarting pods.
 {{- end -}}
 {{- if hasKey $d "local" -}}
 {{- $loc := get $d "local" -}}
-{{- if and (hasKey $loc "registry") (get $loc "registry") -}}
-{{- $_ := set $loc "registry" (omit (get $loc "registry") "egress") -}}
+{{- range $one := list "registry" "patientDemographicsSupplier" -}}
+{{- if and (hasKey $loc $one) (get $loc $one) -}}
+{{- $_ := set $loc $one (omit (get $loc $one) "egress") -}}
+{{- end -}}
 {{- end -}}
 {{- range $listKey := list "repositories" "imagingDocumentSources" -}}
 {{- if hasKey $loc $listKey -}}
@@ -297,9 +299,10 @@ An entry's own `port` wins over the derived ports; an entry with `components` ap
 
 {{/*
 All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRule per line, possibly repeated.
-  both gateways:       local registry, repositories, Imaging Document Sources (their URLs' ports),
+  both gateways:       local registry, repositories, Imaging Document Sources, Patient Demographics
+                       Supplier (their URLs' ports),
                        Redis, the audit repository (unless audit.transport is none), the OTLP collector (if set)
-  initiating-gateway:  every community with an endpoint (iti38 / iti39 / rad75 URL ports),
+  initiating-gateway:  every community with an endpoint (iti38 / iti39 / rad75 / iti55 URL ports),
                        every consumer with replyTo (async responses; replyTo URL ports),
                        its own pods on the SOAP port (hand-over of async responses between replicas)
   responding-gateway:  every community with acceptRequests and replyTo (async responses; replyTo URL ports)
@@ -310,8 +313,10 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- $d := $root.Values.directory -}}
 {{- $local := default (dict) (get $d "local") -}}
 {{- $targets := list -}}
-{{- with (get $local "registry") -}}
-{{- $targets = append $targets (dict "entries" (get . "egress") "urls" (list (get . "url")) "what" "directory.local.registry") -}}
+{{- range $one := list "registry" "patientDemographicsSupplier" -}}
+{{- with (get $local $one) -}}
+{{- $targets = append $targets (dict "entries" (get . "egress") "urls" (list (get . "url")) "what" (printf "directory.local.%s" $one)) -}}
+{{- end -}}
 {{- end -}}
 {{- range $listKey := list "repositories" "imagingDocumentSources" -}}
 {{- range $i, $r := (default (list) (get $local $listKey)) -}}
@@ -323,7 +328,7 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- if eq $comp "initiating-gateway" -}}
 {{- $urls := list -}}
 {{- $eps := default (dict) (get $c "endpoints") -}}
-{{- range $k := list "iti38" "iti39" "rad75" -}}
+{{- range $k := list "iti38" "iti39" "rad75" "iti55" -}}
 {{- with (get $eps $k) -}}
 {{- $urls = append $urls (get . "url") -}}
 {{- end -}}

@@ -2,7 +2,7 @@
  * Runs one reference community as its own process:
  *   node services/reference-community/dist/main.js --seed DIR [--seed DIR …] [--port N] [--host H] [--delay-ms N]
  *     [--corrupt UID …] [--truncate UID …]   (fault injection for tests)
- * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …} on stdout when ready.
+ * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …, "pdq": …} on stdout when ready.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '@xcai/shared';
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
       registry: c.registryUrl,
       repository: c.repositoryUrl,
       ids: c.idsUrl,
+      pdq: c.pdqUrl,
       homeCommunityId: m?.homeCommunityId,
       repositoryUniqueId: m?.repositoryUniqueId,
       idsRepositoryUniqueId: m?.idsRepositoryUniqueId,

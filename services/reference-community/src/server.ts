@@ -1,6 +1,7 @@
 /**
- * The reference community: a Document Registry (ITI-18), a Document Repository (ITI-43) and an
- * Imaging Document Source (RAD-69) over seeded data. A real SOAP server that the demo and the
+ * The reference community: a Document Registry (ITI-18), a Document Repository (ITI-43), an
+ * Imaging Document Source (RAD-69) and a Patient Demographics Supplier (ITI-47, the MPI) over seeded
+ * data. A real SOAP server that the demo and the
  * end-to-end tests run against, in its own process.
  */
 import { readFileSync } from 'node:fs';
@@ -22,6 +23,8 @@ import type { SeedManifest } from './seed/types';
 import { MetadataStore } from './registry/store';
 import { registryStoredQuery } from './registry/transaction';
 import { documentRepository, imagingDocumentSource, type Faults } from './sources';
+import { PatientIndex } from './mpi/index';
+import { patientDemographicsSupplier } from './mpi/pdq';
 
 export interface ReferenceCommunityOptions {
   /** Seed directories (each with manifest.json) this community serves. */
@@ -43,6 +46,8 @@ export interface RunningCommunity extends RunningServer {
   registryUrl: string;
   repositoryUrl: string;
   idsUrl: string;
+  /** The MPI's PDQv3 endpoint (ITI-47). */
+  pdqUrl: string;
 }
 
 /** The same transaction, answering `ms` later. */
@@ -89,6 +94,7 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     { path: '/registry', tx: delayed(registryStoredQuery(store), delay) },
     { path: '/repository', tx: delayed(documentRepository(located, o.faults), delay) },
     { path: '/ids', tx: delayed(imagingDocumentSource(located, o.faults), delay) },
+    { path: '/pdq', tx: delayed(patientDemographicsSupplier(new PatientIndex(manifests), home), delay) },
   ];
   const server = await startSoapServer({ gateway, routes, host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   log.info('reference community started', { url: server.url, documents: store.documents.size });
@@ -98,5 +104,6 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     registryUrl: `${server.url}/registry`,
     repositoryUrl: `${server.url}/repository`,
     idsUrl: `${server.url}/ids`,
+    pdqUrl: `${server.url}/pdq`,
   };
 }

@@ -5,6 +5,8 @@
  *  - an Imaging Document Source (RAD-69) serving the DICOM instances by Study/Series/SOP Instance
  *    UID, in the transfer syntax they are stored in (no transcoding: XDSRepositoryError when none
  *    of the requested syntaxes is available; XDSDocumentUniqueIdError for unknown instances).
+ * Each error is about one requested document and carries its DocumentUniqueId in location
+ * (ITI TF-2 3.43.5, RAD TF-3 4.69.5).
  * Both run on the shared engine as transactions without sub-requests.
  */
 import { createReadStream } from 'node:fs';
@@ -180,8 +182,8 @@ export function documentRepository(
           errors.push(
             registryError(
               ErrorCode.UnknownRepositoryId,
-              `repository ${d.repositoryUniqueId} is not this repository`,
-              d.repositoryUniqueId,
+              `document ${d.documentUniqueId}: repository ${d.repositoryUniqueId} is not this repository`,
+              d.documentUniqueId,
             ),
           );
         } else if (!file) {
@@ -233,8 +235,8 @@ export function imagingDocumentSource(
           errors.push(
             registryError(
               ErrorCode.UnknownRepositoryId,
-              `repository ${d.repositoryUniqueId} is not this Imaging Document Source`,
-              d.repositoryUniqueId,
+              `SOP Instance ${d.documentUniqueId}: repository ${d.repositoryUniqueId} is not this Imaging Document Source`,
+              d.documentUniqueId,
             ),
           );
         } else if (

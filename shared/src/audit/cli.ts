@@ -8,7 +8,20 @@
  *
  * Exit status: 0 ok, 1 chain broken, 2 usage error.
  */
-import { buildAccessReport, formatReportText } from './report';
+import {
+  buildAccessReport,
+  correlatedPatientIds,
+  formatReportText,
+  loadAuditRecords,
+  parseAuditRecord,
+} from './report';
+
+/** The patient's ids in other communities the report followed (XCPD correlations in ITI-55 records). */
+function linkedNote(dirs: string[], patient: string): string {
+  const views = loadAuditRecords(dirs).flatMap((r) => parseAuditRecord(r.id, r.xml) ?? []);
+  const others = correlatedPatientIds(views, patient).slice(1);
+  return others.length ? ` (and, correlated by XCPD, ${others.join(', ')})` : '';
+}
 import { verifySpool } from './spool';
 
 const USAGE = `usage:
@@ -76,7 +89,7 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
           formatReportText(
             rows,
             patient !== undefined
-              ? `Access history of patient ${patient}`
+              ? `Access history of patient ${patient}${linkedNote(dirs, patient)}`
               : 'Security and application events',
           ),
         );

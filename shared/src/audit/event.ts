@@ -4,7 +4,8 @@
  * Transaction modules fill this in; they never build audit XML themselves.
  */
 
-export type AuditedTransaction = 'ITI-18' | 'ITI-38' | 'ITI-39' | 'ITI-43' | 'RAD-69' | 'RAD-75';
+export type AuditedTransaction =
+  'ITI-18' | 'ITI-38' | 'ITI-39' | 'ITI-43' | 'RAD-69' | 'RAD-75' | 'ITI-55' | 'ITI-47';
 
 /** DICOM EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
 export type EventOutcome = 0 | 4 | 8 | 12;
@@ -73,10 +74,13 @@ export interface TransactionAuditEvent {
   humanRequestors: HumanRequestor[];
   /** Patient id in HL7 CX form (`id^^^&oid&ISO`) when the transaction names one. */
   patientIds: string[];
-  /** Queries (ITI-18 / ITI-38): the stored query and the base64-able request bytes. */
+  /**
+   * Queries: ITI-18 / ITI-38 the stored query id and the AdhocQueryRequest; ITI-55 / ITI-47 the
+   * HL7 V3 query id and the QueryByParameter.
+   */
   query?: {
     storedQueryId: string;
-    /** The AdhocQueryRequest element, UTF-8 bytes. */
+    /** The query element, UTF-8 bytes. */
     requestXml: Buffer;
     homeCommunityId?: string;
   };

@@ -82,7 +82,10 @@ const SOURCE_TYPE_TEXT: Record<string, string> = {
 
 type TxKind = 'query' | 'documents' | 'studies';
 
-export const TRANSACTIONS: Record<AuditedTransaction, { name: string; kind: TxKind; homeDetail: string }> = {
+export const TRANSACTIONS: Record<
+  AuditedTransaction,
+  { name: string; kind: TxKind; homeDetail: string; hl7v3?: boolean }
+> = {
   'ITI-18': {
     name: 'Registry Stored Query',
     kind: 'query',
@@ -100,6 +103,19 @@ export const TRANSACTIONS: Record<AuditedTransaction, { name: string; kind: TxKi
     name: 'Cross Gateway Retrieve Imaging Document Set',
     kind: 'studies',
     homeDetail: 'urn:ihe:iti:xca:2010:homeCommunityId',
+  },
+  // ITI TF-2 3.55.5.1 and 3.47.5.1: QueryByParameter as ParticipantObjectQuery, no QueryEncoding.
+  'ITI-55': {
+    name: 'Cross Gateway Patient Discovery',
+    kind: 'query',
+    homeDetail: 'ihe:homeCommunityID',
+    hl7v3: true,
+  },
+  'ITI-47': {
+    name: 'Patient Demographics Query',
+    kind: 'query',
+    homeDetail: 'ihe:homeCommunityID',
+    hl7v3: true,
   },
 };
 
@@ -274,7 +290,7 @@ function queryObject(e: TransactionAuditEvent): string {
   let body = '';
   if (q && q.requestXml.length > 0)
     body += element('ParticipantObjectQuery', [], q.requestXml.toString('base64'));
-  body += detail('QueryEncoding', 'UTF-8');
+  if (!tx.hl7v3) body += detail('QueryEncoding', 'UTF-8');
   if (q?.homeCommunityId) body += detail(tx.homeDetail, q.homeCommunityId);
   return object(q?.storedQueryId, 2, 24, { code: e.transaction, system: IHE_TX, text: tx.name }, body);
 }

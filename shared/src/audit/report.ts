@@ -195,19 +195,35 @@ export interface ReportOptions {
   to?: Date;
 }
 
-/** Records matching the options, oldest first. */
+/**
+ * The patient's ids in other communities, as successful ITI-55 records correlate them (each names
+ * the id asked with and the id the other community answered), followed transitively.
+ */
+export function correlatedPatientIds(views: AuditRecordView[], patient: string): string[] {
+  const links = views.filter((v) => v.transaction === 'ITI-55' && v.outcome === 0 && v.patients.length > 1);
+  const ids = [patient];
+  for (let i = 0; i < ids.length && ids.length < 100; i++) {
+    for (const v of links) {
+      if (!v.patients.some((p) => patientMatches(ids[i], p))) continue;
+      for (const p of v.patients) if (!ids.some((q) => patientMatches(q, p))) ids.push(p);
+    }
+  }
+  return ids;
+}
+
+/** Records matching the options, oldest first (for a patient: under any of its correlated ids). */
 export function buildAccessReport(dirs: string[], opts: ReportOptions): AuditRecordView[] {
   const rows: AuditRecordView[] = [];
-  for (const rec of loadAuditRecords(dirs)) {
-    const v = parseAuditRecord(rec.id, rec.xml);
-    if (!v) continue;
+  const views = loadAuditRecords(dirs)
+    .map((rec) => parseAuditRecord(rec.id, rec.xml))
+    .filter((v): v is AuditRecordView => v !== undefined);
+  const patientIds = opts.patient !== undefined ? correlatedPatientIds(views, opts.patient) : [];
+  for (const v of views) {
     const t = Date.parse(v.time);
     if (opts.from && !(t >= opts.from.getTime())) continue;
     if (opts.to && !(t <= opts.to.getTime())) continue;
-    if (opts.patient !== undefined) {
-      const p = opts.patient;
-      if (!v.patients.some((r) => patientMatches(p, r))) continue;
-    }
+    if (opts.patient !== undefined && !v.patients.some((r) => patientIds.some((p) => patientMatches(p, r))))
+      continue;
     // Security view: security and application events; an Emergency Override names a patient but is one.
     if (opts.security && (v.transaction !== undefined || (v.patients.length > 0 && !v.breakGlass))) continue;
     rows.push(v);

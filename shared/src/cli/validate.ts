@@ -81,6 +81,11 @@ function directoryWarnings(d: Directory): string[] {
       `break-glass is switched on for ${breakGlass.join(', ')} without breakGlass.until: it never expires`,
     );
   plain('local.registry', d.local.registry?.url);
+  plain('local.patientDemographicsSupplier', d.local.patientDemographicsSupplier?.url);
+  if (d.local.patientDemographicsSupplier && !d.patientIdentity?.assigningAuthority)
+    w.push(
+      'patientIdentity.assigningAuthority is not set: a responding gateway answers every ITI-55 with an application error',
+    );
   d.local.repositories.forEach((e, i) => plain(`local.repositories[${i}]`, e.url));
   d.local.imagingDocumentSources.forEach((e, i) => plain(`local.imagingDocumentSources[${i}]`, e.url));
   return w;

@@ -9,6 +9,8 @@ import {
   readDocumentPolicy,
   readRevocation,
 } from './policy';
+import { isOid } from '../util/oid';
+import { readCommunityIdentity, readPatientIdentitySettings } from './patient-identity';
 import type {
   Directory,
   Endpoint,
@@ -31,11 +33,7 @@ export class DirectoryError extends Error {
   }
 }
 
-const OID = /^[0-2](\.(0|[1-9][0-9]*))+$/;
-
-export function isOid(v: string): boolean {
-  return v.length <= 64 && OID.test(v);
-}
+export { isOid };
 
 /** `urn:oid:` + an OID of at most 64 characters (ITI TF-2 3.38, ITI38-004). */
 export function isHomeCommunityId(v: string): boolean {
@@ -375,6 +373,11 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       r.localEndpoint(e, `local.imagingDocumentSources[${i}]`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
     )
     .filter((e): e is LocalEndpoint => e !== undefined);
+  const patientDemographicsSupplier = r.endpoint(
+    local.patientDemographicsSupplier,
+    'local.patientDemographicsSupplier',
+    ENDPOINT_DEFAULTS.queryMaxResponseBytes,
+  );
   for (const [list, path] of [
     [repositories, 'local.repositories'],
     [imagingDocumentSources, 'local.imagingDocumentSources'],
@@ -404,9 +407,16 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     }
     const eps = r.obj(o.endpoints, `${path}.endpoints`, false) ?? {};
     for (const k of Object.keys(eps)) {
-      if (!['iti38', 'iti39', 'rad75'].includes(k))
-        r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75)');
+      if (!['iti38', 'iti39', 'rad75', 'iti55'].includes(k))
+        r.problem(`${path}.endpoints.${k}`, 'unknown endpoint (iti38, iti39, rad75, iti55)');
     }
+    const iti55 = r.endpoint(eps.iti55, `${path}.endpoints.iti55`, ENDPOINT_DEFAULTS.queryMaxResponseBytes);
+    const patientIdentity = readCommunityIdentity(r, o.patientIdentity, `${path}.patientIdentity`, { iti55 });
+    if (patientIdentity?.mode === 'xcpd' && !patientDemographicsSupplier)
+      r.problem(
+        `${path}.patientIdentity`,
+        'the xcpd mode needs local.patientDemographicsSupplier (ITI-47) for the demographics it sends',
+      );
     const xua = r.xuaPolicy(o.xua, `${path}.xua`);
     const limits = r.peerLimits(o.inboundLimits, `${path}.inboundLimits`);
     const communityConsent = readCommunityConsent(r, o.consent, `${path}.consent`, consent);
@@ -418,7 +428,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
         iti38: r.endpoint(eps.iti38, `${path}.endpoints.iti38`, ENDPOINT_DEFAULTS.queryMaxResponseBytes),
         iti39: r.endpoint(eps.iti39, `${path}.endpoints.iti39`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
         rad75: r.endpoint(eps.rad75, `${path}.endpoints.rad75`, ENDPOINT_DEFAULTS.retrieveMaxResponseBytes),
+        ...(iti55 ? { iti55 } : {}),
       },
+      ...(patientIdentity ? { patientIdentity } : {}),
       maxDocumentsPerRequest: r.int(
         o.maxDocumentsPerRequest,
         `${path}.maxDocumentsPerRequest`,
@@ -490,6 +502,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
         'is checked against the local registry: local.registry is required',
       );
   });
+  const patientIdentity = readPatientIdentitySettings(r, root.patientIdentity, 'patientIdentity');
 
   const policy = r.obj(root.policy, 'policy', false) ?? {};
   const unknownPatient = policy.unknownPatient ?? 'empty-success';
@@ -509,6 +522,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     'consent',
     'breakGlass',
     'revocation',
+    'patientIdentity',
   ];
   for (const k of Object.keys(root)) if (!known.includes(k)) r.problem(k, 'unknown setting');
 
@@ -519,7 +533,12 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     homeCommunityId: homeCommunityId ?? '',
     name,
     deadlineMs,
-    local: { registry, repositories, imagingDocumentSources },
+    local: {
+      registry,
+      repositories,
+      imagingDocumentSources,
+      ...(patientDemographicsSupplier ? { patientDemographicsSupplier } : {}),
+    },
     communities,
     consumers,
     policy: {
@@ -530,6 +549,7 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     ...(consent ? { consent } : {}),
     ...(breakGlass ? { breakGlass } : {}),
     revocation,
+    patientIdentity,
   };
 }
 

@@ -40,7 +40,11 @@ export interface RemoteCommunity {
     iti38?: Endpoint;
     iti39?: Endpoint;
     rad75?: Endpoint;
+    /** ITI-55 Cross Gateway Patient Discovery (communities in `xcpd` identity mode). */
+    iti55?: Endpoint;
   };
+  /** How our patient ids translate into this community's (absent: `shared`, the same ids). */
+  patientIdentity?: CommunityPatientIdentity;
   /** Maximum DocumentRequests per ITI-39 / RAD-75 request; larger requests are split. */
   maxDocumentsPerRequest: number;
   /** Send ITI-38/39/RAD-75 to this community with the asynchronous exchange (Appendix V). */
@@ -225,6 +229,8 @@ export interface Directory {
     repositories: LocalEndpoint[];
     /** Local Imaging Document Sources (RAD-69), keyed by repositoryUniqueId. */
     imagingDocumentSources: LocalEndpoint[];
+    /** Local Patient Demographics Supplier (PDQv3, ITI-47): demographics for XCPD at both ends. */
+    patientDemographicsSupplier?: Endpoint;
   };
   communities: RemoteCommunity[];
   consumers: LocalConsumer[];
@@ -242,4 +248,31 @@ export interface Directory {
   breakGlass?: BreakGlassSettings;
   /** R5: CRLs and OCSP per trust anchor (empty: revocation is not checked). */
   revocation?: RevocationSettings[];
+  /** Our patient ids and the correlation cache (the loader always fills them in). */
+  patientIdentity?: PatientIdentitySettings;
+}
+
+/**
+ * How patient ids cross to a community (issue 14): `shared` — one assigning authority for all, our
+ * ids are sent unchanged; `xcpd` — discovered with ITI-55 and cached; `static` — a correlation file.
+ */
+export type PatientIdentityMode = 'shared' | 'xcpd' | 'static';
+
+export interface CommunityPatientIdentity {
+  mode: PatientIdentityMode;
+  /** xcpd / static: the assigning authority (OID) of the community's patient ids. */
+  assigningAuthority?: string;
+  /** static: our patient id (CX) → the community's (CX). */
+  correlations?: ReadonlyMap<string, string>;
+}
+
+export interface PatientIdentitySettings {
+  /** The assigning authority (OID) of our own community's patient ids. */
+  assigningAuthority?: string;
+  /** How long a discovered correlation is kept. */
+  cacheTtlMs: number;
+  /** How long "this community does not know the patient" is kept. */
+  noMatchTtlMs: number;
+  /** Correlations kept in process when there is no Redis (least recently used beyond it). */
+  maxCachedCorrelations: number;
 }

@@ -238,15 +238,12 @@ export async function screenQueryAnswer(
   } catch (e) {
     if (!(e instanceof LookupFailed)) throw e;
     s.unavailable(e);
-    const own = ctx.gateway.directory.homeCommunityId;
     return {
       res: {
         ...res,
         status: 'Failure',
         objects: [],
-        errors: [
-          registryError(ErrorCode.RegistryError, 'consent could not be checked; try again later', own),
-        ],
+        errors: [registryError(ErrorCode.RegistryError, 'consent could not be checked; try again later')],
       },
       refused: false,
     };
@@ -292,12 +289,13 @@ export interface ReleaseCheck {
 
 const NOTHING_WITHHELD: ReleaseCheck = { withheld: () => undefined };
 
-/** What an unknown document (or SOP Instance) gets — and so every withheld one. */
+/** What an unknown document (or SOP Instance) gets — and so every withheld one (located in the merge). */
 function unknownDocument(d: DocumentRequest, imaging: boolean): RegistryError {
   return registryError(
     ErrorCode.DocumentUniqueIdError,
     `${imaging ? 'SOP Instance' : 'document'} ${d.documentUniqueId} is not known`,
-    d.documentUniqueId,
+    undefined,
+    { document: d.documentUniqueId },
   );
 }
 
@@ -325,8 +323,9 @@ export async function screenRetrieve(
     const error = (d: DocumentRequest) =>
       registryError(
         ErrorCode.RepositoryError,
-        'consent could not be checked; try again later',
-        d.documentUniqueId,
+        `document ${d.documentUniqueId}: consent could not be checked; try again later`,
+        undefined,
+        { document: d.documentUniqueId },
       );
     return { withheld: (d) => (d.homeCommunityId === own ? error(d) : undefined) };
   }

@@ -28,17 +28,37 @@ export interface RegistryError {
   errorCode: string;
   /** Human-readable explanation; never PHI beyond the ids the requester sent. */
   codeContext: string;
-  /** Where: the homeCommunityId of a failing community, a repositoryUniqueId, a document id. */
+  /** Where (see transactions/error-location.ts for what each transaction puts here). */
   location?: string;
   severity: Severity;
+  /** Not on the wire: the requested document (DocumentUniqueId, SOP Instance UID) this error is about. */
+  document?: string;
+  /** Not on the wire: the homeCommunityId of the other community this error is about. */
+  community?: string;
 }
 
-export function registryError(errorCode: string, codeContext: string, location?: string): RegistryError {
-  return { errorCode, codeContext, location, severity: 'Error' };
+/** What an error is about, for locating it later (see transactions/error-location.ts). */
+export interface Concerns {
+  document?: string;
+  community?: string;
 }
 
-export function registryWarning(errorCode: string, codeContext: string, location?: string): RegistryError {
-  return { errorCode, codeContext, location, severity: 'Warning' };
+export function registryError(
+  errorCode: string,
+  codeContext: string,
+  location?: string,
+  about: Concerns = {},
+): RegistryError {
+  return { errorCode, codeContext, location, severity: 'Error', ...about };
+}
+
+export function registryWarning(
+  errorCode: string,
+  codeContext: string,
+  location?: string,
+  about: Concerns = {},
+): RegistryError {
+  return { ...registryError(errorCode, codeContext, location, about), severity: 'Warning' };
 }
 
 export function encodeRegistryErrorList(errors: RegistryError[]): string {

@@ -249,6 +249,11 @@ export function queryPatientId(name: StoredQueryName, params: QueryParams): stri
   return p ? firstParam(params, p) : undefined;
 }
 
+/** The parameter that carries the patient id of a patient-based query. */
+export function patientParamOf(name: StoredQueryName): string | undefined {
+  return RULES[name].patientParam;
+}
+
 export function isPatientQuery(name: StoredQueryName): boolean {
   return RULES[name].patientParam !== undefined;
 }

@@ -1,6 +1,7 @@
 import { NS } from '../xml/ns';
 import { escapeAttr } from '../xml/write';
 import { Action } from '../transactions/actions';
+import { HL7_NS } from '../hl7v3/model';
 
 /**
  * WSDL 1.1 documents for our endpoints, generated from the facts that define each IHE web service
@@ -170,6 +171,30 @@ export const WSDL_SPECS: Record<string, WsdlSpec> = {
         name: 'RespondingGateway_CrossGatewayRetrieveImagingDocumentSet',
         input: { ...img, action: Action.RAD75 },
         output: { ...rs('RetrieveDocumentSetResponse'), action: Action.RAD75Response },
+      },
+    ],
+  },
+  'ITI-55': {
+    service: 'RespondingGateway',
+    targetNamespace: 'urn:ihe:iti:xcpd:2009',
+    documentation: 'XCPD Responding Gateway: ITI-55 Cross Gateway Patient Discovery',
+    operations: [
+      {
+        name: 'RespondingGateway_PRPA_IN201305UV02',
+        input: { ns: HL7_NS, element: 'PRPA_IN201305UV02', action: Action.ITI55 },
+        output: { ns: HL7_NS, element: 'PRPA_IN201306UV02', action: Action.ITI55Response },
+      },
+    ],
+  },
+  'ITI-47': {
+    service: 'PDSupplier',
+    targetNamespace: 'urn:ihe:iti:pdqv3:2007',
+    documentation: 'PDQv3 Patient Demographics Supplier: ITI-47 Patient Demographics Query',
+    operations: [
+      {
+        name: 'PDSupplier_PRPA_IN201305UV02',
+        input: { ns: HL7_NS, element: 'PRPA_IN201305UV02', action: Action.ITI47 },
+        output: { ns: HL7_NS, element: 'PRPA_IN201306UV02', action: Action.ITI47Response },
       },
     ],
   },

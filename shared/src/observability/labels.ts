@@ -14,6 +14,8 @@ const TX_OF_ACTION: Record<string, string> = {
   [Action.ITI43]: 'ITI-43',
   [Action.RAD69]: 'RAD-69',
   [Action.RAD75]: 'RAD-75',
+  [Action.ITI55]: 'ITI-55',
+  [Action.ITI47]: 'ITI-47',
 };
 
 /** The transaction a sub-request is, from its wsa:Action. */

@@ -212,7 +212,9 @@ async function handleInboundNow(
 }
 
 /** decode → validate → plan → dispatch → merge → encode. Audit is deferred until delivery. */
-export async function execute(tx: AnyTransaction, ctx: Ctx, hooks: CallHooks = {}): Promise<Executed> {
+export async function execute(tx: AnyTransaction, outer: Ctx, hooks: CallHooks = {}): Promise<Executed> {
+  // Stages that must exchange before they can plan (XCPD ahead of ITI-38) dispatch with the same hooks.
+  const ctx: Ctx = { ...outer, dispatch: (calls) => dispatch(calls, ctx, hooks) };
   const req = tx.decode(ctx);
   const invalid = tx.validate(req, ctx);
   const plan = invalid.length > 0 ? { calls: [], errors: invalid } : await tx.plan(req, ctx);

@@ -16,6 +16,7 @@ import type { Logger } from '../util/log';
 import type { XmlLimits } from '../xml/parse';
 import type { IntegrityStore } from '../integrity/store';
 import type { Disclosure } from '../disclosure';
+import type { CorrelationCache } from '../identity/cache';
 
 /**
  * The pipeline every transaction runs (see README, "Architecture"):
@@ -35,8 +36,9 @@ export interface Transaction<Req, Sub, Res> {
   /** Profile rules the XSD cannot express that fail the whole request (→ Failure, no dispatch). */
   validate(req: Req, ctx: Ctx): RegistryError[];
   /**
-   * Sub-requests, and errors for the parts that cannot be routed (unknown community, …). May wait
-   * for a decision that must come before anything is fetched (e.g. what may leave the community).
+   * Sub-requests, and errors for the parts that cannot be routed (unknown community, …). May first
+   * exchange with other actors through `ctx.dispatch` (the Initiating Gateway's XCPD step), or wait
+   * for a decision that must come before anything is fetched (what may leave the community).
    */
   plan(req: Req, ctx: Ctx): Plan<Sub> | Promise<Plan<Sub>>;
   /** One answer from the sub-answers; called with no outcomes when validation failed. */
@@ -75,6 +77,8 @@ export interface Gateway {
   readonly integrity?: IntegrityStore;
   /** Responding side: consent, break-glass and document-class policy (R9–R11), when configured. */
   readonly disclosure?: Disclosure;
+  /** Initiating side: patient correlations learned with XCPD (ITI-55), shared by replicas via Redis. */
+  readonly correlations?: CorrelationCache;
 }
 
 export interface GatewayLimits {
@@ -106,6 +110,8 @@ export interface Ctx {
   readonly humanRequestors: HumanRequestor[];
   /** PurposeOfUse codes of the validated XUA assertion (empty without one). */
   readonly purposesOfUse?: readonly PurposeOfUse[];
+  /** Runs calls the way the pipeline's dispatch stage does (set by the engine for the stages). */
+  readonly dispatch?: <S>(calls: Call<S>[]) => Promise<Outcome<S>[]>;
 }
 
 /** Where a sub-request goes. */

@@ -24,6 +24,7 @@ import { readPem, type ServiceSettings } from './settings';
 import { createAsyncSupport, type AsyncSupportOptions } from '../async/support';
 import { closeRedis, connectRedis } from '../redis/client';
 import { RedisIntegrityStore } from '../integrity/redis-store';
+import { correlationCache } from '../identity/setup';
 import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';
 import { Disclosure, needsDisclosure } from '../disclosure';
@@ -69,6 +70,7 @@ export interface RunningGateway {
 export function directoryUrls(d: Directory): Set<string> {
   const urls = new Set<string>();
   if (d.local.registry) urls.add(d.local.registry.url);
+  if (d.local.patientDemographicsSupplier) urls.add(d.local.patientDemographicsSupplier.url);
   for (const e of [...d.local.repositories, ...d.local.imagingDocumentSources]) urls.add(e.url);
   for (const c of d.communities) for (const e of Object.values(c.endpoints)) if (e) urls.add(e.url);
   if (d.consent?.service) urls.add(d.consent.service.url);
@@ -140,6 +142,10 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     disclosure:
       o.role === 'responding' && needsDisclosure(directory)
         ? new Disclosure({ directory, audit, log, redis })
+        : undefined,
+    correlations:
+      o.role === 'initiating'
+        ? correlationCache({ directory, redis, secret: s.handoverSecret, tlsKey: tls?.key, log })
         : undefined,
   };
   const observability = createObservability({

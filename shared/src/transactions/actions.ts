@@ -13,4 +13,10 @@ export const Action = {
   RAD69Response: 'urn:ihe:iti:2007:RetrieveDocumentSetResponse',
   RAD75: 'urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet',
   RAD75Response: 'urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSetResponse',
+  /** ITI TF-2 3.55.4.1.1 / 3.55.4.2.1 (XCPD). */
+  ITI55: 'urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery',
+  ITI55Response: 'urn:hl7-org:v3:PRPA_IN201306UV02:CrossGatewayPatientDiscovery',
+  /** ITI TF-2 3.47.4.1.1 / 3.47.4.2.1 (PDQv3). */
+  ITI47: 'urn:hl7-org:v3:PRPA_IN201305UV02',
+  ITI47Response: 'urn:hl7-org:v3:PRPA_IN201306UV02',
 } as const;

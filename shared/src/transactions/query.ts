@@ -21,6 +21,7 @@ import type { Call, Ctx, Delivery, Outcome, Reply, Target } from '../pipeline/tr
 import { relayElement } from '../xml/write';
 import { withReleaseNote } from '../disclosure/notes';
 import { Action } from './actions';
+import { communityOf } from './error-location';
 
 /** The merged answer of a query transaction. */
 export interface QueryResult {
@@ -82,10 +83,15 @@ export function queryCall(
   };
 }
 
-/** A community that could not be asked or did not answer (ITI TF-2 3.38.4.1.3). */
+/** A community that could not be asked or did not answer; codeContext names it (ITI TF-2 3.18.4.1.3). */
 export function unavailableCommunity(home: string, why: CallFailure): RegistryError[] {
   return [
-    registryError(ErrorCode.UnavailableCommunity, `community ${home} did not answer: ${why.message}`, home),
+    registryError(
+      ErrorCode.UnavailableCommunity,
+      `community ${home} did not answer: ${why.message}`,
+      undefined,
+      { community: home },
+    ),
   ];
 }
 
@@ -97,8 +103,8 @@ export type HomeStamp =
   | { mode: 'fill'; home: string; community: string };
 
 /**
- * Consolidates query answers: objects concatenated with their `home`, errors kept with a location,
- * failed targets as errors. Status: Success without errors; Failure when no target answered with
+ * Consolidates query answers: objects concatenated with their `home`, errors kept with the community
+ * they came from (located by the transaction), failed targets as errors. Status: Success without errors; Failure when no target answered with
  * Success or PartialSuccess; PartialSuccess otherwise (see README, "Status of a consolidated query").
  */
 export function mergeQueryAnswers(
@@ -118,7 +124,7 @@ export function mergeQueryAnswers(
     }
     const ans = o.value;
     subRequests.push({ target: o.call.target, kind, requestXml: o.call.body, ok: true, status: ans.status });
-    for (const e of ans.errors) errors.push({ ...e, location: e.location ?? o.call.target.location });
+    for (const e of ans.errors) errors.push({ ...e, community: communityOf(o.call.target) });
     const stamp = stampFor(o.call.target);
     const missing: string[] = [];
     for (const obj of ans.objects) {
@@ -137,7 +143,8 @@ export function mergeQueryAnswers(
           ErrorCode.RegistryMetadataError,
           `Responding Gateway of ${stamp.community} returned ${missing.length} object(s) without the required home attribute ` +
             `(first: ${missing[0]}); home was set to ${stamp.home}, the community asked`,
-          stamp.home,
+          undefined,
+          { community: stamp.home },
         ),
       );
     }

@@ -10,6 +10,7 @@ import type { Ctx, Delivery, Plan, Target } from '../pipeline/transaction';
 import type { DocumentRequest, ImagingDocumentRef, ImagingRequest } from '../xds/retrieve';
 import { inboundParticipants, outboundParticipants } from './audit-support';
 import { withReleaseNote } from '../disclosure/notes';
+import { communityOf } from './error-location';
 import { chunk, retrieveCall, type RetrieveAnswer, type RetrieveCall, type RetrieveResult } from './retrieve';
 
 /** Where one document goes: a target and how to build a sub-request for a group of documents. */
@@ -58,7 +59,8 @@ export function planRetrieve<D extends DocumentRequest>(
             ErrorCode.RepositoryBusy,
             `document ${d.documentUniqueId}: the request asks ${r.target.label} for more documents than one transaction may (` +
               `${r.maxPerCall} per request × ${r.target.endpoint.maxConcurrent} requests); retrieve it in a smaller request`,
-            r.target.location,
+            undefined,
+            { document: d.documentUniqueId, community: communityOf(r.target) },
           ),
         );
       }
@@ -84,15 +86,18 @@ export function unknownCommunity(d: DocumentRequest, why = 'is not known to this
   return registryError(
     ErrorCode.UnknownCommunity,
     `document ${d.documentUniqueId}: community ${d.homeCommunityId} ${why}`,
-    d.homeCommunityId,
+    undefined,
+    { document: d.documentUniqueId, community: d.homeCommunityId },
   );
 }
 
+/** A document of our community whose RepositoryUniqueId names none of our repositories or sources. */
 export function unknownRepository(d: DocumentRequest): RegistryError {
   return registryError(
     ErrorCode.UnknownRepositoryId,
     `document ${d.documentUniqueId}: repository ${d.repositoryUniqueId} is not known`,
-    d.repositoryUniqueId,
+    undefined,
+    { document: d.documentUniqueId },
   );
 }
 
@@ -100,27 +105,25 @@ export function documentUnavailable(d: DocumentRequest, home: string, reason: st
   return registryError(
     ErrorCode.UnavailableCommunity,
     `document ${d.documentUniqueId}: community ${home} did not answer: ${reason}`,
-    home,
+    undefined,
+    { document: d.documentUniqueId, community: home },
   );
 }
 
-export function repositoryFailed(
-  d: DocumentRequest,
-  repositoryUniqueId: string,
-  reason: string,
-): RegistryError {
-  return registryError(
-    ErrorCode.RepositoryError,
-    `document ${d.documentUniqueId}: ${reason}`,
-    repositoryUniqueId,
-  );
+/** A document that could not be delivered from `target` (not returned, failed a check, cut short). */
+export function documentFailed(target: Target, d: DocumentRequest, reason: string): RegistryError {
+  return registryError(ErrorCode.RepositoryError, `document ${d.documentUniqueId}: ${reason}`, undefined, {
+    document: d.documentUniqueId,
+    community: communityOf(target),
+  });
 }
 
 export function missingHome(d: DocumentRequest): RegistryError {
   return registryError(
     ErrorCode.MissingHomeCommunityId,
     `document ${d.documentUniqueId}: HomeCommunityId is required`,
-    d.documentUniqueId,
+    undefined,
+    { document: d.documentUniqueId },
   );
 }
 

@@ -1,6 +1,6 @@
 import type { Ctx } from '../pipeline/transaction';
 import type { DocumentRequest } from '../xds/retrieve';
-import { repositoryFailed } from './retrieve-plan';
+import { documentFailed } from './retrieve-plan';
 import type { RetrievePolicy } from './retrieve';
 import type { Verification } from './verify';
 
@@ -8,28 +8,30 @@ type Check = (requested: DocumentRequest) => Verification | undefined;
 
 /**
  * Responding side (ITI-39, RAD-75): every DocumentResponse carries our HomeCommunityId; a document
- * that cannot be delivered is an XDSRepositoryError located at the repository or IDS.
+ * that cannot be delivered is an XDSRepositoryError naming it.
  */
 export function respondingPolicy(ctx: Ctx, verification: Check = () => undefined): RetrievePolicy {
   const own = ctx.gateway.directory.homeCommunityId;
   return {
     home: () => own,
     verification: (_t, r) => verification(r),
-    documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+    documentError: documentFailed,
     lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
   };
 }
 
 /**
- * Initiating side (ITI-43, RAD-69): our own documents carry our HomeCommunityId; a remote one keeps
- * the home its community gave (or the community asked, when it gave none — reported by the merge).
+ * Initiating side (ITI-43, RAD-69): our own documents carry our HomeCommunityId — none when the request
+ * gave none (ITI TF-2 3.43.4.2.2: the same as in the request, absent if absent); a remote one keeps the
+ * home its community gave (or the community asked, when it gave none — reported by the merge).
  */
 export function initiatingPolicy(ctx: Ctx, verification: Check = () => undefined): RetrievePolicy {
   const own = ctx.gateway.directory.homeCommunityId;
   return {
-    home: (t, d) => (t.kind === 'local' ? own : (d.homeCommunityId ?? t.location)),
+    home: (t, d, r) =>
+      t.kind === 'local' ? (r.homeCommunityId ? own : undefined) : (d.homeCommunityId ?? t.location),
     verification: (_t, r) => verification(r),
-    documentError: (t, r, reason) => repositoryFailed(r, t.location, reason),
+    documentError: documentFailed,
     lookaheadBytes: ctx.gateway.limits.lookaheadBytes,
   };
 }

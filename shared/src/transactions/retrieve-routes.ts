@@ -3,7 +3,7 @@
  * by RepositoryUniqueId, or another community's gateway (ITI-39 / RAD-75) by HomeCommunityId.
  * What cannot be routed is a RegistryError for that document, not an abort.
  */
-import type { Directory } from '../directory/types';
+import type { Directory, LocalEndpoint } from '../directory/types';
 import type { RegistryError } from '../ebrim/status';
 import {
   encodeRetrieveDocumentSetRequest,
@@ -12,18 +12,38 @@ import {
   type DocumentRequest,
   type ImagingDocumentRef,
 } from '../xds/retrieve';
+import type { Target } from '../pipeline/transaction';
 import { Action } from './actions';
 import {
+  documentFailed,
   documentUnavailable,
-  repositoryFailed,
+  missingHome,
   unknownCommunity,
   unknownRepository,
   type Route,
 } from './retrieve-plan';
 
-/** A document of our own community: no HomeCommunityId, or ours. */
-export function isOurs(d: DocumentRequest, dir: Directory): boolean {
-  return !d.homeCommunityId || d.homeCommunityId === dir.homeCommunityId;
+type Routed<D extends DocumentRequest> = Route<D> | RegistryError;
+
+/**
+ * Initiating side (ITI-43, RAD-69): a document with our HomeCommunityId goes to our own repository or
+ * Imaging Document Source, one with another community's to that community (ITI TF-2 3.43.4.1.3).
+ * Without a HomeCommunityId: a document whose RepositoryUniqueId is one of ours is ours (an entry found
+ * in our own registry carries no home, and the home is required only when the entry carried one:
+ * ITI TF-2 3.43.4.1.2); any other cannot be routed — XDSMissingHomeCommunityId (ITI TF-2 3.43.4.1.2,
+ * RAD TF-3 4.69.4.1.2: required from an XCA-I Imaging Document Consumer to the Initiating Imaging
+ * Gateway), never a guess that it is ours.
+ */
+export function routeByHome<D extends DocumentRequest>(
+  d: D,
+  dir: Directory,
+  ours: LocalEndpoint[],
+  local: () => Routed<D>,
+  remote: () => Routed<D>,
+): Routed<D> {
+  if (d.homeCommunityId === dir.homeCommunityId) return local();
+  if (d.homeCommunityId) return remote();
+  return ours.some((o) => o.repositoryUniqueId === d.repositoryUniqueId) ? local() : missingHome(d);
 }
 
 /** ITI-43 to our repository named by the document's RepositoryUniqueId. */
@@ -33,20 +53,20 @@ export function localRepositoryRoute(
 ): Route<DocumentRequest> | RegistryError {
   const repo = dir.local.repositories.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
   if (!repo) return unknownRepository(d);
+  const target: Target = {
+    kind: 'local',
+    location: repo.repositoryUniqueId,
+    label: `repository ${repo.repositoryUniqueId}`,
+    endpoint: repo,
+  };
   return {
     key: `repository:${repo.repositoryUniqueId}`,
-    target: {
-      kind: 'local',
-      location: repo.repositoryUniqueId,
-      label: `repository ${repo.repositoryUniqueId}`,
-      endpoint: repo,
-    },
+    target,
     maxPerCall: Number.MAX_SAFE_INTEGER,
     action: Action.ITI43,
     responseAction: Action.ITI43Response,
     body: encodeRetrieveDocumentSetRequest,
-    failed: (doc, reason) =>
-      repositoryFailed(doc, repo.repositoryUniqueId, `the repository did not answer: ${reason}`),
+    failed: (doc, reason) => documentFailed(target, doc, `the repository did not answer: ${reason}`),
   };
 }
 
@@ -58,20 +78,21 @@ export function localImagingSourceRoute(
 ): Route<ImagingDocumentRef> | RegistryError {
   const ids = dir.local.imagingDocumentSources.find((r) => r.repositoryUniqueId === d.repositoryUniqueId);
   if (!ids) return unknownRepository(d);
+  const target: Target = {
+    kind: 'local',
+    location: ids.repositoryUniqueId,
+    label: `Imaging Document Source ${ids.repositoryUniqueId}`,
+    endpoint: ids,
+  };
   return {
     key: `ids:${ids.repositoryUniqueId}`,
-    target: {
-      kind: 'local',
-      location: ids.repositoryUniqueId,
-      label: `Imaging Document Source ${ids.repositoryUniqueId}`,
-      endpoint: ids,
-    },
+    target,
     maxPerCall: Number.MAX_SAFE_INTEGER,
     action: Action.RAD69,
     responseAction: Action.RAD69Response,
     body: imagingBody(transferSyntaxUids),
     failed: (doc, reason) =>
-      repositoryFailed(doc, ids.repositoryUniqueId, `the Imaging Document Source did not answer: ${reason}`),
+      documentFailed(target, doc, `the Imaging Document Source did not answer: ${reason}`),
   };
 }
 

@@ -34,6 +34,7 @@ import {
   type RetrieveResponseRoot,
 } from '../xds/retrieve';
 import { checkMimeType, IntegrityError, verifiedStream, verifyBuffered, type Verification } from './verify';
+import { communityOf, mentionsUid, relayedError } from './error-location';
 
 export interface RetrieveAnswer {
   root: RetrieveResponseRoot;
@@ -66,7 +67,7 @@ export function chunk<T>(items: T[], size: number): T[][] {
 /** What the merge needs to know about the transaction it serves. */
 export interface RetrievePolicy {
   /** HomeCommunityId to write on a returned document. */
-  home(target: Target, returned: DecodedDocumentResponse): string | undefined;
+  home(target: Target, returned: DecodedDocumentResponse, requested: DocumentRequest): string | undefined;
   /** What to verify for a requested document (undefined: nothing to check it against). */
   verification(target: Target, requested: DocumentRequest): Verification | undefined;
   /** The RegistryError for a document that could not be delivered. */
@@ -251,7 +252,9 @@ export async function mergeRetrieve(
     subRequests.push({ call, ok: true, status: ans.root.status });
     const up = new Upstream(call, ans);
     upstreams.push(up);
-    for (const e of ans.root.errors) errors.push({ ...e, location: e.location ?? call.target.location });
+    const community = communityOf(call.target);
+    const relayed = ans.root.errors.map((e) => relayedError(e, call.requested, community));
+    errors.push(...relayed);
     const wanted = new Map(call.requested.map((r) => [`${r.repositoryUniqueId}|${r.documentUniqueId}`, r]));
     const byUid = new Map(call.requested.map((r) => [r.documentUniqueId, r]));
     const seen = new Set<DocumentRequest>();
@@ -263,7 +266,8 @@ export async function mergeRetrieve(
           ErrorCode.RegistryMetadataError,
           `Responding Gateway of ${call.target.label} returned ${homeless} DocumentResponse(s) without the required HomeCommunityId; ` +
             `set to ${call.target.location}, the community asked`,
-          call.target.location,
+          undefined,
+          { community },
         ),
       );
     }
@@ -280,7 +284,7 @@ export async function mergeRetrieve(
       seen.add(req);
       const verification = policy.verification(call.target, req);
       const doc: OutDoc = {
-        meta: { ...stripContent(d), homeCommunityId: policy.home(call.target, d) },
+        meta: { ...stripContent(d), homeCommunityId: policy.home(call.target, d, req) },
         contentId: newCid(),
         target: call.target,
         requested: req,
@@ -313,11 +317,12 @@ export async function mergeRetrieve(
         registryWarning(
           ErrorCode.RegistryMetadataError,
           `${call.target.label} returned ${unasked} DocumentResponse(s) that were not asked for (or twice); dropped`,
-          call.target.location,
+          undefined,
+          { community },
         ),
       );
     for (const r of call.requested) {
-      if (!seen.has(r) && !mentioned(ans.root.errors, r.documentUniqueId)) {
+      if (!seen.has(r) && !mentioned(relayed, r.documentUniqueId)) {
         errors.push(policy.documentError(call.target, r, `not returned by ${call.target.label}`));
       }
     }
@@ -354,7 +359,8 @@ export async function mergeRetrieve(
         registryWarning(
           ErrorCode.RegistryMetadataError,
           `the answer from ${up.call.target.label} is malformed after its documents: ${up.broken}`,
-          up.call.target.location,
+          undefined,
+          { community: communityOf(up.call.target) },
         ),
       );
   }
@@ -491,8 +497,14 @@ function stripContent(d: DecodedDocumentResponse): DocumentResponseMeta {
   return meta;
 }
 
+/** Whether an error of the sub-answer already reports this document. */
 function mentioned(errors: RegistryError[], documentUniqueId: string): boolean {
-  return errors.some((e) => e.location === documentUniqueId || e.codeContext.includes(documentUniqueId));
+  return errors.some(
+    (e) =>
+      e.document === documentUniqueId ||
+      e.location === documentUniqueId ||
+      mentionsUid(e.codeContext, documentUniqueId),
+  );
 }
 
 /** Resolves when all settle or after `ms`, calling `onTimeout` in that case. */

@@ -47,6 +47,8 @@ export interface RelayOptions {
   setAttributes?: AttributeEdits;
   /** Edits on descendants' start tags; everything else is copied from the source unchanged. */
   descendantEdits?: Map<XmlElement, AttributeEdits>;
+  /** Descendants whose content is replaced (serialised XML; their own start and end tags are kept). */
+  contentEdits?: Map<XmlElement, string>;
 }
 
 /**
@@ -66,16 +68,26 @@ export function relayElement(doc: XmlDocument, el: XmlElement, opts: RelayOption
   if (!el.scope.has('')) ns += ' xmlns=""';
   const open = startTag(el, ns, opts.setAttributes ?? {});
   if (el.selfClosing) return open;
-  const edits = opts.descendantEdits;
-  if (!edits || edits.size === 0) return open + doc.source.slice(el.startTagEnd, el.end);
-  const targets = [...edits.keys()]
+  const edits = opts.descendantEdits ?? new Map<XmlElement, AttributeEdits>();
+  const contents = opts.contentEdits ?? new Map<XmlElement, string>();
+  if (edits.size === 0 && contents.size === 0) return open + doc.source.slice(el.startTagEnd, el.end);
+  const targets = [...new Set([...edits.keys(), ...contents.keys()])]
     .filter((d) => d.start > el.start && d.end <= el.end)
     .sort((a, b) => a.start - b.start);
   let out = open;
   let pos = el.startTagEnd;
   for (const d of targets) {
-    out += doc.source.slice(pos, d.start) + startTag(d, ownDeclarations(d), edits.get(d) ?? {});
+    if (d.start < pos) continue; // inside content already replaced
+    const tag = edits.has(d)
+      ? startTag(d, ownDeclarations(d), edits.get(d) ?? {})
+      : doc.source.slice(d.start, d.startTagEnd);
+    out += doc.source.slice(pos, d.start) + tag;
     pos = d.startTagEnd;
+    const content = d.selfClosing ? undefined : contents.get(d);
+    if (content !== undefined) {
+      out += content;
+      pos = d.endTagStart;
+    }
   }
   return out + doc.source.slice(pos, el.end);
 }

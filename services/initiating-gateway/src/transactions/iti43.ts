@@ -1,12 +1,14 @@
 /**
  * ITI-43 Retrieve Document Set, served by the Initiating Gateway (XCA, ITI TF-2 3.43 and 3.39).
  *
- * The DocumentRequests are split by HomeCommunityId: ours (or none) → our repository named by
+ * The DocumentRequests are split by HomeCommunityId (3.43.4.1.3): ours → our repository named by
  * RepositoryUniqueId, as ITI-43; another community → ITI-39 Cross Gateway Retrieve to it, one
- * request per community (more if it takes fewer documents per request). All run at once under the
- * deadline and merge into one MTOM response. Each document is checked against the hash and size
- * the registry announced in the query that passed through this gateway (IHE XCA-I M2); a
- * mismatch withholds it and names it in a RegistryError.
+ * request per community (more if it takes fewer documents per request); none → ours only when the
+ * repository is ours, else XDSMissingHomeCommunityId (3.43.4.1.2, see routeByHome). All run at once
+ * under the deadline and merge into one MTOM response. Each document is checked against the hash and
+ * size the registry announced in the query that passed through this gateway (IHE XCA-I M2); a
+ * mismatch withholds it and names it in a RegistryError. Errors are located at the community they
+ * are about (ours for our repositories), the document named in codeContext.
  */
 import {
   Action,
@@ -16,11 +18,12 @@ import {
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveResult,
   initiatingPolicy,
-  isOurs,
+  locate,
   localRepositoryRoute,
   mergeRetrieve,
   planRetrieve,
   remoteCommunityRoute,
+  routeByHome,
   type RetrieveAnswer,
   retrieveAuditEvents,
   type RetrieveResult,
@@ -40,20 +43,25 @@ export const iti43: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
   plan(docs, ctx) {
     const dir = ctx.gateway.directory;
     return planRetrieve(docs, (d) =>
-      isOurs(d, dir)
-        ? localRepositoryRoute(d, dir)
-        : remoteCommunityRoute(d, dir, 'ITI-39', encodeRetrieveDocumentSetRequest),
+      routeByHome(
+        d,
+        dir,
+        dir.local.repositories,
+        () => localRepositoryRoute(d, dir),
+        () => remoteCommunityRoute(d, dir, 'ITI-39', encodeRetrieveDocumentSetRequest),
+      ),
     );
   },
 
   async merge(docs, outcomes, errors, ctx) {
     const expected = await registeredIntegrity(docs, ctx);
-    return mergeRetrieve(
+    const res = await mergeRetrieve(
       outcomes,
       errors,
       initiatingPolicy(ctx, (r) => expected.get(r)),
       ctx,
     );
+    return locate(res, 'community', ctx.gateway.directory.homeCommunityId);
   },
 
   encode: (res) => encodeRetrieveResult(res),

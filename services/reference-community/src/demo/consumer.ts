@@ -36,7 +36,13 @@ import type { SeedManifest } from '../seed/types';
 import type { DemoEndpoints } from './federation';
 
 const ROOT = resolve(__dirname, '../../../..');
-const TRANSFER_SYNTAXES = ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'];
+/** What this PACS accepts: uncompressed, and the lossless JPEG and JPEG-LS the seed also holds. */
+const TRANSFER_SYNTAXES = [
+  '1.2.840.10008.1.2.1',
+  '1.2.840.10008.1.2',
+  '1.2.840.10008.1.2.4.70',
+  '1.2.840.10008.1.2.4.80',
+];
 const XML_LIMITS = { maxBytes: 1 << 28, maxTextLength: 1 << 28, maxElements: 5_000_000 };
 
 interface Tally {

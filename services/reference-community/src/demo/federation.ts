@@ -5,6 +5,11 @@
  *   community B: responding-gateway + its reference community
  *   community C: responding-gateway + its reference community
  *
+ * Every community issues its own patient ids under its own assigning authority (A's JP1001 is B's
+ * B-4711 and C's C-20031): B and C are in the `xcpd` identity mode of A's directory, so the
+ * initiating gateway discovers each patient's ids with ITI-55 (demographics from A's MPI, ITI-47)
+ * before it queries, and each responding gateway matches against its own community's MPI.
+ *
  * Every service runs in its own process, as it would be deployed. Gateways talk mutual TLS with
  * certificates from deploy/certs/make-certs.sh (a throwaway CA per run). When ready, the endpoints,
  * homeCommunityIds and seeded patients are printed, and written as JSON to $DEMO_ENDPOINTS_FILE
@@ -23,8 +28,13 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { defaultDemoSpecs, generateCommunitySeed } from '../seed/generate';
-import { consentLines, demoConsentDirectory } from '../seed/consent';
+import {
+  generateCommunitySeed,
+  XCPD_DEMO_AUTHORITIES,
+  xcpdDemoPatientIds,
+  xcpdDemoSpecs,
+} from '../seed/generate';
+import { consentLine, demoConsentDirectory, seededConsents, type SeededConsent } from '../seed/consent';
 import type { SeedManifest } from '../seed/types';
 
 const ROOT = resolve(__dirname, '../../../..');
@@ -46,9 +56,10 @@ export interface DemoEndpoints {
     idsRepositoryUniqueId: string;
     seedDir: string;
   }[];
-  patients: { id: string; name: string; communities: Label[] }[];
-  /** The seeded consent documents and what they do (summary lines). */
-  consent?: string[];
+  /** `id`: the patient's id in community A (what the demo consumer asks with); `ids`: in each community. */
+  patients: { id: string; name: string; communities: Label[]; ids: Partial<Record<Label, string>> }[];
+  /** The seeded consent documents and what they do. */
+  consent?: SeededConsent[];
   /** Where the demo's Audit Record Repository stores the records it receives. */
   auditDir?: string;
   /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
@@ -154,7 +165,7 @@ async function main(): Promise<void> {
 
   process.stdout.write('Generating seed data and certificates…\n');
   const manifests = {} as Record<Label, SeedManifest>;
-  for (const spec of defaultDemoSpecs())
+  for (const spec of xcpdDemoSpecs())
     manifests[spec.community as Label] = await generateCommunitySeed(spec, join(dirs.seeds, spec.community));
   execFileSync(
     join(ROOT, 'deploy/certs/make-certs.sh'),
@@ -206,7 +217,7 @@ async function main(): Promise<void> {
 
   // Reference communities: local systems of each community (plain HTTP on loopback).
   const refMain = join(ROOT, 'services/reference-community/dist/main.js');
-  const refs = {} as Record<Label, { registry: string; repository: string; ids: string }>;
+  const refs = {} as Record<Label, { registry: string; repository: string; ids: string; pdq: string }>;
   await Promise.all(
     LABELS.map(async (k) => {
       const proc = spawnService(`reference-${k}`, [refMain, '--seed', join(dirs.seeds, k)], {}, dirs.logs);
@@ -217,6 +228,7 @@ async function main(): Promise<void> {
   );
   const local = (k: Label) => ({
     registry: { url: refs[k].registry },
+    patientDemographicsSupplier: { url: refs[k].pdq, timeoutMs: 5_000 },
     repositories: [{ repositoryUniqueId: manifests[k].repositoryUniqueId, url: refs[k].repository }],
     imagingDocumentSources: [{ repositoryUniqueId: manifests[k].idsRepositoryUniqueId, url: refs[k].ids }],
   });
@@ -235,6 +247,7 @@ async function main(): Promise<void> {
             homeCommunityId: manifests[k].homeCommunityId,
             name: `Community ${k}`,
             local: local(k),
+            patientIdentity: { assigningAuthority: XCPD_DEMO_AUTHORITIES[k] },
             communities: [
               {
                 homeCommunityId: manifests.A.homeCommunityId,
@@ -277,6 +290,7 @@ async function main(): Promise<void> {
         homeCommunityId: manifests.A.homeCommunityId,
         name: 'Community A',
         local: local('A'),
+        patientIdentity: { assigningAuthority: XCPD_DEMO_AUTHORITIES.A },
         communities: (['B', 'C'] as const).map((k) => ({
           homeCommunityId: manifests[k].homeCommunityId,
           name: `Community ${k}`,
@@ -284,7 +298,9 @@ async function main(): Promise<void> {
             iti38: `${rgUrls[k]}/iti38`,
             iti39: `${rgUrls[k]}/iti39`,
             rad75: `${rgUrls[k]}/rad75`,
+            iti55: `${rgUrls[k]}/iti55`,
           },
+          patientIdentity: { mode: 'xcpd', assigningAuthority: XCPD_DEMO_AUTHORITIES[k] },
           identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
         })),
         consumers: [
@@ -335,6 +351,7 @@ async function main(): Promise<void> {
         ? { role: 'initiating', iti18: `${igUrl}/iti18`, iti43: `${igUrl}/iti43`, rad69: `${igUrl}/rad69` }
         : {
             role: 'responding',
+            iti55: `${rgUrls[k]}/iti55`,
             iti38: `${rgUrls[k]}/iti38`,
             iti39: `${rgUrls[k]}/iti39`,
             rad75: `${rgUrls[k]}/rad75`,
@@ -347,7 +364,7 @@ async function main(): Promise<void> {
       seedDir: join(dirs.seeds, k),
     })),
     patients: patientsOf(manifests),
-    consent: consentLines(manifests),
+    consent: seededConsents(manifests),
     auditDir,
     auditRepository: `tls://127.0.0.1:${arrPort}`,
     auditSpools,
@@ -358,15 +375,15 @@ async function main(): Promise<void> {
 }
 
 function patientsOf(manifests: Record<Label, SeedManifest>): DemoEndpoints['patients'] {
-  const byId = new Map<string, { id: string; name: string; communities: Label[] }>();
-  for (const k of LABELS) {
-    for (const p of manifests[k].patients) {
-      const e = byId.get(p.id) ?? { id: p.id, name: p.displayName, communities: [] };
-      if (p.studies.length) e.communities.push(k);
-      byId.set(p.id, e);
-    }
-  }
-  return [...byId.values()];
+  return [...xcpdDemoPatientIds()].map(([id, ids]) => {
+    const records = LABELS.map((k) => ({ k, p: manifests[k].patients.find((p) => p.id === ids[k]) }));
+    return {
+      id,
+      name: records.find((r) => r.p)?.p?.displayName ?? '',
+      communities: records.filter((r) => r.p?.studies.length).map((r) => r.k),
+      ids,
+    };
+  });
 }
 
 function summary(e: DemoEndpoints, file: string): string {
@@ -387,11 +404,14 @@ function summary(e: DemoEndpoints, file: string): string {
           .join('  ')}`,
     ),
     '',
-    'Patients (id with assigning authority → communities holding studies):',
-    ...e.patients.map((p) => `  ${p.id}  ${p.name}  → ${p.communities.join(', ')}`),
+    "Patients (each community's own id, discovered with XCPD → communities holding studies):",
+    ...e.patients.map(
+      (p) =>
+        `  ${p.name}  ${LABELS.map((k) => `${k}: ${p.ids[k] ?? '(unknown)'}`).join('  ')}  → ${p.communities.join(', ')}`,
+    ),
     '',
     'Consent (BPPC documents in the registries; opt-out region: a patient without one is shared):',
-    ...(e.consent ?? []),
+    ...(e.consent ?? []).map(consentLine),
     '',
     `TLS: demo CA ${e.tls.ca}`,
     `     consumer certificate ${e.tls.clientCertificate} (key ${e.tls.clientKey})`,

@@ -6,8 +6,10 @@
  * policy OIDs in eventCodeList, the consent's effective time as serviceStartTime/serviceStopTime.
  *
  * The demo's Patient Privacy Policy Domain has two policies (DEMO_PRIVACY_POLICIES): sharing with
- * the regional network, and objecting to it. In community B patient 2 objects (opted out) and
- * patient 3 consents; patient 1 has no consent document, so the region's default decides.
+ * the regional network, and objecting to it. In community B Sato objects (opted out) and Tanaka
+ * consents; Yamada has no consent document, so the region's default decides (seed/specs.ts). A
+ * consent is part of the patient's spec, so it stays with the patient under every community's own
+ * ids (seed/specs-xcpd.ts).
  *
  * UIDs under the community's uidRoot: .11.p.n consent document, .12.p.n its submission set.
  */
@@ -19,6 +21,7 @@ import type {
   ConsentManifest,
   ConsentSpec,
   PatientSpec,
+  SeedManifest,
   SeedSpec,
   XdsAuthor,
   XdsDocumentEntry,
@@ -47,22 +50,19 @@ const BPPC = {
   formatCode: { code: 'urn:ihe:iti:bppc:2007', scheme: '1.3.6.1.4.1.19376.1.2.3', display: 'BPPC' },
 } satisfies Record<string, CodedValue>;
 
-/** Community B of the demo: patient 2 opted out, patient 3 consented, patient 1 has nothing on file. */
-export function demoConsents(): ConsentSpec[] {
-  return [
-    { patient: 2, policies: [DEMO_PRIVACY_POLICIES.optOut], date: '20240401' },
-    { patient: 3, policies: [DEMO_PRIVACY_POLICIES.share], date: '20240401' },
-  ];
-}
+/** The demo's acknowledgements: objecting to sharing (opted out), and agreeing to it. */
+export const DEMO_CONSENTS = {
+  optedOut: [{ policies: [DEMO_PRIVACY_POLICIES.optOut], date: '20240401' }],
+  shared: [{ policies: [DEMO_PRIVACY_POLICIES.share], date: '20240401' }],
+} satisfies Record<string, ConsentSpec[]>;
 
 export function validateConsents(spec: SeedSpec): void {
-  for (const c of spec.consents ?? []) {
-    if (!Number.isInteger(c.patient) || c.patient < 1 || c.patient > spec.patients.length)
-      throw new Error(`consent: patient must be 1 … ${spec.patients.length}: ${c.patient}`);
-    if (c.policies.length === 0) throw new Error('consent: at least one policy OID');
-    if (!/^\d{8}$/.test(c.date) || (c.until !== undefined && !/^\d{8}$/.test(c.until)))
-      throw new Error(`consent: dates are YYYYMMDD: ${c.date} ${c.until ?? ''}`);
-  }
+  for (const p of spec.patients)
+    for (const c of p.consents ?? []) {
+      if (c.policies.length === 0) throw new Error(`consent of ${p.id}: at least one policy OID`);
+      if (!/^\d{8}$/.test(c.date) || (c.until !== undefined && !/^\d{8}$/.test(c.until)))
+        throw new Error(`consent of ${p.id}: dates are YYYYMMDD: ${c.date} ${c.until ?? ''}`);
+    }
 }
 
 const esc = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
@@ -115,12 +115,10 @@ export async function generateConsents(
   write: (path: string, data: Buffer) => Promise<void>,
 ): Promise<ConsentManifest> {
   const out: ConsentManifest = { documentEntries: [], submissionSets: [], associations: [] };
-  const counts = new Map<number, number>();
-  for (const consent of spec.consents ?? []) {
-    const pi = consent.patient;
-    const n = (counts.get(pi) ?? 0) + 1;
-    counts.set(pi, n);
-    const patient = spec.patients[pi - 1];
+  const consents = spec.patients.flatMap((patient, i) =>
+    (patient.consents ?? []).map((consent, k) => ({ patient, consent, pi: i + 1, n: k + 1 })),
+  );
+  for (const { patient, consent, pi, n } of consents) {
     const uniqueId = childUid(spec.uidRoot, 11, pi, n);
     const signed = Instant.fromLocal(consent.date, '100000', c.utcOffset);
     const bytes = consentCda({
@@ -209,17 +207,37 @@ export function demoConsentDirectory(): Record<string, unknown> {
   };
 }
 
-/** One line per seeded consent document, for the demo's summary. */
-export function consentLines(manifests: Record<string, { consents?: ConsentManifest }>): string[] {
-  const lines: string[] = [];
-  for (const [label, m] of Object.entries(manifests)) {
-    for (const d of m.consents?.documentEntries ?? []) {
-      const what = d.eventCodeList.map((c) => c.display).join(', ');
-      const effect = d.eventCodeList.some((c) => c.code === DEMO_PRIVACY_POLICIES.optOut)
-        ? `community ${label} answers as if it did not know the patient`
-        : `community ${label} shares`;
-      lines.push(`  ${d.patientId}  in ${label}: ${what} → ${effect}`);
-    }
-  }
-  return lines;
+/** A seeded consent document as the demo shows it. */
+export interface SeededConsent {
+  community: string;
+  /** The patient's id in that community (CX). */
+  patientId: string;
+  name: string;
+  /** Display names of the acknowledged policies. */
+  acknowledged: string[];
+  /** The patient objects to sharing: the community answers as if it did not know them. */
+  optedOut: boolean;
+}
+
+/** Every consent document of the manifests, with the patient's name. */
+export function seededConsents(
+  manifests: Record<string, Pick<SeedManifest, 'patients' | 'consents'>>,
+): SeededConsent[] {
+  return Object.entries(manifests).flatMap(([community, m]) =>
+    (m.consents?.documentEntries ?? []).map((d) => ({
+      community,
+      patientId: d.patientId,
+      name: m.patients.find((p) => p.id === d.patientId)?.displayName ?? '',
+      acknowledged: d.eventCodeList.map((c) => c.display),
+      optedOut: d.eventCodeList.some((c) => c.code === DEMO_PRIVACY_POLICIES.optOut),
+    })),
+  );
+}
+
+/** One line of the demo's summary. */
+export function consentLine(c: SeededConsent): string {
+  const effect = c.optedOut
+    ? `community ${c.community} answers as if it did not know the patient`
+    : `community ${c.community} shares`;
+  return `  ${c.name}  ${c.patientId}  in ${c.community}: ${c.acknowledged.join(', ')} → ${effect}`;
 }

@@ -1,11 +1,23 @@
 /**
- * A small DICOM Part 10 writer and reader for little-endian transfer syntaxes (Explicit and Implicit VR).
+ * A small DICOM Part 10 writer and reader for little-endian transfer syntaxes (Explicit and Implicit VR,
+ * and the lossless compressed ones, whose data set is Explicit VR LE with encapsulated Pixel Data).
  * The writer produces exact bytes (defined-length sequences and items, even value lengths, elements in tag
  * order); the reader understands defined and undefined lengths, which real KOS files use.
  */
 
 export const TS_EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 export const TS_IMPLICIT_VR_LE = '1.2.840.10008.1.2';
+/** JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1). */
+export const TS_JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
+/** JPEG-LS Lossless Image Compression. */
+export const TS_JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
+
+/** Transfer syntaxes whose Pixel Data is encapsulated (compressed); only lossless ones are written. */
+const ENCAPSULATED = new Set([TS_JPEG_LOSSLESS_SV1, TS_JPEG_LS_LOSSLESS]);
+
+export function isEncapsulated(transferSyntaxUid: string): boolean {
+  return ENCAPSULATED.has(transferSyntaxUid);
+}
 
 /** This generator's implementation class (a 2.25 UUID-derived UID, no registered root needed). */
 export const IMPLEMENTATION_CLASS_UID = '2.25.306981536659234530536668564307272300957';
@@ -34,7 +46,10 @@ export type ValueVr =
   | 'UT';
 
 export type Element =
-  { tag: number; vr: ValueVr; value: Buffer } | { tag: number; vr: 'SQ'; items: Element[][] };
+  | { tag: number; vr: ValueVr; value: Buffer }
+  | { tag: number; vr: 'SQ'; items: Element[][] }
+  /** Encapsulated Pixel Data (PS3.5 A.4): an empty Basic Offset Table, then one fragment per frame. */
+  | { tag: number; vr: 'OB'; fragments: Buffer[] };
 
 /** VRs with a 2-byte reserved field and a 4-byte length in Explicit VR. */
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
@@ -88,6 +103,11 @@ export function sq(tag: number, items: Element[][]): Element {
   return { tag, vr: 'SQ', items };
 }
 
+/** Encapsulated Pixel Data (7FE0,0010): one frame per fragment, each padded to even length. */
+export function encapsulated(frames: Buffer[]): Element {
+  return { tag: 0x7fe00010, vr: 'OB', fragments: frames.map((f) => padEven(f, 'OB')) };
+}
+
 // ---- writer ------------------------------------------------------------------------------------
 
 function header(tag: number, vr: string, length: number, explicit: boolean): Buffer {
@@ -123,7 +143,17 @@ function encodeInto(out: Buffer[], elements: readonly Element[], explicit: boole
   for (let i = 0; i < sorted.length; i++) {
     const el = sorted[i];
     if (i > 0 && sorted[i - 1].tag === el.tag) throw new Error(`duplicate element ${tagString(el.tag)}`);
-    if (el.vr === 'SQ') {
+    if ('fragments' in el) {
+      if (!explicit) throw new Error('encapsulated Pixel Data needs Explicit VR');
+      out.push(header(el.tag, 'OB', UNDEFINED_LENGTH, true), header(ITEM, '', 0, true));
+      total += 12 + 8;
+      for (const f of el.fragments) {
+        out.push(header(ITEM, '', f.length, true), f);
+        total += 8 + f.length;
+      }
+      out.push(header(SEQUENCE_DELIMITATION, '', 0, true));
+      total += 8;
+    } else if (el.vr === 'SQ') {
       const headerAt = out.length;
       out.push(Buffer.alloc(0));
       let seqLength = 0;
@@ -192,10 +222,10 @@ export function encodePart10(
 }
 
 export function explicitFor(transferSyntaxUid: string): boolean {
-  if (transferSyntaxUid === TS_EXPLICIT_VR_LE) return true;
+  if (transferSyntaxUid === TS_EXPLICIT_VR_LE || isEncapsulated(transferSyntaxUid)) return true;
   if (transferSyntaxUid === TS_IMPLICIT_VR_LE) return false;
   throw new Error(
-    `unsupported transfer syntax ${transferSyntaxUid} (only Explicit/Implicit VR Little Endian)`,
+    `unsupported transfer syntax ${transferSyntaxUid} (Explicit/Implicit VR Little Endian, JPEG Lossless SV1, JPEG-LS Lossless)`,
   );
 }
 
@@ -221,6 +251,8 @@ export interface ParsedElement {
   value?: Buffer;
   /** Items of a sequence. */
   items?: ParsedDataset[];
+  /** Fragments of encapsulated Pixel Data (the Basic Offset Table first). */
+  fragments?: Buffer[];
 }
 
 export type ParsedDataset = Map<number, ParsedElement>;
@@ -292,6 +324,10 @@ class Reader {
         const [items, after] = inner.sequence(valueAt, length, depth + 1);
         next = after;
         el = { tag, vr: 'SQ', offset: valueAt, length: after - valueAt, items };
+      } else if (length === UNDEFINED_LENGTH && (vr === 'OB' || vr === 'OW')) {
+        const [fragments, after] = this.fragments(valueAt);
+        next = after;
+        el = { tag, vr, offset: valueAt, length: after - valueAt, fragments };
       } else {
         if (length === UNDEFINED_LENGTH)
           throw new Error(`undefined length for ${tagString(tag)} ${vr} is not supported`);
@@ -305,6 +341,21 @@ class Reader {
     if (end === undefined) throw new Error('missing item delimiter');
     if (pos !== end) throw new Error(`element overruns its container at offset ${pos}`);
     return [ds, pos];
+  }
+
+  /** Items of encapsulated data up to the sequence delimiter (PS3.5 A.4). */
+  private fragments(pos: number): [Buffer[], number] {
+    const out: Buffer[] = [];
+    for (;;) {
+      this.need(pos, 8, 'fragment header');
+      const tag = ((this.buf.readUInt16LE(pos) << 16) | this.buf.readUInt16LE(pos + 2)) >>> 0;
+      const length = this.buf.readUInt32LE(pos + 4);
+      if (tag === SEQUENCE_DELIMITATION) return [out, pos + 8];
+      if (tag !== ITEM) throw new Error(`expected a fragment at offset ${pos}, found ${tagString(tag)}`);
+      this.need(pos + 8, length, 'fragment');
+      out.push(this.buf.subarray(pos + 8, pos + 8 + length));
+      pos += 8 + length;
+    }
   }
 
   private sequence(pos: number, length: number, depth: number): [ParsedDataset[], number] {

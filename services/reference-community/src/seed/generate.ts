@@ -46,6 +46,7 @@ import type {
 export type * from './types';
 export { readKos, type KosContents, type KosSeries } from './kos';
 export { defaultDemoSpecs, largeSeedSpec } from './specs';
+export { XCPD_DEMO_AUTHORITIES, xcpdDemoPatientIds, xcpdDemoSpecs } from './specs-xcpd';
 
 export const GENERATOR = { name: 'xcai-reference-community-seed', version: 1 } as const;
 
@@ -430,6 +431,7 @@ export async function generateCommunitySeed(spec: SeedSpec, outDir: string): Pro
       characterSet: patientCtx.characterSet,
       birthDate: p.birthDate,
       sex: p.sex,
+      ...(p.address ? { address: p.address } : {}),
       studies: [],
     };
     for (let si = 1; si <= p.studies.length; si++) {
@@ -449,7 +451,7 @@ export async function generateCommunitySeed(spec: SeedSpec, outDir: string): Pro
     }
     manifest.patients.push(patient);
   }
-  if (spec.consents?.length)
+  if (spec.patients.some((p) => p.consents?.length))
     manifest.consents = await generateConsents(spec, c, (p, d) => writer.write(p, d));
   await writer.write('manifest.json', Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8'));
   await writer.flush();

@@ -5,14 +5,18 @@
  */
 import { endianness } from 'node:os';
 import { encodeText, specificCharacterSet, personNameValue } from './charset';
+import { encodeFrame } from './codec';
 import {
   ascii,
   binary,
   elementHeaderLength,
+  encapsulated,
   encodePart10,
   encoded,
   explicitFor,
+  isEncapsulated,
   sq,
+  TS_EXPLICIT_VR_LE,
   uid,
   us,
   type Element,
@@ -113,6 +117,7 @@ export interface ImageParams {
   seed: number;
 }
 
+const BITS_STORED = 12;
 const FIELD_OF_VIEW_MM = 350;
 const SLICE_THICKNESS_MM = 5;
 const MIN_MATRIX = 8;
@@ -146,10 +151,12 @@ function imageElements(p: ImageParams, sopClassUid: string, columns: number): El
     us(0x00280002, 1),
     ascii(0x00280004, 'CS', 'MONOCHROME2'),
     us(0x00280100, 16),
-    us(0x00280101, 12),
-    us(0x00280102, 11),
+    us(0x00280101, BITS_STORED),
+    us(0x00280102, BITS_STORED - 1),
     us(0x00280103, 0),
   ];
+  // compressed, but losslessly (PS3.3 C.7.6.1.1.5)
+  if (isEncapsulated(p.transferSyntaxUid)) els.push(ascii(0x00282110, 'CS', '00'));
   const spacing = (FIELD_OF_VIEW_MM / columns).toFixed(6);
   const z = -(p.instanceNumber - 1) * SLICE_THICKNESS_MM;
   const plane: Element[] = [
@@ -271,13 +278,18 @@ export function renderPixels(rows: number, columns: number, seed: number, slice:
   return buf;
 }
 
-/** A Part 10 image instance of about `targetSize` bytes. */
+/**
+ * A Part 10 image instance of about `targetSize` bytes (uncompressed; a compressed one has the same
+ * matrix and is smaller).
+ */
 export function buildImage(p: ImageParams): Buffer {
   const sopClassUid = sopClassForModality(p.modality);
-  const explicit = explicitFor(p.transferSyntaxUid);
+  // the matrix is that of the uncompressed instance, so a compressed one holds the same samples
+  const layout = isEncapsulated(p.transferSyntaxUid) ? { ...p, transferSyntaxUid: TS_EXPLICIT_VR_LE } : p;
+  const explicit = explicitFor(layout.transferSyntaxUid);
   const sizeWithout = (columns: number) =>
-    encodePart10(sopClassUid, p.sopInstanceUid, p.transferSyntaxUid, [
-      ...imageElements(p, sopClassUid, columns),
+    encodePart10(sopClassUid, p.sopInstanceUid, layout.transferSyntaxUid, [
+      ...imageElements(layout, sopClassUid, columns),
       us(0x00280010, 0),
       us(0x00280011, 0),
     ]).length + elementHeaderLength('OW', explicit);
@@ -291,10 +303,13 @@ export function buildImage(p: ImageParams): Buffer {
     matrix = chooseMatrix(p.targetSize - header);
   }
   const pixels = renderPixels(matrix.rows, matrix.columns, p.seed, p.instanceNumber);
+  const pixelData = isEncapsulated(p.transferSyntaxUid)
+    ? encapsulated([encodeFrame(p.transferSyntaxUid, pixels, matrix.rows, matrix.columns, BITS_STORED)])
+    : binary(0x7fe00010, 'OW', pixels);
   return encodePart10(sopClassUid, p.sopInstanceUid, p.transferSyntaxUid, [
     ...imageElements(p, sopClassUid, matrix.columns),
     us(0x00280010, matrix.rows),
     us(0x00280011, matrix.columns),
-    binary(0x7fe00010, 'OW', pixels),
+    pixelData,
   ]);
 }

@@ -37,8 +37,10 @@ export interface StudySpec {
   /** Target size of each instance file in bytes (the image matrix is chosen to come as close as possible). */
   instanceSize: number;
   /**
-   * Transfer syntaxes, cycled per series (series k uses entry k mod n). Only
-   * 1.2.840.10008.1.2.1 (Explicit VR LE) and 1.2.840.10008.1.2 (Implicit VR LE). Default: Explicit VR LE.
+   * Transfer syntaxes, cycled per series (series k uses entry k mod n): 1.2.840.10008.1.2.1 (Explicit VR
+   * LE), 1.2.840.10008.1.2 (Implicit VR LE), and the lossless compressed 1.2.840.10008.1.2.4.70 (JPEG
+   * Lossless SV1) and 1.2.840.10008.1.2.4.80 (JPEG-LS Lossless), encoded by the generator itself (no
+   * lossy syntax exists here). Default: Explicit VR LE.
    */
   transferSyntaxes?: string[];
   /**
@@ -59,7 +61,23 @@ export interface PatientSpec {
   /** YYYYMMDD */
   birthDate: string;
   sex: 'M' | 'F' | 'O';
+  /** Where the patient lives (the reference MPI's demographics; not written into DICOM or XDS). */
+  address?: PatientAddress;
   studies: StudySpec[];
+  /**
+   * The patient's Privacy Policy Acknowledgement documents (BPPC) in this community (seed/consent.ts).
+   * They belong to the patient, not to a position in the list, so they follow the patient whatever id
+   * the community gives them.
+   */
+  consents?: ConsentSpec[];
+}
+
+export interface PatientAddress {
+  streetAddressLine: string[];
+  city: string;
+  state: string;
+  postalCode: string;
+  country: string;
 }
 
 export interface SeedSpec {
@@ -82,14 +100,10 @@ export interface SeedSpec {
   /** Local time zone of the community's DICOM dates/times, ±hhmm; XDS times are UTC. Default '+0900'. */
   utcOffset?: string;
   patients: PatientSpec[];
-  /** Privacy Policy Acknowledgement documents (BPPC) to register for some patients (seed/consent.ts). */
-  consents?: ConsentSpec[];
 }
 
-/** One patient's acknowledgement of privacy policies (ITI TF-1 §19). */
+/** One acknowledgement of privacy policies by the patient (ITI TF-1 §19). */
 export interface ConsentSpec {
-  /** The patient, 1-based index into `patients`. */
-  patient: number;
   /** Policy OIDs acknowledged (the document's eventCodeList). */
   policies: string[];
   /** Effective from this local date (YYYYMMDD) … */
@@ -103,8 +117,6 @@ export interface ConsentManifest {
   documentEntries: XdsDocumentEntry[];
   submissionSets: XdsSubmissionSet[];
   associations: XdsAssociation[];
-  /** Consent documents, when the spec names some (registered and stored like the manifests). */
-  consents?: ConsentManifest;
 }
 
 export interface CodedValue {
@@ -232,6 +244,7 @@ export interface ManifestPatient {
   characterSet: CharacterSet;
   birthDate: string;
   sex: string;
+  address?: PatientAddress;
   studies: ManifestStudy[];
 }
 

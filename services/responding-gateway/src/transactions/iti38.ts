@@ -11,6 +11,8 @@
  *   (IHE XCA-I M6) — gives, by policy, an empty Success or XDSUnknownPatientId.
  * - Only what may leave the community is answered (R9, R10): a patient whose consent refuses the
  *   calling community is answered exactly like an unknown patient (disclosure/).
+ * - Every RegistryError carries our homeCommunityId in location, also those our registry made
+ *   (ITI TF-2 3.38.4.1.3).
  */
 import {
   Action,
@@ -18,6 +20,7 @@ import {
   encodeQueryResult,
   ErrorCode,
   isPatientQuery,
+  locate,
   mergeQueryAnswers,
   queryAuditEvents,
   queryCall,
@@ -51,15 +54,12 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
       return [
         registryError(
           ErrorCode.MissingHomeCommunityId,
-          'a query without a patient id must carry the home attribute',
-          req.queryId,
+          `a query without a patient id (${req.queryId}) must carry the home attribute`,
         ),
       ];
     }
     if (req.home !== undefined && req.home !== own) {
-      return [
-        registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not served by this gateway`, req.home),
-      ];
+      return [registryError(ErrorCode.UnknownCommunity, `home ${req.home} is not served by this gateway`)];
     }
     return [];
   },
@@ -72,7 +72,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
     if (!registry) {
       return {
         calls: [],
-        errors: [registryError(ErrorCode.RegistryError, 'no registry is configured', own)],
+        errors: [registryError(ErrorCode.RegistryError, 'no registry is configured')],
       };
     }
     const target = { kind: 'local' as const, location: own, label: 'local registry', endpoint: registry };
@@ -83,9 +83,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
           target,
           'ITI-18',
           registryQuery(req, ctx),
-          (why) => [
-            registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`, own),
-          ],
+          (why) => [registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`)],
           { relayOnly: true },
         ),
       ],
@@ -103,7 +101,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
       (refused ||
         (res.objects.length === 0 &&
           (outcomes.length === 0 || res.errors.some((e) => e.errorCode === ErrorCode.UnknownPatientId))));
-    return unknown ? unknownPatientAnswer(res, ctx) : res;
+    return locate(unknown ? unknownPatientAnswer(res, ctx) : res, 'responder', own);
   },
 
   encode: (res) => encodeQueryResult(res),
@@ -117,13 +115,7 @@ function unknownPatientAnswer(res: QueryResult, ctx: Ctx): QueryResult {
   return {
     ...res,
     status: 'Failure',
-    errors: [
-      registryError(
-        ErrorCode.UnknownPatientId,
-        'the patient is not known in this community',
-        ctx.gateway.directory.homeCommunityId,
-      ),
-    ],
+    errors: [registryError(ErrorCode.UnknownPatientId, 'the patient is not known in this community')],
     objects: [],
   };
 }

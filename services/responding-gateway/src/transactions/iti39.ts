@@ -3,7 +3,8 @@
  *
  * HomeCommunityId is mandatory in every DocumentRequest (XDSMissingHomeCommunityId) and must be
  * ours (XDSUnknownCommunity). The documents are split by RepositoryUniqueId into ITI-43 requests
- * to our repositories, merged, and every DocumentResponse carries our HomeCommunityId.
+ * to our repositories, merged, and every DocumentResponse carries our HomeCommunityId. Every
+ * RegistryError carries our homeCommunityId in location, the document in codeContext (3.39.4.1.3).
  * A document that may not leave the community (R9, R10) is answered as unknown, unfetched.
  */
 import {
@@ -11,6 +12,7 @@ import {
   decodeRetrieveDocumentSetRequest,
   type DocumentRequest,
   encodeRetrieveResult,
+  locate,
   localRepositoryRoute,
   mergeRetrieve,
   missingHome,
@@ -44,7 +46,12 @@ export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
     });
   },
 
-  merge: (_docs, outcomes, errors, ctx) => mergeRetrieve(outcomes, errors, respondingPolicy(ctx), ctx),
+  merge: async (_docs, outcomes, errors, ctx) =>
+    locate(
+      await mergeRetrieve(outcomes, errors, respondingPolicy(ctx), ctx),
+      'responder',
+      ctx.gateway.directory.homeCommunityId,
+    ),
 
   encode: (res) => encodeRetrieveResult(res),
 

@@ -5,7 +5,9 @@
  * HomeCommunityId is mandatory in every DocumentRequest and must be ours. The documents are split
  * by RepositoryUniqueId into RAD-69 requests to our Imaging Document Sources, keeping the
  * Study/Series nesting and the transfer syntax list; the answers merge into one streamed MTOM
- * response, our HomeCommunityId on every DocumentResponse, every instance checked on the way.
+ * response, our HomeCommunityId on every DocumentResponse, every instance checked on the way. Every
+ * RegistryError carries our homeCommunityId in location (RAD TF-3 4.75, Gazelle RAD75-004), also those
+ * of the Imaging Document Sources; the instance concerned is named in codeContext.
  * Instances of a study that may not leave the community (R9, R10) are answered as unknown, unfetched.
  */
 import {
@@ -15,6 +17,7 @@ import {
   encodeRetrieveResult,
   imagingDocuments,
   type ImagingRequest,
+  locate,
   localImagingSourceRoute,
   mergeRetrieve,
   missingHome,
@@ -50,8 +53,12 @@ export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
     });
   },
 
-  merge: (req, outcomes, errors, ctx) =>
-    mergeRetrieve(outcomes, errors, respondingPolicy(ctx, dicomCheck(req.transferSyntaxUids)), ctx),
+  merge: async (req, outcomes, errors, ctx) =>
+    locate(
+      await mergeRetrieve(outcomes, errors, respondingPolicy(ctx, dicomCheck(req.transferSyntaxUids)), ctx),
+      'responder',
+      ctx.gateway.directory.homeCommunityId,
+    ),
 
   encode: (res) => encodeRetrieveResult(res),
 

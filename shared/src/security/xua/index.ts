@@ -37,7 +37,7 @@
  * chosen-prefix "SHA-1 is a Shambles" 2020), NIST SP 800-131A disallows it for signature
  * generation, and XML-DSig 1.1 deprecates it. An assertion signed over a SHA-1 digest can be
  * exchanged for a colliding document by anyone who can influence what the IdP signs. Note that
- * several deployed IdPs (all four samples in the kit) still sign with rsa-sha1; enabling
+ * several deployed IdPs (every captured sample we have seen) still sign with rsa-sha1; enabling
  * `allowSha1` for such a peer is an explicit, per-policy risk decision.
  *
  * Not checked here (caller's business): holder-of-key proof (for `holder-of-key` confirmation the
