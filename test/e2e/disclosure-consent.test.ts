@@ -8,7 +8,9 @@
  *    audit record says why;
  *  - the policy is per calling community (which policy OIDs permit, the default without consent);
  *  - consent read from a consent service and from a file (reread when it changes); a consent
- *    source that cannot answer releases nothing, for every patient alike.
+ *    source that cannot answer releases nothing, for every patient alike;
+ *  - with every community's own patient ids (XCPD), consent covers patient discovery too: an
+ *    opted-out patient is no match to ITI-55, so the initiating gateway never asks for them.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,26 +20,42 @@ import { join } from 'node:path';
 import {
   Action,
   decodeAdhocQueryResponse,
+  decodePatientQueryAnswer,
   encodeFindDocumentsRequest,
+  encodePatientQuery,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
   documentEntryFacts,
   sourceOf,
+  type PatientQuery,
 } from '@xcai/shared';
 import type { Agent } from 'undici';
 import { readManifest } from '../../services/reference-community/src/server';
 import { DEMO_PRIVACY_POLICIES } from '../../services/reference-community/src/seed/consent';
+import {
+  XCPD_DEMO_AUTHORITIES,
+  xcpdDemoPatientIds,
+} from '../../services/reference-community/src/seed/generate';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
 import { makePki, type TestPki } from '../support/certs';
 import { retrieveCall, soapCall } from '../support/client';
-import { demoSeeds, spawnCommunity, studyImagingRequest, type CommunityProcess } from '../support/federation';
+import {
+  demoSeeds,
+  localOf,
+  spawnCommunity,
+  studyImagingRequest,
+  xcpdSeeds,
+  type CommunityProcess,
+} from '../support/federation';
 import {
   errorsWithoutIds,
   gatewayEnv,
+  igDirectoryJson,
   kosRequests,
   rgDirectoryJson,
   spoolRecords,
 } from '../support/gateways';
+import { findDocuments } from '../support/xcpd';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 
 const cx = (id: string) => `${id}^^^&1.3.6.1.4.1.21367.13.20.1000&ISO`;
@@ -296,5 +314,133 @@ describe('other consent sources', () => {
     await new Promise((r) => setTimeout(r, 1100)); // the file is looked at once a second at most
     writeFileSync(file, `patients:\n  '${TANAKA}': ['${SHARE}']\n  '${YAMADA}': ['${SHARE}']\n`);
     expect(answer(await iti38(g.url, YAMADA, asA)).objects.length).toBeGreaterThan(0);
+  });
+});
+
+describe('consent in patient discovery (XCPD: every community its own patient ids)', () => {
+  // As `npm start` runs them: A's JP1002 (Sato, opted out in B) is B's B-4712; Tanaka consented.
+  const ids = [...xcpdDemoPatientIds().values()] as Record<'A' | 'B', string>[];
+  const [sato, tanaka] = [ids[1], ids[2]];
+  let xpki: TestPki;
+  let refs: Record<'A' | 'B', CommunityProcess>;
+  let rgB: GatewayProcess;
+  let igA: GatewayProcess;
+  let rgSpool: string;
+  let consumer: Agent;
+  let asGwA: Agent;
+
+  beforeAll(async () => {
+    const seeds = await xcpdSeeds();
+    const [a, b] = await Promise.all([spawnCommunity([seeds.A]), spawnCommunity([seeds.B])]);
+    refs = { A: a, B: b };
+    xpki = makePki(['gw-a', 'gw-b', 'consumer'], 'consent-xcpd');
+    const rgEnv = gatewayEnv(xpki, 'gw-b', 'required');
+    rgSpool = rgEnv.spool;
+    rgB = await spawnGateway(
+      'responding',
+      rgDirectoryJson(
+        refs.B,
+        { homeCommunityId: HOME_A, name: 'A', certName: 'gw-a', ca: xpki.ca },
+        {
+          local: { ...localOf(refs.B), patientDemographicsSupplier: { url: refs.B.pdq } },
+          patientIdentity: { assigningAuthority: XCPD_DEMO_AUTHORITIES.B },
+          policy: { unknownPatient: 'XDSUnknownPatientId' },
+          consent: { source: 'bppc', default: 'permit', permit: [SHARE], deny: [OPT_OUT] },
+        },
+      ),
+      rgEnv.env,
+    );
+    const ig = igDirectoryJson(
+      { homeCommunityId: refs.B.homeCommunityId, url: rgB.url, certName: 'gw-b', ca: xpki.ca },
+      {
+        local: { ...localOf(refs.A), patientDemographicsSupplier: { url: refs.A.pdq } },
+        patientIdentity: { assigningAuthority: XCPD_DEMO_AUTHORITIES.A },
+        consumers: [{ name: 'PACS', identity: { trustAnchors: [xpki.ca], names: ['consumer'] } }],
+      },
+    );
+    const toB = (ig.communities as Record<string, Record<string, unknown>>[])[0];
+    toB.endpoints.iti55 = `${rgB.url}/iti55`;
+    toB.patientIdentity = { mode: 'xcpd', assigningAuthority: XCPD_DEMO_AUTHORITIES.B };
+    igA = await spawnGateway('initiating', ig, gatewayEnv(xpki, 'gw-a', 'required').env);
+    consumer = xpki.client('consumer');
+    asGwA = xpki.client('gw-a');
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all([igA?.stop(), rgB?.stop()]);
+    await Promise.all([refs?.A.stop(), refs?.B.stop()]);
+    await consumer?.close();
+    await asGwA?.close();
+    xpki?.remove();
+  });
+
+  const n = (family: string, given: string, use: string) => ({
+    family: [family],
+    given: [given],
+    prefix: [],
+    suffix: [],
+    use: [use],
+  });
+  /** An ITI-55 as A's initiating gateway sends it: A's id, the demographics from A's MPI. */
+  const discovery = (id: string, birthTime: string): PatientQuery => ({
+    messageId: { root: '5d1f2c3b-4a59-4687-9766-554433221100' },
+    sender: { id: { root: HOME_A.slice(8) }, organization: HOME_A.slice(8) },
+    receivers: [{ id: { root: refs.B.homeCommunityId.slice(8) } }],
+    senderAssigningAuthority: XCPD_DEMO_AUTHORITIES.A,
+    queryId: { root: HOME_A.slice(8), extension: 'consent' },
+    responsePriority: 'I',
+    ids: [{ root: XCPD_DEMO_AUTHORITIES.A, extension: id }],
+    demographics: {
+      names: [n('佐藤', '花子', 'IDE'), n('さとう', 'はなこ', 'SYL')],
+      gender: 'F',
+      birthTime,
+      addresses: [],
+    },
+    scopingOrganizations: [],
+  });
+  const iti55 = async (q: PatientQuery) => {
+    const a = await soapCall(`${rgB.url}/iti55`, Action.ITI55, encodePatientQuery(q), { dispatcher: asGwA });
+    expect(a.status).toBe(200);
+    const { messageId: _id, ...ans } = decodePatientQueryAnswer(a.envelope.doc, a.envelope.payload);
+    return ans;
+  };
+
+  it("answers patient discovery (ITI-55) for an opted-out patient as no match: A's gateway never asks B about them", async () => {
+    // Directly: Sato is answered exactly like a person B's MPI does not know (another birth date).
+    const refused = await iti55(discovery('JP1002', '19780824'));
+    const nobody = await iti55(discovery('JP1099', '19780825'));
+    expect(refused).toEqual(nobody);
+    expect(refused).toMatchObject({
+      acknowledgement: 'AA',
+      queryResponseCode: 'NF',
+      matches: [],
+      issues: [],
+    });
+    // B's own record names the patient it withheld, and why.
+    const views = await spoolRecords(rgSpool, (vs) =>
+      vs.some((v) => v.transaction === 'ITI-55' && v.patients.includes(sato.B)),
+    );
+    const served = views.find((v) => v.transaction === 'ITI-55' && v.patients.includes(sato.B))!;
+    expect(served.outcome).toBe(4);
+    expect(served.outcomeDescription).toContain('consent-denied');
+    expect(served.outcomeDescription).toContain(OPT_OUT);
+
+    // Through A's initiating gateway: the consented patient's documents arrive from B (the XCPD
+    // path works); for the opted-out one B gives nothing, no error, and is never asked ITI-38.
+    const shared = await findDocuments(`${igA.url}/iti18`, tanaka.A, { dispatcher: consumer });
+    expect(shared.errors).toEqual([]);
+    expect(shared.patients.filter((p) => p === tanaka.B).length).toBeGreaterThan(0);
+    const hidden = await findDocuments(`${igA.url}/iti18`, sato.A, { dispatcher: consumer });
+    expect(hidden.status).toBe('Success');
+    expect(hidden.errors).toEqual([]);
+    expect(hidden.homes.filter((h) => h === refs.B.homeCommunityId)).toEqual([]);
+    const atB = await spoolRecords(rgSpool, (vs) => vs.filter((v) => v.transaction === 'ITI-55').length >= 4);
+    expect(atB.filter((v) => v.transaction === 'ITI-38').map((v) => v.patients)).toEqual([[tanaka.B]]);
+
+    // And B's own id for the patient, asked directly, is an unknown patient (ITI-38).
+    const direct = await iti38(rgB.url, sato.B, asGwA);
+    expect(payloadOf(direct)).toBe(
+      payloadOf(await iti38(rgB.url, `B-9999^^^&${XCPD_DEMO_AUTHORITIES.B}&ISO`, asGwA)),
+    );
   });
 });

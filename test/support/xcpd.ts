@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import {
   Action,
   decodeAdhocQueryResponse,
@@ -119,8 +119,12 @@ export interface FoundDocuments {
 }
 
 /** ITI-18 FindDocuments at an initiating gateway, as a consumer sends it. */
-export async function findDocuments(iti18: string, patient: string): Promise<FoundDocuments> {
-  const a = await soapCall(iti18, Action.ITI18, encodeFindDocumentsRequest(patient));
+export async function findDocuments(
+  iti18: string,
+  patient: string,
+  o: { dispatcher?: Dispatcher } = {},
+): Promise<FoundDocuments> {
+  const a = await soapCall(iti18, Action.ITI18, encodeFindDocumentsRequest(patient), o);
   if (a.status !== 200) throw new Error(`ITI-18 answered HTTP ${a.status}: ${a.xml.slice(0, 300)}`);
   const r = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
   const facts = r.objects.map(documentEntryFacts).filter((f) => f !== undefined);

@@ -1,13 +1,24 @@
 /**
  * The disclosure rules as functions (disclosure/policy.ts, consent.ts, entries.ts, notes.ts) and
  * their directory settings (directory/policy.ts): consent verdicts, document-class restrictions,
- * consent effective times, break-glass eligibility, audit notes, and every bad setting named.
+ * consent effective times, break-glass eligibility, audit notes, the ITI-55 decision, and every bad
+ * setting named.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   BPPC_CLASS_CODE,
+  Disclosure,
   EMERGENCY_PURPOSES,
+  noMatch,
+  noopAuditSink,
   readDirectory,
+  screenPatientMatch,
+  silentLogger,
   type ConsentPolicy,
+  type Ctx,
+  type PatientQueryAnswer,
   type TransactionAuditEvent,
 } from '@xcai/shared';
 import { emergencyPurpose } from '@xcai/shared/src/disclosure/break-glass';
@@ -233,5 +244,84 @@ describe('directory settings', () => {
       'revocation[0].ocsp.url: must be an http:// URL (OCSP responses are signed; RFC 6960 A.1)',
       'revocation[1]: names neither crls nor ocsp',
     ]);
+  });
+});
+
+describe('patient discovery (ITI-55 at the responding gateway)', () => {
+  const AUTHORITY = '1.2.392.9';
+  const cx = (id: string) => `${id}^^^&${AUTHORITY}&ISO`;
+  const match = (id: string): PatientQueryAnswer => ({
+    ...noMatch(),
+    queryResponseCode: 'OK',
+    matches: [
+      {
+        patientId: { root: AUTHORITY, extension: id },
+        otherIds: [],
+        person: { names: [], addresses: [] },
+        custodian: '1.2.3',
+        healthDataLocator: 'NotHealthDataLocator',
+        score: 100,
+      },
+    ],
+  });
+  const screen = (file: string) => {
+    const directory = readDirectory({
+      homeCommunityId: 'urn:oid:1.2.3',
+      local: { registry: { url: 'http://127.0.0.1:1/r' } },
+      communities: [{ homeCommunityId: 'urn:oid:1.2.4', name: 'A' }],
+      consent: { source: 'file', file, default: 'permit', permit: [SHARE], deny: [OPT_OUT], cacheMs: 0 },
+    });
+    const disclosure = new Disclosure({
+      directory,
+      audit: noopAuditSink,
+      log: silentLogger,
+    });
+    return async (answer: PatientQueryAnswer) => {
+      const ctx = {
+        gateway: { directory, disclosure },
+        caller: { community: directory.communities[0] },
+        humanRequestors: [],
+        purposesOfUse: [],
+      } as unknown as Ctx;
+      const out = await screenPatientMatch(answer, ctx);
+      const ev = withReleaseNote({ ...sampleServed(), outcome: 0 }, ctx);
+      return { ...out, description: ev.outcomeDescription, outcome: ev.outcome };
+    };
+  };
+  const sampleServed = (): TransactionAuditEvent => ({
+    kind: 'transaction',
+    transaction: 'ITI-55',
+    side: 'responder',
+    eventDateTime: new Date('2025-04-01T00:00:00Z'),
+    requester: { userId: 'r' },
+    responder: { userId: 's' },
+    humanRequestors: [],
+    patientIds: [],
+    outcome: 0,
+    groups: [],
+  });
+  const strip = ({ messageId: _m, ...a }: PatientQueryAnswer) => a;
+
+  it('a match whose consent refuses the caller, or cannot be read, is no match; others pass unchanged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xcai-consent-unit-'));
+    const file = join(dir, 'consent.yaml');
+    writeFileSync(file, `patients:\n  '${cx('OUT')}': ['${OPT_OUT}']\n  '${cx('IN')}': ['${SHARE}']\n`);
+    const run = screen(file);
+    const refused = await run(match('OUT'));
+    expect(strip(refused.answer)).toEqual(strip(noMatch()));
+    expect(refused.withheld).toBe(cx('OUT'));
+    expect(refused.outcome).toBe(4);
+    expect(refused.description).toContain(`consent-denied`);
+    const shared = await run(match('IN'));
+    expect(shared.answer.queryResponseCode).toBe('OK');
+    expect(shared.answer.matches.map((m) => m.patientId.extension)).toEqual(['IN']);
+    expect(shared.withheld).toBeUndefined();
+    const none = noMatch();
+    expect((await run(none)).answer).toBe(none);
+
+    const unreadable = await screen(join(dir, 'missing.yaml'))(match('IN'));
+    expect(strip(unreadable.answer)).toEqual(strip(noMatch()));
+    expect(unreadable.withheld).toBe(cx('IN'));
+    expect(unreadable.description).toContain('consent-unavailable');
   });
 });

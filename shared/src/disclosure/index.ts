@@ -1,14 +1,16 @@
 /**
  * What may leave the community (Responding Gateway): patient consent (R10), break-glass (R11) and
- * the per-community document-class policy (R9), decided before ITI-38, ITI-39 or RAD-75 data goes
- * out. The transaction modules call three functions:
+ * the per-community document-class policy (R9), decided before ITI-38, ITI-39, RAD-75 or ITI-55
+ * data goes out. The transaction modules call four functions:
  *
  *  - `registryQuery` (ITI-38 plan): the query for our registry — LeafClass where the requester
  *    asked for ObjectRefs, since references alone cannot be screened;
  *  - `screenQueryAnswer` (ITI-38 merge): drops what the caller may not see; a patient whose consent
  *    refuses this community is answered exactly like an unknown patient (R42);
  *  - `screenRetrieve` (ITI-39 / RAD-75 plan): which requested documents are withheld, answered as
- *    unknown documents (XDSDocumentUniqueIdError) before anything is fetched.
+ *    unknown documents (XDSDocumentUniqueIdError) before anything is fetched;
+ *  - `screenPatientMatch` (ITI-55 merge): a matched patient whose consent refuses this community is
+ *    no match, so that patient discovery does not disclose them either.
  *
  * Retrieve requests name no patient: ITI-39 documents are looked up in our registry (GetDocuments);
  * RAD-75 studies through the KOS manifests released to the caller (released.ts). What was withheld
@@ -29,6 +31,9 @@ import type { Redis } from '../redis/client';
 import type { QueryResult } from '../transactions/query';
 import type { Logger } from '../util/log';
 import type { DocumentRequest, ImagingDocumentRef } from '../xds/retrieve';
+import { iiToPatientId, patientCx } from '../hl7v3/cx';
+import type { PatientQueryAnswer } from '../hl7v3/patient-response';
+import { noMatch } from '../identity/respond';
 import { NS } from '../xml/ns';
 import { escapeAttr } from '../xml/write';
 import { BreakGlassAlerts, emergencyPurpose } from './break-glass';
@@ -280,6 +285,30 @@ export async function screenQueryAnswer(
 
 function objectRef(id: string, home: string): string {
   return `<rim:ObjectRef xmlns:rim="${NS.rim}" id="${escapeAttr(id)}" home="${escapeAttr(home)}"/>`;
+}
+
+/**
+ * ITI-55: our answer, unless its one match may not be disclosed to the caller. Matches are returned
+ * "after consideration of all policy constraints" (ITI TF-2 3.55.4.1.3.1): a patient whose consent
+ * refuses the caller — or whose consent cannot be read — is no match, exactly like a person our MPI
+ * does not know (R42). `withheld`: that patient, for our own audit record.
+ */
+export async function screenPatientMatch(
+  answer: PatientQueryAnswer,
+  ctx: Ctx,
+): Promise<{ answer: PatientQueryAnswer; withheld?: string }> {
+  const s = screening(ctx, 'ITI-55');
+  const id = answer.matches.length === 1 ? iiToPatientId(answer.matches[0].patientId) : undefined;
+  if (!s || !id) return { answer };
+  const patient = patientCx(id);
+  try {
+    if ((await s.decide(patient)).release) return { answer };
+    s.d.withheld.inc({ community: s.key, reason: 'consent' });
+  } catch (e) {
+    if (!(e instanceof LookupFailed)) throw e;
+    s.unavailable(e);
+  }
+  return { answer: noMatch(), withheld: patient };
 }
 
 /** Which documents of a retrieve are withheld, and the error that answers each. */

@@ -237,7 +237,7 @@ export function seededConsents(
 /** One line of the demo's summary. */
 export function consentLine(c: SeededConsent): string {
   const effect = c.optedOut
-    ? `community ${c.community} answers as if it did not know the patient`
+    ? `community ${c.community} answers as if it did not know the patient (ITI-55 and ITI-38)`
     : `community ${c.community} shares`;
   return `  ${c.name}  ${c.patientId}  in ${c.community}: ${c.acknowledged.join(', ')} → ${effect}`;
 }
