@@ -13,19 +13,13 @@ import { Action, encodeFindDocumentsRequest, encodeRetrieveDocumentSetRequest } 
 import { readManifest } from '../../services/reference-community/src/server';
 import { DEMO_PRIVACY_POLICIES } from '../../services/reference-community/src/seed/consent';
 import { retrieveCall, soapCall } from '../support/client';
-import { demoSeeds, localOf, spawnCommunity } from '../support/federation';
+import { BENCH_LIMITS, demoSeeds, localOf, spawnCommunity } from '../support/federation';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 
 const smoke = process.argv.includes('--smoke');
 const N = smoke ? 15 : 400;
 const PATIENT = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const CALLER = { homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.101', name: 'A' };
-const LIMITS = {
-  maxConcurrentRequests: 10_000,
-  requestsPerSecond: 100_000,
-  burst: 100_000,
-  maxConnections: 10_000,
-};
 
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -41,7 +35,7 @@ async function main(): Promise<void> {
     name: 'B',
     local: localOf(ref),
     communities: [CALLER],
-    inboundLimits: LIMITS,
+    inboundLimits: BENCH_LIMITS,
     ...(consent ? { consent } : {}),
   });
   const bppc = { source: 'bppc', default: 'permit', deny: [DEMO_PRIVACY_POLICIES.optOut] };

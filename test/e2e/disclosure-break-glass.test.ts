@@ -77,24 +77,15 @@ beforeAll(async () => {
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
   const webhook = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alerts`;
   const directoryFor = (until?: string) => {
-    const dir = rgDirectoryJson(
+    return rgDirectoryJson(
       refB,
-      {
-        homeCommunityId: HOME_A,
-        name: 'A',
-        certName: 'gw-a',
-        ca: pki.ca,
-        consent: { breakGlass: true },
-      },
+      [
+        { homeCommunityId: HOME_A, name: 'A', certName: 'gw-a', ca: pki.ca, consent: { breakGlass: true } },
+        // Community C's agreement has no break-glass.
+        { homeCommunityId: HOME_C, name: 'C', certName: 'gw-c', ca: pki.ca },
+      ],
       { xua: xua(), consent, breakGlass: { webhook: { url: webhook }, ...(until ? { until } : {}) } },
     );
-    // Community C's agreement has no break-glass.
-    (dir.communities as unknown[]).push({
-      homeCommunityId: HOME_C,
-      name: 'C',
-      identity: { trustAnchors: [pki.ca], names: ['gw-c'] },
-    });
-    return dir;
   };
   const e = gatewayEnv(pki, 'gw-b', 'required');
   spool = e.spool;

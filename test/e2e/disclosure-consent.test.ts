@@ -55,7 +55,7 @@ import {
   rgDirectoryJson,
   spoolRecords,
 } from '../support/gateways';
-import { findDocuments } from '../support/xcpd';
+import { findDocuments, personName } from '../support/xcpd';
 import { spawnGateway, type GatewayProcess } from '../support/processes';
 
 const cx = (id: string) => `${id}^^^&1.3.6.1.4.1.21367.13.20.1000&ISO`;
@@ -85,20 +85,17 @@ beforeAll(async () => {
   asC = pki.client('gw-c');
   const dir = rgDirectoryJson(
     refB,
-    { homeCommunityId: HOME_A, name: 'A', certName: 'gw-a', ca: pki.ca },
+    [
+      { homeCommunityId: HOME_A, name: 'A', certName: 'gw-a', ca: pki.ca },
+      // Community C may see only patients who consented (its own agreement).
+      { homeCommunityId: HOME_C, name: 'C', certName: 'gw-c', ca: pki.ca, consent: { default: 'deny' } },
+    ],
     {
       policy: { unknownPatient: 'XDSUnknownPatientId' },
       // An opt-out region: sharing unless the patient objects.
       consent: { source: 'bppc', default: 'permit', permit: [SHARE], deny: [OPT_OUT] },
     },
   );
-  // Community C may see only patients who consented (its own agreement).
-  (dir.communities as unknown[]).push({
-    homeCommunityId: HOME_C,
-    name: 'C',
-    identity: { trustAnchors: [pki.ca], names: ['gw-c'] },
-    consent: { default: 'deny' },
-  });
   const e = gatewayEnv(pki, 'gw-b', 'required');
   spool = e.spool;
   rg = await spawnGateway('responding', dir, e.env);
@@ -374,13 +371,6 @@ describe('consent in patient discovery (XCPD: every community its own patient id
     xpki?.remove();
   });
 
-  const n = (family: string, given: string, use: string) => ({
-    family: [family],
-    given: [given],
-    prefix: [],
-    suffix: [],
-    use: [use],
-  });
   /** An ITI-55 as A's initiating gateway sends it: A's id, the demographics from A's MPI. */
   const discovery = (id: string, birthTime: string): PatientQuery => ({
     messageId: { root: '5d1f2c3b-4a59-4687-9766-554433221100' },
@@ -391,7 +381,7 @@ describe('consent in patient discovery (XCPD: every community its own patient id
     responsePriority: 'I',
     ids: [{ root: XCPD_DEMO_AUTHORITIES.A, extension: id }],
     demographics: {
-      names: [n('佐藤', '花子', 'IDE'), n('さとう', 'はなこ', 'SYL')],
+      names: [personName('佐藤', '花子', 'IDE'), personName('さとう', 'はなこ', 'SYL')],
       gender: 'F',
       birthTime,
       addresses: [],

@@ -43,19 +43,22 @@ beforeAll(async () => {
   pki = makePki(['gw-a', 'gw-b', 'gw-c'], 'doc-class');
   asA = pki.client('gw-a');
   asC = pki.client('gw-c');
-  const dir = rgDirectoryJson(refB, {
-    homeCommunityId: HOME_A,
-    name: 'A',
-    certName: 'gw-a',
-    ca: pki.ca,
-    documents: { classCodes: ['IMAGES^^1.3.6.1.4.1.19376.1.2.6.1'] },
-  });
-  (dir.communities as unknown[]).push({
-    homeCommunityId: HOME_C,
-    name: 'C',
-    identity: { trustAnchors: [pki.ca], names: ['gw-c'] },
-    documents: { confidentialityCodes: ['R^^2.16.840.1.113883.5.25'] },
-  });
+  const dir = rgDirectoryJson(refB, [
+    {
+      homeCommunityId: HOME_A,
+      name: 'A',
+      certName: 'gw-a',
+      ca: pki.ca,
+      documents: { classCodes: ['IMAGES^^1.3.6.1.4.1.19376.1.2.6.1'] },
+    },
+    {
+      homeCommunityId: HOME_C,
+      name: 'C',
+      certName: 'gw-c',
+      ca: pki.ca,
+      documents: { confidentialityCodes: ['R^^2.16.840.1.113883.5.25'] },
+    },
+  ]);
   const e = gatewayEnv(pki, 'gw-b', 'required');
   spool = e.spool;
   rg = await spawnGateway('responding', dir, e.env);

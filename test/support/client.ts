@@ -37,17 +37,7 @@ export async function soapCall(
   } = {},
 ): Promise<SoapAnswer> {
   const messageId = o.messageId ?? newMessageId();
-  const xml =
-    o.raw ??
-    encodeEnvelope({
-      action,
-      messageId,
-      to: url,
-      body,
-      replyTo: o.replyTo,
-      extraHeaders: o.extraHeaders,
-      request: true,
-    });
+  const xml = o.raw ?? requestEnvelope(url, action, body, messageId, o);
   const res = await request(url, {
     method: 'POST',
     headers: { 'content-type': o.contentType ?? 'application/soap+xml; charset=UTF-8' },
@@ -137,6 +127,25 @@ export async function asyncRetrieveCall(
   return { status: res.statusCode, messageId };
 }
 
+/** The SOAP 1.2 request envelope (WS-Addressing headers, and any further headers) of a test client. */
+function requestEnvelope(
+  url: string,
+  action: string,
+  body: string,
+  messageId: string,
+  o: { replyTo?: string; extraHeaders?: string },
+): string {
+  return encodeEnvelope({
+    action,
+    messageId,
+    to: url,
+    body,
+    replyTo: o.replyTo,
+    extraHeaders: o.extraHeaders,
+    request: true,
+  });
+}
+
 export interface RetrieveOptions {
   /** Send a plain SOAP 1.2 message instead of MTOM (what some peers do). */
   plain?: boolean;
@@ -153,15 +162,7 @@ async function postRetrieve(
   messageId: string,
   o: RetrieveOptions & { replyTo?: string },
 ) {
-  const envelope = encodeEnvelope({
-    action,
-    messageId,
-    to: url,
-    body,
-    replyTo: o.replyTo,
-    extraHeaders: o.extraHeaders,
-    request: true,
-  });
+  const envelope = requestEnvelope(url, action, body, messageId, o);
   if (o.plain) {
     return request(url, {
       method: 'POST',

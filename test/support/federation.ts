@@ -125,6 +125,14 @@ export class MemoryAuditSink implements AuditSink {
   async close(): Promise<void> {}
 }
 
+/** For benchmarks, whose one client is one peer: the per-peer limits lifted (defaults: 50 requests/s). */
+export const BENCH_LIMITS = {
+  maxConcurrentRequests: 10_000,
+  requestsPerSecond: 100_000,
+  burst: 100_000,
+  maxConnections: 10_000,
+};
+
 export const testSettings = {
   directoryFile: '(inline)',
   host: '127.0.0.1',

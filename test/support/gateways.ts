@@ -12,21 +12,26 @@ import { localOf, type CommunityProcess } from './federation';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
 import type { DocumentRequest } from '@xcai/shared';
 
-/** A directory (as JSON) for a responding gateway in front of `ref`, accepting `initiator`. */
+/** A community calling a responding gateway: its certificate's name and CA, and its own settings. */
+export type Initiator = { homeCommunityId: string; name: string; certName: string; ca: string } & Record<
+  string,
+  unknown
+>;
+
+/** A directory (as JSON) for a responding gateway in front of `ref`, accepting `initiators`. */
 export function rgDirectoryJson(
   ref: CommunityProcess,
-  initiator: { homeCommunityId: string; name: string; certName: string; ca: string } & Record<
-    string,
-    unknown
-  >,
+  initiators: Initiator | Initiator[],
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  const { certName, ca, ...rest } = initiator;
   return {
     homeCommunityId: ref.homeCommunityId,
     name: 'B',
     local: localOf(ref),
-    communities: [{ ...rest, identity: { trustAnchors: [ca], names: [certName] } }],
+    communities: [initiators].flat().map(({ certName, ca, ...rest }) => ({
+      ...rest,
+      identity: { trustAnchors: [ca], names: [certName] },
+    })),
     ...extra,
   };
 }

@@ -13,10 +13,20 @@ import {
   documentEntryFacts,
   encodeEnvelope,
   encodeFindDocumentsRequest,
+  type PersonName,
   type RegistryError,
   type Status,
 } from '@xcai/shared';
 import { soapCall } from './client';
+
+/** An HL7 V3 person name with one family and one given name, `use` e.g. IDE (kanji) or SYL (kana). */
+export const personName = (family: string, given: string, use?: string): PersonName => ({
+  family: [family],
+  given: [given],
+  prefix: [],
+  suffix: [],
+  use: use ? [use] : [],
+});
 
 async function body(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -138,19 +138,26 @@ describe('audit records', () => {
   });
 });
 
+/** A responding gateway's record of a transaction it served, before the disclosure notes. */
+const served = (
+  transaction: TransactionAuditEvent['transaction'],
+  groups: TransactionAuditEvent['groups'] = [],
+): TransactionAuditEvent => ({
+  kind: 'transaction',
+  transaction,
+  side: 'responder',
+  eventDateTime: new Date('2025-04-01T00:00:00Z'),
+  requester: { userId: 'r' },
+  responder: { userId: 's' },
+  humanRequestors: [],
+  patientIds: [],
+  outcome: 0,
+  groups,
+});
+
 describe('audit notes', () => {
-  const ev = (): TransactionAuditEvent => ({
-    kind: 'transaction',
-    transaction: 'ITI-39',
-    side: 'responder',
-    eventDateTime: new Date('2025-04-01T00:00:00Z'),
-    requester: { userId: 'r' },
-    responder: { userId: 's' },
-    humanRequestors: [],
-    patientIds: [],
-    outcome: 0,
-    groups: [{ outcome: 0 }, { outcome: 8, description: 'XDSDocumentUniqueIdError' }],
-  });
+  const ev = () =>
+    served('ITI-39', [{ outcome: 0 }, { outcome: 8, description: 'XDSDocumentUniqueIdError' }]);
   it('withheld reasons on the record and the failed group, break-glass on every group, the patient named', () => {
     const ctx = {};
     const plain = ev();
@@ -284,22 +291,10 @@ describe('patient discovery (ITI-55 at the responding gateway)', () => {
         purposesOfUse: [],
       } as unknown as Ctx;
       const out = await screenPatientMatch(answer, ctx);
-      const ev = withReleaseNote({ ...sampleServed(), outcome: 0 }, ctx);
+      const ev = withReleaseNote(served('ITI-55'), ctx);
       return { ...out, description: ev.outcomeDescription, outcome: ev.outcome };
     };
   };
-  const sampleServed = (): TransactionAuditEvent => ({
-    kind: 'transaction',
-    transaction: 'ITI-55',
-    side: 'responder',
-    eventDateTime: new Date('2025-04-01T00:00:00Z'),
-    requester: { userId: 'r' },
-    responder: { userId: 's' },
-    humanRequestors: [],
-    patientIds: [],
-    outcome: 0,
-    groups: [],
-  });
   const strip = ({ messageId: _m, ...a }: PatientQueryAnswer) => a;
 
   it('a match whose consent refuses the caller, or cannot be read, is no match; others pass unchanged', async () => {
