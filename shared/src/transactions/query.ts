@@ -19,6 +19,7 @@ import { queryPatientId, validateStoredQuery } from '../ebrim/stored-query';
 import type { CallFailure } from '../outbound/client';
 import type { Call, Ctx, Delivery, Outcome, Reply, Target } from '../pipeline/transaction';
 import { relayElement } from '../xml/write';
+import { withReleaseNote } from '../disclosure/notes';
 import { Action } from './actions';
 import { communityOf } from './error-location';
 
@@ -196,6 +197,7 @@ export function queryAuditEvent(o: {
     eventDateTime: new Date(),
     ...o.participants,
     humanRequestors: o.ctx.humanRequestors,
+    purposesOfUse: o.ctx.purposesOfUse,
     patientIds: patient ? [patient] : [],
     query: { storedQueryId: o.req.queryId, requestXml: Buffer.from(o.requestXml), homeCommunityId: o.home },
     outcome: o.outcome,
@@ -216,17 +218,20 @@ export function queryAuditEvents(
   ctx: Ctx,
   delivery: Delivery,
 ): TransactionAuditEvent[] {
-  const servedEvent = queryAuditEvent({
-    kind: served,
-    side: 'responder',
-    req,
-    requestXml: relayElement(req.doc, req.element),
-    home: req.home,
-    outcome: outcomeOf(res?.status, delivery),
-    description: res?.errors.length ? res.errors.map((e) => e.errorCode).join(' ') : undefined,
-    participants: inboundParticipants(ctx),
+  const servedEvent = withReleaseNote(
+    queryAuditEvent({
+      kind: served,
+      side: 'responder',
+      req,
+      requestXml: relayElement(req.doc, req.element),
+      home: req.home,
+      outcome: outcomeOf(res?.status, delivery),
+      description: res?.errors.length ? res.errors.map((e) => e.errorCode).join(' ') : undefined,
+      participants: inboundParticipants(ctx),
+      ctx,
+    }),
     ctx,
-  });
+  );
   // For the audit writer only (never in the record): links patient ↔ documents for later retrieves.
   if (res?.objects.length) servedEvent.resultObjects = res.objects;
   const events = [servedEvent];

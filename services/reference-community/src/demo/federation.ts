@@ -34,6 +34,7 @@ import {
   xcpdDemoPatientIds,
   xcpdDemoSpecs,
 } from '../seed/generate';
+import { consentLine, demoConsentDirectory, seededConsents, type SeededConsent } from '../seed/consent';
 import type { SeedManifest } from '../seed/types';
 
 const ROOT = resolve(__dirname, '../../../..');
@@ -57,6 +58,8 @@ export interface DemoEndpoints {
   }[];
   /** `id`: the patient's id in community A (what the demo consumer asks with); `ids`: in each community. */
   patients: { id: string; name: string; communities: Label[]; ids: Partial<Record<Label, string>> }[];
+  /** The seeded consent documents and what they do. */
+  consent?: SeededConsent[];
   /** Where the demo's Audit Record Repository stores the records it receives. */
   auditDir?: string;
   /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
@@ -254,6 +257,7 @@ async function main(): Promise<void> {
               },
             ],
             policy: { unknownPatient: 'empty-success' },
+            consent: demoConsentDirectory(),
           },
           null,
           2,
@@ -360,6 +364,7 @@ async function main(): Promise<void> {
       seedDir: join(dirs.seeds, k),
     })),
     patients: patientsOf(manifests),
+    consent: seededConsents(manifests),
     auditDir,
     auditRepository: `tls://127.0.0.1:${arrPort}`,
     auditSpools,
@@ -404,6 +409,9 @@ function summary(e: DemoEndpoints, file: string): string {
       (p) =>
         `  ${p.name}  ${LABELS.map((k) => `${k}: ${p.ids[k] ?? '(unknown)'}`).join('  ')}  → ${p.communities.join(', ')}`,
     ),
+    '',
+    'Consent (BPPC documents in the registries; opt-out region: a patient without one is shared):',
+    ...(e.consent ?? []).map(consentLine),
     '',
     `TLS: demo CA ${e.tls.ca}`,
     `     consumer certificate ${e.tls.clientCertificate} (key ${e.tls.clientKey})`,

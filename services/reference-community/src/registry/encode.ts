@@ -85,6 +85,7 @@ export function encodeDocumentEntry(d: XdsDocumentEntry): string {
     slot('languageCode', [d.languageCode]) +
     slot('repositoryUniqueId', [d.repositoryUniqueId]) +
     slot('serviceStartTime', [d.serviceStartTime]) +
+    slot('serviceStopTime', d.serviceStopTime ? [d.serviceStopTime] : []) +
     slot('size', [String(d.size)]) +
     slot('sourcePatientId', [d.sourcePatientId]) +
     slot('sourcePatientInfo', d.sourcePatientInfo) +
