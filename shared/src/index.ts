@@ -46,6 +46,15 @@ export * from './async/index';
 export * from './integrity/redis-store';
 export * from './transactions/retrieve-policy';
 export * from './transactions/retrieve-routes';
+export {
+  registryQuery,
+  screenPatientMatch,
+  screenQueryAnswer,
+  screenRetrieve,
+  Disclosure,
+  needsDisclosure,
+} from './disclosure';
+export * from './directory/policy';
 export * from './transactions/error-location';
 export * from './hl7v3/index';
 export * from './identity/index';

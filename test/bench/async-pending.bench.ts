@@ -25,6 +25,7 @@ import {
 import { startInitiatingGateway } from '../../services/initiating-gateway/src/index';
 import { startRespondingGateway } from '../../services/responding-gateway/src/index';
 import { peerObject, startAsyncPeer, startReplyReceiver } from '../support/async-peer';
+import { BENCH_LIMITS } from '../support/federation';
 import { deleteUnder, inspector, keysUnder, REDIS_URL, uniquePrefix } from '../support/redis';
 
 function arg(name: string, def: string): string {
@@ -32,13 +33,8 @@ function arg(name: string, def: string): string {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 const smoke = process.argv.includes('--smoke');
-/** One benchmark client is one peer: lift the per-peer limits (security defaults: 50 requests/s). */
-const BENCH_LIMITS = {
-  maxConcurrentRequests: 20_000,
-  requestsPerSecond: 100_000,
-  burst: 100_000,
-  maxConnections: 10_000,
-};
+/** One benchmark client is one peer, with up to 10 000 requests outstanding at a time. */
+const LIMITS = { ...BENCH_LIMITS, maxConcurrentRequests: 20_000 };
 const N = Number(arg('n', smoke ? '300' : '10000'));
 const M = Number(arg('m', smoke ? '30' : '300'));
 const HOME_A = 'urn:oid:1.3.6.1.4.1.21367.13.70.501';
@@ -99,7 +95,7 @@ async function outstanding(): Promise<void> {
     directory: readDirectory({
       homeCommunityId: HOME_A,
       deadlineMs: 600_000,
-      inboundLimits: BENCH_LIMITS,
+      inboundLimits: LIMITS,
       communities: [
         {
           homeCommunityId: HOME_X,
@@ -221,7 +217,7 @@ async function latency(): Promise<void> {
           homeCommunityId: home,
           local: { registry: { url: regs[i].url } },
           communities: [{ homeCommunityId: HOME_A, replyTo: ['http://127.0.0.1:*/async-response'] }],
-          inboundLimits: BENCH_LIMITS,
+          inboundLimits: LIMITS,
         }),
       }),
     ),
@@ -232,7 +228,7 @@ async function latency(): Promise<void> {
       log: silentLogger,
       directory: readDirectory({
         homeCommunityId: HOME_A,
-        inboundLimits: BENCH_LIMITS,
+        inboundLimits: LIMITS,
         communities: [HOME_X, HOME_Y].map((home, i) => ({
           homeCommunityId: home,
           async,

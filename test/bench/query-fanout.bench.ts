@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { Action, encodeEnvelope, encodeFindDocumentsRequest } from '@xcai/shared';
-import { spawnCommunity } from '../support/federation';
+import { BENCH_LIMITS, spawnCommunity } from '../support/federation';
 import { spawnGateway } from '../support/processes';
 import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
 import type { SeedSpec } from '../../services/reference-community/src/seed/types';
@@ -25,13 +25,6 @@ import type { SeedSpec } from '../../services/reference-community/src/seed/types
 const smoke = process.argv.includes('--smoke');
 /** The benchmark's client is the community calling the responding gateways (no TLS here). */
 const CALLER = { homeCommunityId: 'urn:oid:1.3.6.1.4.1.21367.13.70.199', name: 'IG' };
-/** One benchmark client is one peer: lift the per-peer limits (security defaults: 50 requests/s). */
-const BENCH_LIMITS = {
-  maxConcurrentRequests: 10_000,
-  requestsPerSecond: 100_000,
-  burst: 100_000,
-  maxConnections: 10_000,
-};
 const PATIENT = 'BENCH1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 
 function spec(studies: number): SeedSpec {

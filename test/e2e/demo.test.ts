@@ -56,6 +56,25 @@ it('npm start runs the federation; the demo consumer fetches every study byte-id
     expect(second.out).toMatch(/B: [1-9]\d* KOS, [1-9]\d* instance\(s\)/);
     expect(second.out).toMatch(/C: 0 KOS, 0 instance\(s\)/);
     expect(second.out).not.toMatch(/error|warning|problem/);
+
+    // The patient who opted out in B (a BPPC document in B's registry, under B's own id): B answers
+    // A's patient discovery and queries as if it did not know them — no error, nothing — C still shares.
+    const consent = endpoints.consent?.find((c) => c.community === 'B' && c.optedOut);
+    expect(consent).toBeDefined();
+    expect(demo.output()).toContain(
+      `${consent!.patientId}  in B: No sharing through the regional network → community B answers as if`,
+    );
+    const optedOut = endpoints.patients.find((p) => p.ids.B === consent!.patientId);
+    expect(optedOut?.communities).toEqual(['B', 'C']);
+    const third = await runScript(
+      join(ROOT, 'services/reference-community/dist/demo/consumer.js'),
+      ['--patient', optedOut!.id, '--out', join(dir, 'consumer-3')],
+      demo.env,
+    );
+    expect(third.code).toBe(0);
+    expect(third.out).toMatch(/B: 0 KOS, 0 instance\(s\)/);
+    expect(third.out).toMatch(/C: [1-9]\d* KOS, [1-9]\d* instance\(s\)/);
+    expect(third.out).not.toMatch(/error|warning|problem/);
   } finally {
     expect(await demo.stop()).toBe(0);
   }

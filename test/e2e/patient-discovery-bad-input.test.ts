@@ -37,7 +37,7 @@ import {
   type CommunityProcess,
 } from '../support/federation';
 import { HL7V3_SCHEMA } from '../support/fixtures';
-import { findDocuments, scriptedPeer, type ScriptedPeer } from '../support/xcpd';
+import { findDocuments, personName, scriptedPeer, type ScriptedPeer } from '../support/xcpd';
 import { xsdErrors } from '../support/xsd';
 import {
   generateCommunitySeed,
@@ -54,13 +54,7 @@ let seeds: Record<'A' | 'B' | 'C', string>;
 let refA: CommunityProcess, refB: CommunityProcess, refD: CommunityProcess;
 let rgB: RunningGateway;
 
-const n = (family: string, given: string, use: string) => ({
-  family: [family],
-  given: [given],
-  prefix: [],
-  suffix: [],
-  use: [use],
-});
+const n = personName;
 const QUERY: PatientQuery = {
   messageId: { root: '1f0e2d3c-4b5a-4697-8877-665544332211' },
   sender: { id: { root: '1.3.6.1.4.1.21367.13.70.101' }, organization: '1.3.6.1.4.1.21367.13.70.101' },

@@ -82,8 +82,9 @@ function answer(a: SoapAnswer): AdhocQueryResponse {
   return decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
 }
 
+/** What the registry holds for the patient: KOS manifests and, where seeded, consent documents. */
 function approvedDocs(k: 'A' | 'B' | 'C', patient: string) {
-  return manifests[k].documentEntries.filter(
+  return [...manifests[k].documentEntries, ...(manifests[k].consents?.documentEntries ?? [])].filter(
     (d) => d.patientId === patient && d.availabilityStatus === APPROVED_STATUS,
   );
 }

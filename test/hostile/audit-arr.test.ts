@@ -84,11 +84,15 @@ test.each([
     const port = await freePort();
     const spoolDir = path.join(tmp, `spool-${port}`);
     const sockets: tls.TLSSocket[] = [];
+    let closing = false;
     const bad = await hostileArr(port, (s) => {
       sockets.push(s);
       s.on('error', () => undefined);
-      behave(s);
+      if (closing) s.destroy();
+      else behave(s);
     });
+    const raw: import('node:net').Socket[] = [];
+    bad.on('connection', (c) => raw.push(c));
     const s = sink(spoolDir, port);
     const total = 50;
     for (let i = 0; i < total; i++) s.record(sampleTransactionEvent('ITI-43', 'responder', 'success', i));
@@ -97,8 +101,11 @@ test.each([
     expect(s.metrics().delivered).toBe(0);
     expect(s.depth()).toBe(total);
 
-    for (const k of sockets) k.destroy();
-    await closeServer(bad);
+    // Stop listening first, then drop every connection (the sender may have reconnected meanwhile).
+    closing = true;
+    const closed = closeServer(bad);
+    for (const k of [...sockets, ...raw]) k.destroy();
+    await closed;
     const good = await takeOver(port, path.join(tmp, `arr-${port}`));
     expect(await s.drain(20_000)).toBe(true);
     await s.close();

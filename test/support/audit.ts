@@ -179,6 +179,19 @@ export function sampleSecurityEvents(): SecurityAuditEvent[] {
       configurationKinds: ['software', 'security', 'network'],
     },
     {
+      kind: 'emergency-override',
+      eventDateTime: when,
+      outcome: 0,
+      description: 'ITI-38 from urn:oid:1.2.392.200119.6.102.8 by dr.a for ETREAT: consent overridden',
+      peer,
+      objectId: 'urn:oid:1.2.392.200119.6.102.8',
+      humanRequestors: [{ userId: 'dr.a', userName: 'Dr A', roles: [] }],
+      purposesOfUse: [
+        { code: 'ETREAT', codeSystem: '2.16.840.1.113883.5.8', displayName: 'Emergency Treatment' },
+      ],
+      patientIds: [SAMPLE_PATIENT],
+    },
+    {
       kind: 'application-start',
       eventDateTime: when,
       outcome: 0,

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import {
   cidFromHref,
   contentIdKey,
@@ -32,25 +32,18 @@ export async function soapCall(
     raw?: string;
     contentType?: string;
     signal?: AbortSignal;
+    /** e.g. a client presenting a certificate (test/support/certs.ts). */
+    dispatcher?: Dispatcher;
   } = {},
 ): Promise<SoapAnswer> {
   const messageId = o.messageId ?? newMessageId();
-  const xml =
-    o.raw ??
-    encodeEnvelope({
-      action,
-      messageId,
-      to: url,
-      body,
-      replyTo: o.replyTo,
-      extraHeaders: o.extraHeaders,
-      request: true,
-    });
+  const xml = o.raw ?? requestEnvelope(url, action, body, messageId, o);
   const res = await request(url, {
     method: 'POST',
     headers: { 'content-type': o.contentType ?? 'application/soap+xml; charset=UTF-8' },
     body: xml,
     signal: o.signal,
+    dispatcher: o.dispatcher,
   });
   const text = await res.body.text();
   const ct = String(res.headers['content-type'] ?? '');
@@ -88,13 +81,10 @@ export async function retrieveCall(
   url: string,
   action: string,
   body: string,
-  o: {
-    /** Send a plain SOAP 1.2 message instead of MTOM (what some peers do). */
-    plain?: boolean;
-  } = {},
+  o: RetrieveOptions = {},
 ): Promise<RetrieveAnswerForTest> {
   const messageId = newMessageId();
-  const res = await postRetrieve(url, action, body, messageId, o.plain);
+  const res = await postRetrieve(url, action, body, messageId, o);
   const ct = String(res.headers['content-type'] ?? '');
   const msg = await readSoapMessage(res.body, ct, {
     maxRootBytes: 1 << 26,
@@ -132,9 +122,37 @@ export async function asyncRetrieveCall(
   replyTo: string,
 ): Promise<{ status: number; messageId: string }> {
   const messageId = newMessageId();
-  const res = await postRetrieve(url, action, body, messageId, false, replyTo);
+  const res = await postRetrieve(url, action, body, messageId, { replyTo });
   await res.body.dump();
   return { status: res.statusCode, messageId };
+}
+
+/** The SOAP 1.2 request envelope (WS-Addressing headers, and any further headers) of a test client. */
+function requestEnvelope(
+  url: string,
+  action: string,
+  body: string,
+  messageId: string,
+  o: { replyTo?: string; extraHeaders?: string },
+): string {
+  return encodeEnvelope({
+    action,
+    messageId,
+    to: url,
+    body,
+    replyTo: o.replyTo,
+    extraHeaders: o.extraHeaders,
+    request: true,
+  });
+}
+
+export interface RetrieveOptions {
+  /** Send a plain SOAP 1.2 message instead of MTOM (what some peers do). */
+  plain?: boolean;
+  /** e.g. a client presenting a certificate (test/support/certs.ts). */
+  dispatcher?: Dispatcher;
+  /** More SOAP headers, e.g. a wsse:Security with an XUA assertion. */
+  extraHeaders?: string;
 }
 
 async function postRetrieve(
@@ -142,15 +160,15 @@ async function postRetrieve(
   action: string,
   body: string,
   messageId: string,
-  plain = false,
-  replyTo?: string,
+  o: RetrieveOptions & { replyTo?: string },
 ) {
-  const envelope = encodeEnvelope({ action, messageId, to: url, body, replyTo, request: true });
-  if (plain) {
+  const envelope = requestEnvelope(url, action, body, messageId, o);
+  if (o.plain) {
     return request(url, {
       method: 'POST',
       headers: { 'content-type': 'application/soap+xml; charset=UTF-8' },
       body: envelope,
+      dispatcher: o.dispatcher,
     });
   }
   const chunks: Buffer[] = [];
@@ -163,6 +181,7 @@ async function postRetrieve(
     method: 'POST',
     headers: { 'content-type': w.contentType },
     body: Buffer.concat(chunks),
+    dispatcher: o.dispatcher,
   });
 }
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,6 +16,7 @@ import {
 } from '@xcai/shared';
 import {
   defaultDemoSpecs,
+  GENERATOR,
   generateCommunitySeed,
   xcpdDemoSpecs,
 } from '../../services/reference-community/src/seed/generate';
@@ -27,7 +29,6 @@ import type {
 } from '../../services/reference-community/src/seed/types';
 
 export const ROOT = resolve(__dirname, '../..');
-const SEED_VERSION = 'v3';
 
 /**
  * Seeds for the demo communities A, B, C, generated once per machine and test run into the temp
@@ -43,7 +44,12 @@ export function xcpdSeeds(): Promise<Record<'A' | 'B' | 'C', string>> {
 }
 
 async function seedsOnce(name: string, specs: () => SeedSpec[]): Promise<Record<'A' | 'B' | 'C', string>> {
-  const base = join(tmpdir(), `xcai-test-${name}-${SEED_VERSION}-${process.getuid?.() ?? 0}`);
+  // Named by what is generated, so a changed spec never reuses an older seed left in the temp directory.
+  const version = createHash('sha256')
+    .update(JSON.stringify([GENERATOR, specs()]))
+    .digest('hex')
+    .slice(0, 12);
+  const base = join(tmpdir(), `xcai-test-${name}-${version}-${process.getuid?.() ?? 0}`);
   const out = { A: join(base, 'A'), B: join(base, 'B'), C: join(base, 'C') };
   if (existsSync(join(base, 'done'))) return out;
   const work = mkdtempSync(join(tmpdir(), 'xcai-seeding-'));
@@ -119,6 +125,14 @@ export class MemoryAuditSink implements AuditSink {
   async close(): Promise<void> {}
 }
 
+/** For benchmarks, whose one client is one peer: the per-peer limits lifted (defaults: 50 requests/s). */
+export const BENCH_LIMITS = {
+  maxConcurrentRequests: 10_000,
+  requestsPerSecond: 100_000,
+  burst: 100_000,
+  maxConnections: 10_000,
+};
+
 export const testSettings = {
   directoryFile: '(inline)',
   host: '127.0.0.1',
@@ -142,6 +156,20 @@ export function startRG(dir: Directory, o: Partial<GatewayOptions> = {}): Promis
 
 export type Label = 'A' | 'B' | 'C';
 
+/** The `local` directory section for a reference community's registry, repository and IDS. */
+export function localOf(
+  ref: Pick<
+    CommunityProcess,
+    'registry' | 'repository' | 'ids' | 'repositoryUniqueId' | 'idsRepositoryUniqueId'
+  >,
+) {
+  return {
+    registry: { url: ref.registry },
+    repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
+    imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
+  };
+}
+
 /** Directory of a responding gateway in front of a reference community. */
 export function rgDirectoryFor(
   ref: CommunityProcess,
@@ -151,11 +179,7 @@ export function rgDirectoryFor(
   return directory({
     homeCommunityId: ref.homeCommunityId,
     name: 'RG',
-    local: {
-      registry: { url: ref.registry },
-      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
-      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
-    },
+    local: localOf(ref),
     communities: initiators,
     ...extra,
   });
@@ -190,11 +214,7 @@ export function igDirectoryFor(
     homeCommunityId: ref.homeCommunityId,
     name: 'A',
     deadlineMs: 10_000,
-    local: {
-      registry: { url: ref.registry },
-      repositories: [{ repositoryUniqueId: ref.repositoryUniqueId, url: ref.repository }],
-      imagingDocumentSources: [{ repositoryUniqueId: ref.idsRepositoryUniqueId, url: ref.ids }],
-    },
+    local: localOf(ref),
     communities,
     ...extra,
   });

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import {
   Action,
   decodeAdhocQueryResponse,
@@ -13,10 +13,20 @@ import {
   documentEntryFacts,
   encodeEnvelope,
   encodeFindDocumentsRequest,
+  type PersonName,
   type RegistryError,
   type Status,
 } from '@xcai/shared';
 import { soapCall } from './client';
+
+/** An HL7 V3 person name with one family and one given name, `use` e.g. IDE (kanji) or SYL (kana). */
+export const personName = (family: string, given: string, use?: string): PersonName => ({
+  family: [family],
+  given: [given],
+  prefix: [],
+  suffix: [],
+  use: use ? [use] : [],
+});
 
 async function body(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -119,8 +129,12 @@ export interface FoundDocuments {
 }
 
 /** ITI-18 FindDocuments at an initiating gateway, as a consumer sends it. */
-export async function findDocuments(iti18: string, patient: string): Promise<FoundDocuments> {
-  const a = await soapCall(iti18, Action.ITI18, encodeFindDocumentsRequest(patient));
+export async function findDocuments(
+  iti18: string,
+  patient: string,
+  o: { dispatcher?: Dispatcher } = {},
+): Promise<FoundDocuments> {
+  const a = await soapCall(iti18, Action.ITI18, encodeFindDocumentsRequest(patient), o);
   if (a.status !== 200) throw new Error(`ITI-18 answered HTTP ${a.status}: ${a.xml.slice(0, 300)}`);
   const r = decodeAdhocQueryResponse(a.envelope.doc, a.envelope.payload);
   const facts = r.objects.map(documentEntryFacts).filter((f) => f !== undefined);

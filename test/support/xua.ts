@@ -56,6 +56,8 @@ export interface AssertionOptions {
   subjectName?: string;
   homeCommunityId?: string;
   role?: { code: string; codeSystem: string; displayName: string };
+  /** XUA PurposeOfUse (HL7 CE), e.g. ETREAT of ActReason 2.16.840.1.113883.5.8 for an emergency. */
+  purposeOfUse?: { code: string; codeSystem: string; displayName: string };
 }
 
 const iso = (ms: number) => new Date(Math.floor((Date.now() + ms) / 1000) * 1000).toISOString();
@@ -86,6 +88,11 @@ export function buildAssertion(o: AssertionOptions = {}): string {
     `<hl7:Role xmlns:hl7="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="hl7:CE" code="${role.code}" codeSystem="${role.codeSystem}" displayName="${role.displayName}"/>` +
     `</saml2:AttributeValue></saml2:Attribute>` +
     hcid +
+    (o.purposeOfUse
+      ? `<saml2:Attribute Name="urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"><saml2:AttributeValue>` +
+        `<hl7:PurposeOfUse xmlns:hl7="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="hl7:CE" code="${o.purposeOfUse.code}" codeSystem="${o.purposeOfUse.codeSystem}" displayName="${o.purposeOfUse.displayName}"/>` +
+        `</saml2:AttributeValue></saml2:Attribute>`
+      : '') +
     `</saml2:AttributeStatement></saml2:Assertion>`
   );
 }

@@ -155,6 +155,31 @@ describe('xcai validate', () => {
     expect(results[1].problems[0]).toMatch(/cannot read the file/);
   });
 
+  it('warns of unreadable CRL and consent files and of a break-glass switch-on that never expires', async () => {
+    const f = join(tmp, 'disclosure.yaml');
+    writeFileSync(
+      f,
+      [
+        `homeCommunityId: ${HOME_B}`,
+        'local: { registry: { url: "http://127.0.0.1:1/r" } }',
+        'xua: { idpCertificates: [idp.pem] }',
+        'consent: { source: file, file: nowhere.yaml, default: permit }',
+        'communities:',
+        `  - { homeCommunityId: ${HOME_A}, name: A, consent: { breakGlass: true } }`,
+        'revocation:',
+        '  - { trustAnchor: ca.pem, crls: [missing.crl] }',
+        '',
+      ].join('\n'),
+    );
+    const r = await xcai(['validate', f]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`warning: revocation[0].crls[0]: cannot read ${join(tmp, 'missing.crl')}`);
+    expect(r.out).toContain(`warning: consent.file: cannot read ${join(tmp, 'nowhere.yaml')}`);
+    expect(r.out).toContain(
+      'warning: break-glass is switched on for A without breakGlass.until: it never expires',
+    );
+  });
+
   it('exits 2 on usage errors', async () => {
     expect((await xcai(['validate'])).code).toBe(2);
     expect((await xcai(['validate', '--strict', dirFile])).code).toBe(2);

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import YAML from 'yaml';
-import { loadDirectory } from '@xcai/shared';
+import { loadDirectory, readDirectory } from '@xcai/shared';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -687,6 +687,65 @@ suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
     // The chart never renders key material.
     for (const docs of [defaults, full]) expect(ofKind(docs, 'Secret')).toEqual([]);
     expect(renderText([fullValuesFile])).not.toMatch(/BEGIN [A-Z ]*PRIVATE KEY|BEGIN CERTIFICATE/);
+  });
+
+  it('renders consent, break-glass, document classes and revocation into the directory, their peers into egress', () => {
+    const dir = structuredClone(fullValues.directory) as unknown as Record<string, unknown>;
+    const responder = { cidr: '192.0.2.50/32' };
+    const endpoint = (url: string) => ({
+      url,
+      timeoutMs: 2000,
+      maxConcurrent: 4,
+      maxResponseBytes: 65536,
+      egress: [responder],
+    });
+    dir.consent = {
+      source: 'service',
+      service: endpoint('http://consent.example:8081/c'),
+      default: 'deny',
+      permit: ['1.2.3.1'],
+    };
+    dir.breakGlass = { webhook: endpoint('https://alerts.example:8444/hook'), until: '2030-01-01T00:00:00Z' };
+    dir.revocation = [
+      {
+        trustAnchor: '/etc/xcai/trust/community-b/ca.crt',
+        crls: ['/etc/xcai/trust/community-b/ca.crl'],
+        ocsp: { url: 'http://ocsp.example:8082/', egress: [responder] },
+      },
+    ];
+    const communities = dir.communities as Record<string, unknown>[];
+    communities[0] = {
+      ...communities[0],
+      consent: { default: 'permit' },
+      documents: { classCodes: ['IMAGES'] },
+    };
+    const docs = render([fullValuesFile, valuesFile({ directory: dir })]);
+    const rendered = YAML.parse(
+      (ofKind(docs, 'ConfigMap')[0] as unknown as IConfigMap).data?.['directory.yaml'] ?? '',
+    );
+    expect(rendered.consent.service).toEqual({
+      url: 'http://consent.example:8081/c',
+      timeoutMs: 2000,
+      maxConcurrent: 4,
+      maxResponseBytes: 65536,
+    });
+    expect(rendered.breakGlass.webhook.egress).toBeUndefined();
+    expect(rendered.revocation[0].ocsp).toEqual({ url: 'http://ocsp.example:8082/' });
+    expect(rendered.communities[0].documents).toEqual({ classCodes: ['IMAGES'] });
+    const d = readDirectory(rendered, 'chart');
+    expect(d.consent?.source).toBe('service');
+    expect(d.communities[0].consent?.default).toBe('permit');
+    const egress = (comp: string) =>
+      renderedEgress(
+        (ofKind(docs, 'NetworkPolicy') as unknown as INetworkPolicy[]).find(
+          (n) => n.metadata?.labels?.['app.kubernetes.io/component'] === comp,
+        ) as INetworkPolicy,
+      );
+    const peer = canon({ ipBlock: { cidr: '192.0.2.50/32' } });
+    for (const port of ['8081', '8444', '8082'])
+      expect(egress('responding-gateway')).toContain(`${peer} ${port}/TCP`);
+    expect(egress('initiating-gateway')).toContain(`${peer} 8082/TCP`); // OCSP: both sides
+    expect(egress('initiating-gateway')).not.toContain(`${peer} 8081/TCP`); // consent: responding side only
   });
 
   it('puts the directory (without the chart-only egress keys) in the ConfigMap both gateways mount', () => {

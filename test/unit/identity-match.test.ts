@@ -4,14 +4,9 @@
  * spacing) is the same name. What disagrees refuses the match.
  */
 import { compareNames, demographicsMatch, foldText, type Demographics, type PersonName } from '@xcai/shared';
+import { personName } from '../support/xcpd';
 
-const n = (family: string, given: string, use?: string): PersonName => ({
-  family: [family],
-  given: [given],
-  prefix: [],
-  suffix: [],
-  use: use ? [use] : [],
-});
+const n = personName;
 
 const YAMADA: Demographics = {
   names: [n('Yamada', 'Tarou', 'ABC'), n('山田', '太郎', 'IDE'), n('やまだ', 'たろう', 'SYL')],

@@ -186,6 +186,27 @@ the NetworkPolicy without restarting pods.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- with (get $d "consent") -}}
+{{- if get . "service" -}}
+{{- $_ := set . "service" (omit (get . "service") "egress") -}}
+{{- end -}}
+{{- end -}}
+{{- with (get $d "breakGlass") -}}
+{{- if get . "webhook" -}}
+{{- $_ := set . "webhook" (omit (get . "webhook") "egress") -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $d "revocation" -}}
+{{- $l := list -}}
+{{- range (default (list) (get $d "revocation")) -}}
+{{- if get . "ocsp" -}}
+{{- $l = append $l (set (deepCopy .) "ocsp" (omit (get . "ocsp") "egress")) -}}
+{{- else -}}
+{{- $l = append $l . -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $d "revocation" $l -}}
+{{- end -}}
 {{- toYaml $d -}}
 {{- end -}}
 
@@ -321,6 +342,25 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- if and (get $c "acceptRequests") $reply -}}
 {{- $targets = append $targets (dict "entries" (get $c "egress") "urls" $reply "what" $what) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* Consent service and break-glass webhook (responding side); OCSP responders (both sides). */ -}}
+{{- if ne $comp "initiating-gateway" -}}
+{{- with (get (default (dict) (get $d "consent")) "service") -}}
+{{- $targets = append $targets (dict "entries" (get . "egress") "urls" (list (get . "url")) "what" "directory.consent.service") -}}
+{{- end -}}
+{{- with (get (default (dict) (get $d "breakGlass")) "webhook") -}}
+{{- $targets = append $targets (dict "entries" (get . "egress") "urls" (list (get . "url")) "what" "directory.breakGlass.webhook") -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $r := (default (list) (get $d "revocation")) -}}
+{{- with (get $r "ocsp") -}}
+{{- $targets = append $targets (dict "entries" (get . "egress") "urls" (list (get . "url")) "what" (printf "directory.revocation[%d].ocsp" $i)) -}}
+{{- end -}}
+{{- end -}}
+{{- with (get (index $root.Values (ternary "initiatingGateway" "respondingGateway" (eq $comp "initiating-gateway"))) "tls") -}}
+{{- if and (get . "ocspStapling") (get . "ocspEgress") -}}
+{{- $targets = append $targets (dict "entries" (get . "ocspEgress") "urls" (list (default "http://ocsp:80" (get . "ocspUrl"))) "what" "tls.ocspUrl") -}}
 {{- end -}}
 {{- end -}}
 {{- if eq $comp "initiating-gateway" -}}

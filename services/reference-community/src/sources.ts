@@ -1,7 +1,7 @@
 /**
  * The reference community's document sources, answering from the seeded files:
- *  - a Document Repository (ITI-43) holding the KOS manifests, whose bytes match the registry's
- *    hash and size;
+ *  - a Document Repository (ITI-43) holding the KOS manifests and the consent documents, whose
+ *    bytes match the registry's hash and size;
  *  - an Imaging Document Source (RAD-69) serving the DICOM instances by Study/Series/SOP Instance
  *    UID, in the transfer syntax they are stored in (no transcoding: XDSRepositoryError when none
  *    of the requested syntaxes is available; XDSDocumentUniqueIdError for unknown instances).
@@ -67,7 +67,7 @@ export class FileIndex {
     for (const { dir, manifest: m } of manifests) {
       this.repositoryIds.add(m.repositoryUniqueId);
       this.idsIds.add(m.idsRepositoryUniqueId);
-      for (const d of m.documentEntries)
+      for (const d of [...m.documentEntries, ...(m.consents?.documentEntries ?? [])])
         this.kos.set(`${d.repositoryUniqueId}|${d.uniqueId}`, {
           path: join(dir, d.path),
           mimeType: d.mimeType,

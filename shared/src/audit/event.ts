@@ -43,6 +43,13 @@ export interface HumanRequestor {
   organization?: string;
 }
 
+/** An HL7 PurposeOfUse code of a validated XUA assertion. */
+export interface PurposeOfUse {
+  code: string;
+  codeSystem?: string;
+  displayName?: string;
+}
+
 export interface AuditedDocument {
   documentUniqueId: string;
   repositoryUniqueId: string;
@@ -98,7 +105,7 @@ export interface TransactionAuditEvent {
   /** W3C trace id, when tracing is on. */
   traceId?: string;
   /** XUA PurposeOfUse codes from the assertion (written as EventIdentification/PurposeOfUse). */
-  purposesOfUse?: { code: string; codeSystem?: string; displayName?: string }[];
+  purposesOfUse?: readonly PurposeOfUse[];
   /**
    * Queries, served side: the registry objects of the answer (serialised). NOT written into the
    * record; the sink reads patient ↔ document/study links from them to name the patient in later
@@ -116,7 +123,9 @@ export interface SecurityAuditEvent {
     | 'rejected-async-response'
     | 'configuration-loaded'
     | 'application-start'
-    | 'application-stop';
+    | 'application-stop'
+    /** R11: a refusal by consent was overridden for an emergency (break-glass). */
+    | 'emergency-override';
   eventDateTime: Date;
   outcome: EventOutcome;
   description: string;
@@ -129,6 +138,10 @@ export interface SecurityAuditEvent {
    * type codes 110131 Software / 110129 Security / 110128 Network Configuration). Default ['software'].
    */
   configurationKinds?: ('software' | 'security' | 'network')[];
+  /** emergency-override: who asked, for what purpose, whose data. */
+  humanRequestors?: HumanRequestor[];
+  purposesOfUse?: readonly PurposeOfUse[];
+  patientIds?: string[];
 }
 
 export type AuditEvent = TransactionAuditEvent | SecurityAuditEvent;

@@ -4,7 +4,14 @@
  * every place that audits one (engine, async receiver, TLS server, start-up) writes the same record.
  */
 import { SoapFault } from '../soap/fault';
-import type { AuditParticipant, AuditSink, EventOutcome, SecurityAuditEvent } from './event';
+import type {
+  AuditParticipant,
+  AuditSink,
+  EventOutcome,
+  HumanRequestor,
+  PurposeOfUse,
+  SecurityAuditEvent,
+} from './event';
 
 /** The health/metrics surface of a ManagedAuditSink, when the sink has one. */
 interface HealthReporting {
@@ -138,5 +145,34 @@ export function auditApplicationStop(sink: AuditSink, description: string, launc
     outcome: 0,
     description,
     peer: launcher ? { userId: launcher } : undefined,
+  });
+}
+
+/**
+ * R11: data was released for an emergency although consent refused it (break-glass). DICOM
+ * Security Alert 110113 / 110127 Emergency Override Started, naming the requesting system, the
+ * user, the PurposeOfUse and the patient, so the access report lists it with the patient's records.
+ */
+export function auditEmergencyOverride(
+  sink: AuditSink,
+  o: {
+    requester: AuditParticipant;
+    humanRequestors: HumanRequestor[];
+    purposesOfUse: readonly PurposeOfUse[];
+    patientId: string;
+    community: string;
+    description: string;
+  },
+): void {
+  record(sink, {
+    kind: 'emergency-override',
+    eventDateTime: new Date(),
+    outcome: 0,
+    description: o.description.slice(0, 500),
+    peer: o.requester,
+    objectId: o.community,
+    humanRequestors: o.humanRequestors,
+    purposesOfUse: o.purposesOfUse,
+    patientIds: [o.patientId],
   });
 }

@@ -14,6 +14,7 @@ import type {
   AuditedTransaction,
   EventOutcome,
   HumanRequestor,
+  PurposeOfUse,
   SecurityAuditEvent,
   TransactionAuditEvent,
 } from './event';
@@ -49,6 +50,7 @@ export const EVENT_TYPE = {
   securityConfiguration: { code: '110129', system: DCM, text: 'Security Configuration' },
   softwareConfiguration: { code: '110131', system: DCM, text: 'Software Configuration' },
   useOfRestrictedFunction: { code: '110132', system: DCM, text: 'Use of Restricted Function' },
+  emergencyOverrideStarted: { code: '110127', system: DCM, text: 'Emergency Override Started' },
 } as const satisfies Record<string, Code>;
 
 const ROLE = {
@@ -183,7 +185,7 @@ function eventIdentification(
   outcome: EventOutcome,
   types: Code[],
   description: string | undefined,
-  purposes: { code: string; codeSystem?: string; displayName?: string }[] = [],
+  purposes: readonly PurposeOfUse[] = [],
 ): string {
   let inner = coded('EventID', id);
   for (const t of types) inner += coded('EventTypeCode', t);
@@ -240,6 +242,17 @@ function human(h: HumanRequestor): string {
     ],
     roles,
   );
+}
+
+/**
+ * R6 (MHLW guideline §6.5 C4, §7.1): every record names the person behind the request or says that
+ * none was known. Without a validated XUA assertion this participant stands for the human
+ * requestor; the requesting system is named as always (its address and certificate subject).
+ */
+export const USER_UNKNOWN: HumanRequestor = { userId: 'user-unknown', userName: 'user unknown', roles: [] };
+
+function humanRequestors(e: TransactionAuditEvent): string {
+  return (e.humanRequestors.length > 0 ? e.humanRequestors : [USER_UNKNOWN]).map(human).join('');
 }
 
 function auditSource(source: AuditSourceInfo): string {
@@ -344,7 +357,7 @@ function studyObjects(
 function transactionMessages(e: TransactionAuditEvent, source: AuditSourceInfo, o: BuildOptions): string[] {
   const tx = TRANSACTIONS[e.transaction];
   const typeCode: Code = { code: e.transaction, system: IHE_TX, text: tx.name };
-  const humans = e.humanRequestors.map(human).join('');
+  const humans = humanRequestors(e);
   const src = auditSource(source);
   const pats = patients(e.patientIds);
 
@@ -450,6 +463,11 @@ function securityMessage(e: SecurityAuditEvent, source: AuditSourceInfo, o: Buil
       subjectType = ID_TYPE.nodeId;
       subject = e.objectId ?? peer?.certificateSubject ?? peer?.networkAccessPointId ?? peer?.userId;
       break;
+    case 'emergency-override':
+      types = [EVENT_TYPE.emergencyOverrideStarted];
+      subjectType = ID_TYPE.uri;
+      subject = e.objectId ?? peer?.userId;
+      break;
     case 'rejected-async-response':
       types = [EVENT_TYPE.useOfRestrictedFunction];
       subjectType = ID_TYPE.uri;
@@ -477,14 +495,17 @@ function securityMessage(e: SecurityAuditEvent, source: AuditSourceInfo, o: Buil
     e.outcome,
     types,
     e.description,
+    e.purposesOfUse,
   );
   // Security Alert (DICOM A.5.3.11): the reporting process, the performing node, the alert subject.
   const performer = peer ? participant(peer, true, undefined, true) : '';
+  const users = (e.humanRequestors ?? []).map(human).join('');
   const obj =
     subject || e.description
       ? object(subject, 2, undefined, subjectType, detail('Alert Description', e.description))
       : '';
-  return element('AuditMessage', [], head + self(source, o) + performer + src + obj);
+  const pats = patients(e.patientIds ?? []);
+  return element('AuditMessage', [], head + self(source, o) + performer + users + src + pats + obj);
 }
 
 /**

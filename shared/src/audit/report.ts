@@ -6,6 +6,7 @@
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { USER_UNKNOWN } from './messages';
 import { listRepositoryFiles } from './repository';
 import { forEachLineSync, listSegments, segmentName } from './spool';
 
@@ -61,6 +62,12 @@ export interface AuditRecordView {
   auditSource: string;
   /** Human requestors (participants without a DICOM system role that are requestors). */
   users: AuditParticipantView[];
+  /** The record says that no person was known (the explicit "user unknown" participant, R6). */
+  userUnknown: boolean;
+  /** EventIdentification/PurposeOfUse codes. */
+  purposesOfUse: string[];
+  /** A break-glass access (R11): tagged in the transaction record, or an Emergency Override alert. */
+  breakGlass: boolean;
   /** The requesting system (110153 Source for queries, 110152 Destination for retrieves). */
   requestingSystem?: AuditParticipantView;
   respondingSystem?: AuditParticipantView;
@@ -118,6 +125,9 @@ export function parseAuditRecord(id: string, xml: string): AuditRecordView | und
     outcomeDescription: desc?.textContent ?? undefined,
     auditSource: attr(children(root, 'AuditSourceIdentification')[0], 'AuditSourceID') ?? '',
     users: [],
+    userUnknown: false,
+    purposesOfUse: ei ? children(ei, 'PurposeOfUse').map((p) => attr(p, 'csd-code') ?? '') : [],
+    breakGlass: typeCodes.includes('110127') || /(^|; )break-glass: /.test(desc?.textContent ?? ''),
     patients: [],
     communities: [],
     documents: [],
@@ -141,7 +151,10 @@ export function parseAuditRecord(id: string, xml: string): AuditRecordView | und
     const responderRole = isQuery ? '110152' : '110153';
     if (codes.includes(requesterRole)) view.requestingSystem = p;
     else if (codes.includes(responderRole)) view.respondingSystem = p;
-    else if (p.requestor && !codes.some((c) => SYSTEM_ROLES.has(c))) view.users.push(p);
+    else if (p.requestor && !codes.some((c) => SYSTEM_ROLES.has(c))) {
+      if (p.userId === USER_UNKNOWN.userId) view.userUnknown = true;
+      else view.users.push(p);
+    }
   }
   const communities = new Set<string>();
   for (const po of children(root, 'ParticipantObjectIdentification')) {
@@ -211,7 +224,8 @@ export function buildAccessReport(dirs: string[], opts: ReportOptions): AuditRec
     if (opts.to && !(t <= opts.to.getTime())) continue;
     if (opts.patient !== undefined && !v.patients.some((r) => patientIds.some((p) => patientMatches(p, r))))
       continue;
-    if (opts.security && (v.transaction !== undefined || v.patients.length > 0)) continue;
+    // Security view: security and application events; an Emergency Override names a patient but is one.
+    if (opts.security && (v.transaction !== undefined || (v.patients.length > 0 && !v.breakGlass))) continue;
     rows.push(v);
   }
   // Stable: records with the same time keep their spool / file order.
@@ -230,7 +244,9 @@ function who(v: AuditRecordView): string {
   const users = v.users.map(
     (u) => `${u.userName ?? u.userId}${u.roles.length ? ` [${u.roles.join(',')}]` : ''}`,
   );
-  return users.length ? users.join('; ') : '-';
+  if (v.userUnknown) users.push(USER_UNKNOWN.userName ?? USER_UNKNOWN.userId);
+  const purpose = v.purposesOfUse.length ? ` for ${v.purposesOfUse.join(',')}` : '';
+  return users.length ? `${users.join('; ')}${purpose}` : '-';
 }
 
 function sys(p: AuditParticipantView | undefined): string {
@@ -256,7 +272,7 @@ export function formatReportText(rows: AuditRecordView[], title: string): string
   ];
   const table = rows.map((v) => [
     v.time,
-    v.transaction ?? v.eventTypes.join(',') ?? '-',
+    `${v.transaction ?? v.eventTypes.join(',') ?? '-'}${v.breakGlass ? ' BREAK-GLASS' : ''}`,
     `${v.eventName}${v.action ? `/${v.action}` : ''}`,
     `${OUTCOME[v.outcome] ?? String(v.outcome)}${v.outcomeDescription ? `: ${v.outcomeDescription}` : ''}`,
     who(v),

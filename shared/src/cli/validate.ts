@@ -70,6 +70,16 @@ function directoryWarnings(d: Directory): string[] {
   d.consumers.forEach((c, i) =>
     c.identity?.trustAnchors.forEach((f, j) => readable(`consumers[${i}].identity.trustAnchors[${j}]`, f)),
   );
+  (d.revocation ?? []).forEach((r, i) => {
+    readable(`revocation[${i}].trustAnchor`, r.trustAnchor);
+    r.crls.forEach((f, j) => readable(`revocation[${i}].crls[${j}]`, f));
+  });
+  if (d.consent?.file) readable('consent.file', d.consent.file);
+  const breakGlass = d.communities.filter((c) => c.consent?.breakGlass).map((c) => c.name);
+  if (breakGlass.length && !d.breakGlass?.until)
+    w.push(
+      `break-glass is switched on for ${breakGlass.join(', ')} without breakGlass.until: it never expires`,
+    );
   plain('local.registry', d.local.registry?.url);
   plain('local.patientDemographicsSupplier', d.local.patientDemographicsSupplier?.url);
   if (d.local.patientDemographicsSupplier && !d.patientIdentity?.assigningAuthority)

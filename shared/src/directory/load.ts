@@ -2,6 +2,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseReplyToPattern } from '../async/reply-to';
+import {
+  readBreakGlass,
+  readCommunityConsent,
+  readConsent,
+  readDocumentPolicy,
+  readRevocation,
+} from './policy';
 import { isOid } from '../util/oid';
 import { readCommunityIdentity, readPatientIdentitySettings } from './patient-identity';
 import type {
@@ -461,6 +468,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     });
   }
 
+  const consent = readConsent(r, root.consent, 'consent');
+  if (consent?.source === 'bppc' && !registry)
+    r.problem('consent.source', '"bppc" reads the local registry: local.registry is required');
   const archive = r.archive(local.archive, 'local.archive');
   const publish = r.publish(local.publish, 'local.publish');
   const communities: RemoteCommunity[] = [];
@@ -489,6 +499,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       );
     const xua = r.xuaPolicy(o.xua, `${path}.xua`);
     const limits = r.peerLimits(o.inboundLimits, `${path}.inboundLimits`);
+    const communityConsent = readCommunityConsent(r, o.consent, `${path}.consent`, consent);
+    const documents = readDocumentPolicy(r, o.documents, `${path}.documents`);
     communities.push({
       homeCommunityId: home ?? '',
       name: r.str(o.name, `${path}.name`, false) ?? home ?? `community ${i}`,
@@ -512,6 +524,8 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
       replyTo: r.replyTo(o.replyTo, `${path}.replyTo`),
       xua,
       ...(limits ? { inboundLimits: limits } : {}),
+      ...(communityConsent ? { consent: communityConsent } : {}),
+      ...(documents ? { documents } : {}),
     });
   });
 
@@ -551,6 +565,23 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     });
   }
   const inboundLimits = r.inboundLimits(root.inboundLimits, 'inboundLimits');
+  const breakGlass =
+    root.breakGlass !== undefined || consent ? readBreakGlass(r, root.breakGlass, 'breakGlass') : undefined;
+  communities.forEach((c, i) => {
+    if (c.consent?.breakGlass && !xua)
+      r.problem(
+        `communities[${i}].consent.breakGlass`,
+        'needs a top-level xua: break-glass is asked for by a validated XUA PurposeOfUse',
+      );
+  });
+  const revocation = readRevocation(r, root.revocation, 'revocation');
+  communities.forEach((c, i) => {
+    if (c.documents && !registry)
+      r.problem(
+        `communities[${i}].documents`,
+        'is checked against the local registry: local.registry is required',
+      );
+  });
   const patientIdentity = readPatientIdentitySettings(r, root.patientIdentity, 'patientIdentity');
 
   const policy = r.obj(root.policy, 'policy', false) ?? {};
@@ -568,6 +599,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     'policy',
     'xua',
     'inboundLimits',
+    'consent',
+    'breakGlass',
+    'revocation',
     'patientIdentity',
   ];
   for (const k of Object.keys(root)) if (!known.includes(k)) r.problem(k, 'unknown setting');
@@ -594,6 +628,9 @@ export function readDirectory(raw: unknown, file = '<inline>', baseDir = process
     },
     ...(xua ? { xua } : {}),
     inboundLimits,
+    ...(consent ? { consent } : {}),
+    ...(breakGlass ? { breakGlass } : {}),
+    revocation,
     patientIdentity,
   };
 }

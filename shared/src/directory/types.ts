@@ -60,6 +60,13 @@ export interface RemoteCommunity {
   xua: 'required' | 'optional';
   /** Responding side: limits for requests from this community, overriding `inboundLimits`. */
   inboundLimits?: Partial<PeerLimits>;
+  /**
+   * Responding side, R10: which patient privacy policies permit sharing with this community — the
+   * top-level `consent` defaults with this community's overrides. Present when `consent` is configured.
+   */
+  consent?: ConsentPolicy;
+  /** Responding side, R9: the document classes this community may query and retrieve. */
+  documents?: DocumentPolicy;
 }
 
 export interface LocalEndpoint extends Endpoint {
@@ -134,6 +141,91 @@ export interface XuaSettings {
 
 export type UnknownPatientPolicy = 'empty-success' | 'XDSUnknownPatientId';
 
+/** A code as the directory names it: `code`, or `code^^codingScheme` as in stored-query parameters. */
+export interface CodeMatch {
+  code: string;
+  /** Absent: any coding scheme. */
+  scheme?: string;
+}
+
+/**
+ * Responding side (R10): whether the patient's acknowledged privacy policies (BPPC: the policy
+ * OIDs in the eventCodeList of their Privacy Policy Acknowledgement documents) let data go to one
+ * community. A policy in `deny` wins over one in `permit`; with neither, `default` decides
+ * (`permit` where sharing is the rule unless the patient objects, `deny` where it needs consent).
+ */
+export interface ConsentPolicy {
+  permit: string[];
+  deny: string[];
+  default: 'permit' | 'deny';
+  /**
+   * R11: an XUA assertion whose PurposeOfUse is an emergency code (`breakGlass.purposesOfUse`)
+   * may override a refusal. Off unless switched on here (and `breakGlass.until` not passed).
+   */
+  breakGlass: boolean;
+}
+
+/** Where a Responding Gateway reads consent (disclosure/). */
+export interface ConsentSettings {
+  /**
+   * `bppc`: the patient's Privacy Policy Acknowledgement documents in the local registry (ITI TF-1
+   * §19); `service`: POST {patientId, community} to a URL, answer {policies: [...]}; `file`: a JSON
+   * or YAML map from patient id to policy OIDs, reread when it changes.
+   */
+  source: 'bppc' | 'service' | 'file';
+  /** bppc: classCodes of consent documents (default 57016-8, LOINC; ITI TF-3 5.1.2.1.1.1). */
+  classCodes: CodeMatch[];
+  service?: Endpoint;
+  file?: string;
+  /** How long a patient's acknowledged policies are reused. */
+  cacheMs: number;
+  /** The policy of every community without its own `consent` settings. */
+  policy: ConsentPolicy;
+}
+
+/**
+ * Responding side (R9): the document classes a community may see. A DocumentEntry outside any
+ * given list is left out of query answers as if it did not exist, and its retrieve is answered
+ * XDSDocumentUniqueIdError. Absent lists do not restrict; every confidentialityCode of an entry
+ * must be allowed.
+ */
+export interface DocumentPolicy {
+  classCodes?: CodeMatch[];
+  typeCodes?: CodeMatch[];
+  confidentialityCodes?: CodeMatch[];
+}
+
+/** R11: what counts as an emergency, until when break-glass may be used, who is told. */
+export interface BreakGlassSettings {
+  /** XUA PurposeOfUse codes that ask for emergency access (default HL7 ActReason ETREAT and BTG). */
+  purposesOfUse: CodeMatch[];
+  /** After this instant break-glass is off everywhere (the switch-on expires). */
+  until?: Date;
+  /** POSTed a JSON alert (no patient id) for every break-glass access. */
+  webhook?: Endpoint;
+}
+
+/** R5: revocation of the certificates one trust anchor issues (security/revocation/). */
+export interface RevocationSettings {
+  /** A PEM file of trust anchors, as named in an identity's trustAnchors or XCAI_TLS_CA. */
+  trustAnchor: string;
+  /** CRL files (PEM or DER) of the anchor and of its intermediate CAs; reread when they change. */
+  crls: string[];
+  /** Use a CRL past its nextUpdate (logged) instead of refusing every certificate it covers. */
+  allowExpiredCrl: boolean;
+  /** OCSP for the peer's own certificate; responses are cached until their nextUpdate. */
+  ocsp?: {
+    /**
+     * The anchor's responder (http://). Named here, not taken from the peer's certificate (AIA):
+     * the gateway sends only to URLs the directory names (R8).
+     */
+    url: string;
+    timeoutMs: number;
+    /** Responder unreachable (and no CRL): accept with a warning instead of refusing. */
+    softFail: boolean;
+  };
+}
+
 export interface Directory {
   /** Our own homeCommunityId, `urn:oid:…`. */
   homeCommunityId: string;
@@ -164,6 +256,12 @@ export interface Directory {
   xua?: XuaSettings;
   /** Per-peer inbound limits and timeouts (the loader always fills them in). */
   inboundLimits?: InboundLimits;
+  /** Responding side, R10: where consent is read and the default policy; absent: no consent check. */
+  consent?: ConsentSettings;
+  /** R11: emergency PurposeOfUse codes, expiry of the switch-on, alert webhook. */
+  breakGlass?: BreakGlassSettings;
+  /** R5: CRLs and OCSP per trust anchor (empty: revocation is not checked). */
+  revocation?: RevocationSettings[];
   /** Our patient ids and the correlation cache (the loader always fills them in). */
   patientIdentity?: PatientIdentitySettings;
 }

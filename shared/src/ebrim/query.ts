@@ -1,6 +1,6 @@
 import { NS } from '../xml/ns';
 import type { XmlDocument, XmlElement } from '../xml/parse';
-import { attrs, escapeText, relayElement } from '../xml/write';
+import { attrs, escapeText, relayElement, type AttributeEdits } from '../xml/write';
 import { SoapFault } from '../soap/fault';
 import { ErrorCode } from './error-codes';
 import {
@@ -82,10 +82,17 @@ export function decodeAdhocQueryRequest(doc: XmlDocument, el: XmlElement): Adhoc
 }
 
 /** The request element relayed unchanged except for `home` on rim:AdhocQuery (undefined removes it). */
-export function adhocQueryRequestXml(req: AdhocQueryRequest, home: string | undefined): string {
+export function adhocQueryRequestXml(
+  req: AdhocQueryRequest,
+  home: string | undefined,
+  returnType?: ReturnType,
+): string {
   const q = req.element.child(NS.rim, 'AdhocQuery');
   if (!q) throw new Error('unreachable: AdhocQuery checked at decode');
-  return relayElement(req.doc, req.element, { descendantEdits: new Map([[q, { home: home ?? null }]]) });
+  const edits = new Map<XmlElement, AttributeEdits>([[q, { home: home ?? null }]]);
+  const option = req.element.child(NS.query, 'ResponseOption');
+  if (returnType && option) edits.set(option, { returnType });
+  return relayElement(req.doc, req.element, { descendantEdits: edits });
 }
 
 /** A decoded AdhocQueryResponse: status, errors and the top-level registry objects. */

@@ -8,7 +8,36 @@ export const Scheme = {
   submissionSetUniqueId: 'urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8',
   submissionSetPatientId: 'urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446',
   submissionSetSourceId: 'urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832',
+  folderPatientId: 'urn:uuid:f64ffdf0-4b97-4e06-b79f-a52b38ec2f8a',
 } as const;
+
+/** Classification schemes of coded DocumentEntry attributes (ITI TF-3 4.2.5.1). */
+export const ClassificationScheme = {
+  classCode: 'urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a',
+  typeCode: 'urn:uuid:f0306f51-975f-434e-a61c-c59651d33983',
+  confidentialityCode: 'urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f',
+  eventCodeList: 'urn:uuid:2c6b8cb7-8b2a-4051-b291-b1ae6a575ef4',
+  formatCode: 'urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d',
+} as const;
+
+/** A coded value of the metadata: nodeRepresentation and the codingScheme slot. */
+export interface MetadataCode {
+  code: string;
+  scheme?: string;
+}
+
+/** The codes of an object's rim:Classifications with the given scheme. */
+export function classificationCodes(obj: XmlElement, scheme: string): MetadataCode[] {
+  const out: MetadataCode[] = [];
+  for (const c of obj.childrenNamed(NS.rim, 'Classification')) {
+    if (c.attr('classificationScheme') !== scheme) continue;
+    const code = c.attr('nodeRepresentation')?.trim();
+    if (!code) continue;
+    const codingScheme = slotValues(c, 'codingScheme')[0];
+    out.push(codingScheme ? { code, scheme: codingScheme } : { code });
+  }
+  return out;
+}
 
 export const ObjectType = {
   stableDocumentEntry: 'urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1',

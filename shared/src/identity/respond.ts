@@ -58,11 +58,10 @@ export function chooseMatch(
     byId.set(id.extension, { ...m, own: id });
   }
   const found = [...byId.values()];
-  const base = { messageId: { root: randomUUID() }, acknowledgement: 'AA' as const, issues: [] };
   if (found.length === 1) {
     const m = found[0];
     return {
-      ...base,
+      ...noMatch(),
       queryResponseCode: 'OK',
       matches: [
         {
@@ -76,7 +75,18 @@ export function chooseMatch(
       ],
     };
   }
-  return { ...base, queryResponseCode: 'NF', matches: [], issues: found.length ? moreAttributes(q) : [] };
+  return { ...noMatch(), issues: found.length ? moreAttributes(q) : [] };
+}
+
+/** "No patient anywhere close" (AA, NF): no RegistrationEvent, no hint. */
+export function noMatch(): PatientQueryAnswer {
+  return {
+    messageId: { root: randomUUID() },
+    acknowledgement: 'AA',
+    queryResponseCode: 'NF',
+    matches: [],
+    issues: [],
+  };
 }
 
 function moreAttributes(q: PatientQuery): CodedIssue[] {

@@ -1,6 +1,8 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
+import type { RevocationChecker } from '../security/revocation/checker';
+import { revocationConnector } from '../security/revocation/outbound';
 import type { Endpoint, PeerIdentity } from '../directory/types';
 import { certificateNames } from '../security/certificates';
 import { Semaphore } from '../util/semaphore';
@@ -56,6 +58,8 @@ export interface TlsClientOptions {
    * against our trust anchors) must carry one of these names — our own certificate's.
    */
   sameIdentityAs?: readonly string[];
+  /** Checks the server's verified chain for revocation before the request is sent (R5). */
+  revocation?: RevocationChecker;
 }
 
 /** Per-peer TLS and handshake-failure reporting (security/peer-tls.ts provides them). */
@@ -137,26 +141,28 @@ export class Outbound {
       opts.minVersion,
       opts.serverNames,
       opts.sameIdentityAs,
+      opts.revocation !== undefined,
     ]);
     let a = this.agents.get(key);
     if (!a) {
+      const connect = {
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        minVersion: opts.minVersion === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const),
+        ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
+        rejectUnauthorized: true,
+        timeout: 10_000,
+        ...(opts.sameIdentityAs
+          ? { checkServerIdentity: sameIdentityCheck(opts.sameIdentityAs) }
+          : opts.serverNames
+            ? { checkServerIdentity: peerIdentityCheck(opts) }
+            : {}),
+      };
       a = new Agent({
         keepAliveTimeout: 30_000,
         connections: 256,
-        connect: {
-          ca: opts.ca,
-          cert: opts.cert,
-          key: opts.key,
-          minVersion: opts.minVersion === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2',
-          ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
-          rejectUnauthorized: true,
-          timeout: 10_000,
-          ...(opts.sameIdentityAs
-            ? { checkServerIdentity: sameIdentityCheck(opts.sameIdentityAs) }
-            : opts.serverNames
-              ? { checkServerIdentity: peerIdentityCheck(opts) }
-              : {}),
-        },
+        connect: opts.revocation ? revocationConnector(connect, opts.revocation) : connect,
       });
       this.agents.set(key, a);
     }

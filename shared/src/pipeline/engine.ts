@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { quietly } from '../util/quietly';
-import type { HumanRequestor, TransactionAuditEvent } from '../audit/event';
+import type { HumanRequestor, PurposeOfUse, TransactionAuditEvent } from '../audit/event';
 import { auditRefusal } from '../audit/gateway';
 import { BodyTooLargeError } from '../inbound/body';
 import { MtomError } from '../mtom/errors';
@@ -57,6 +57,8 @@ export interface Finished {
 
 export interface Admission {
   humanRequestors: HumanRequestor[];
+  /** PurposeOfUse codes of the validated XUA assertion. */
+  purposesOfUse?: PurposeOfUse[];
   /** Headers relayed on sub-requests (the requester's XUA assertion as received). */
   forwardHeaders?: string;
 }
@@ -161,6 +163,7 @@ async function handleInboundNow(
       log: log.child({ messageId: envelope.wsa.messageId }),
       forwardHeaders: admission.forwardHeaders,
       humanRequestors: admission.humanRequestors,
+      purposesOfUse: admission.purposesOfUse ?? [],
     };
   } catch (e) {
     quietly(attachments?.discard());

@@ -1,5 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { AuditedTransaction, AuditSink, HumanRequestor, TransactionAuditEvent } from '../audit/event';
+import type {
+  AuditedTransaction,
+  AuditSink,
+  HumanRequestor,
+  PurposeOfUse,
+  TransactionAuditEvent,
+} from '../audit/event';
 import type { Directory, Endpoint, LocalConsumer, RemoteCommunity } from '../directory/types';
 import type { RegistryError } from '../ebrim/status';
 import type { CallFailure, Outbound } from '../outbound/client';
@@ -9,6 +15,7 @@ import type { Deadline } from '../util/deadline';
 import type { Logger } from '../util/log';
 import type { XmlLimits } from '../xml/parse';
 import type { IntegrityStore } from '../integrity/store';
+import type { Disclosure } from '../disclosure';
 import type { CorrelationCache } from '../identity/cache';
 
 /**
@@ -32,7 +39,8 @@ export interface Transaction<Req, Sub, Res> {
   validate(req: Req, ctx: Ctx): RegistryError[];
   /**
    * Sub-requests, and errors for the parts that cannot be routed (unknown community, …). May first
-   * exchange with other actors through `ctx.dispatch` (the Initiating Gateway's XCPD step).
+   * exchange with other actors through `ctx.dispatch` (the Initiating Gateway's XCPD step), or wait
+   * for a decision that must come before anything is fetched (what may leave the community).
    */
   plan(req: Req, ctx: Ctx): Plan<Sub> | Promise<Plan<Sub>>;
   /** One answer from the sub-answers; called with no outcomes when validation failed. */
@@ -69,6 +77,8 @@ export interface Gateway {
   readonly tlsIdentity?: readonly string[];
   /** Initiating side: hash/size announced in query results, for checking retrieves (M2). */
   readonly integrity?: IntegrityStore;
+  /** Responding side: consent, break-glass and document-class policy (R9–R11), when configured. */
+  readonly disclosure?: Disclosure;
   /** Initiating side: patient correlations learned with XCPD (ITI-55), shared by replicas via Redis. */
   readonly correlations?: CorrelationCache;
 }
@@ -100,6 +110,8 @@ export interface Ctx {
   /** wsse:Security with the requester's XUA assertion(s), relayed unchanged on every sub-request. */
   readonly forwardHeaders?: string;
   readonly humanRequestors: HumanRequestor[];
+  /** PurposeOfUse codes of the validated XUA assertion (empty without one). */
+  readonly purposesOfUse?: readonly PurposeOfUse[];
   /** Runs calls the way the pipeline's dispatch stage does (set by the engine for the stages). */
   readonly dispatch?: <S>(calls: Call<S>[]) => Promise<Outcome<S>[]>;
 }

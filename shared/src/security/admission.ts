@@ -35,6 +35,17 @@ import { SoapFault } from '../soap/fault';
 import type { Logger } from '../util/log';
 import { factsOf } from './identities';
 import { XuaRefusal, type XuaCheck } from './xua/check';
+import type { CodedValue } from './xua/claims';
+import type { PurposeOfUse } from '../audit/event';
+
+/** The assertion's PurposeOfUse codes, as audited and as break-glass reads them (disclosure/). */
+function purposesOf(values: readonly CodedValue[]): PurposeOfUse[] {
+  return values.map((v) => ({
+    code: v.code,
+    ...(v.codeSystem ? { codeSystem: v.codeSystem } : {}),
+    ...(v.displayName ? { displayName: v.displayName } : {}),
+  }));
+}
 
 export interface AdmissionOptions {
   role: 'initiating' | 'responding';
@@ -115,7 +126,11 @@ export function createAdmission(o: AdmissionOptions): AdmitFn {
           issuer: r.assertion.issuer,
           signer: r.assertion.signer.subject,
         });
-      return { humanRequestors: r.humanRequestors, forwardHeaders: r.forwardHeaders };
+      return {
+        humanRequestors: r.humanRequestors,
+        purposesOfUse: r.assertion ? purposesOf(r.assertion.purposeOfUse) : [],
+        forwardHeaders: r.forwardHeaders,
+      };
     } catch (e) {
       if (e instanceof XuaRefusal) {
         log.warn('XUA assertion refused', { tx: tx.name, from: caller.remoteAddress, reason: e.detail });

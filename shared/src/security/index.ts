@@ -10,6 +10,7 @@
  *  - server-tls.ts   the TLS server context from the settings (start and reload), checks of new material
  *  - peer-tls.ts     outbound: each community's endpoints verified against its own trust anchors
  *                    and identity names; outbound handshake failures audited
+ *  - revocation/     CRLs and OCSP per trust anchor, both directions; OCSP stapling (R5)
  *
  * See docs/security.md for the trust model.
  */
@@ -27,6 +28,7 @@ import { PeerLimiter, peerLimitsMiddleware } from './peer-limits';
 import { outboundPeers } from './peer-tls';
 import { AuditThrottle, installServerGuards } from './server-guards';
 import { XuaCheck } from './xua/check';
+import { installInboundRevocation, revocationGate, RevocationChecker } from './revocation';
 
 export interface SecurityOptions {
   role: 'initiating' | 'responding';
@@ -60,6 +62,8 @@ export interface GatewaySecurity {
    * keep what they started with). Throws, changing nothing, when the directory's files cannot be read.
    */
   prepare(directory: Directory): { trustAnchors: Buffer[]; commit(): void };
+  /** Revocation checks of peer certificates (R5), per directory `revocation` (none: nothing checked). */
+  readonly revocation: RevocationChecker;
 }
 
 /** Everything the security features derive from one directory. */
@@ -75,6 +79,7 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
   const log = o.log.child({ component: 'security' });
   const throttle = new AuditThrottle();
   const first = o.directory.inboundLimits ?? INBOUND_LIMIT_DEFAULTS;
+  const revocation = new RevocationChecker(o.directory.revocation ?? [], { log: o.log, audit: o.audit });
   const limiter = new PeerLimiter(first.maxTrackedPeers);
   const build = (directory: Directory): SecurityState => {
     const identities = new PeerIdentities(directory, o.role);
@@ -84,7 +89,7 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
       identities,
       limits,
       admit: createAdmission({ role: o.role, directory, audit: o.audit, log: o.log, xua }),
-      outbound: outboundPeers({ directory, audit: o.audit, log: o.log, throttle }),
+      outbound: outboundPeers({ directory, audit: o.audit, log: o.log, throttle, revocation }),
       middleware: peerLimitsMiddleware({
         identities,
         limiter,
@@ -123,11 +128,14 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
       return st.limits;
     },
     limiter,
+    revocation,
     extend(app) {
+      app.use(revocationGate);
       app.use((req, res, next) => st.middleware(req, res, next));
     },
     install(s, tls) {
       server = s;
+      if (tls) installInboundRevocation(s, revocation, { audit: o.audit, log: o.log, throttle });
       installServerGuards(s, {
         get limits() {
           return st.limits;
@@ -144,10 +152,12 @@ export function createSecurity(o: SecurityOptions): GatewaySecurity {
     },
     prepare(directory) {
       const next = build(directory);
+      const nextRevocation = revocation.prepare(directory.revocation ?? []);
       return {
         trustAnchors: next.identities.trustAnchorPems,
         commit() {
           st = next;
+          nextRevocation();
           if (server) server.headersTimeout = st.limits.headersTimeoutMs;
           explain(directory);
         },

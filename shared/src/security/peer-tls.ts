@@ -13,12 +13,15 @@ import type { OutboundPeers, TlsClientOptions } from '../outbound/client';
 import type { Logger } from '../util/log';
 import { readCertificateFiles } from './certificates';
 import type { AuditThrottle } from './server-guards';
+import type { RevocationChecker } from './revocation/checker';
 
 export function outboundPeers(o: {
   directory: Directory;
   audit: AuditSink;
   log: Logger;
   throttle: AuditThrottle;
+  /** Revocation of the peers' certificates (R5), when the directory configures it. */
+  revocation?: RevocationChecker;
 }): OutboundPeers {
   const byIdentity = new Map<PeerIdentity, TlsClientOptions>();
   const pemByFile = new Map<string, Buffer>();
@@ -33,7 +36,11 @@ export function outboundPeers(o: {
         }
         return pem;
       });
-      p = { serverNames: identity.names, ...(ca.length ? { ca } : {}) };
+      p = {
+        serverNames: identity.names,
+        ...(ca.length ? { ca } : {}),
+        ...(o.revocation ? { revocation: o.revocation } : {}),
+      };
       byIdentity.set(identity, p);
     }
     return p;

@@ -43,6 +43,9 @@ import { RedisIntegrityStore } from '../integrity/redis-store';
 import { correlationCache } from '../identity/setup';
 import { createSecurity } from '../security';
 import { ownCertificateNames } from '../security/certificates';
+import { Disclosure, needsDisclosure } from '../disclosure';
+import { installOcspStapling } from '../security/revocation';
+import type { Server as HttpsServer } from 'node:https';
 
 export interface GatewayOptions {
   /**
@@ -112,6 +115,9 @@ export function directoryUrls(d: Directory): Set<string> {
   for (const e of [...d.local.repositories, ...d.local.imagingDocumentSources]) urls.add(e.url);
   for (const c of d.communities) for (const e of Object.values(c.endpoints)) if (e) urls.add(e.url);
   if (d.local.publish) urls.add(d.local.publish.repository.url);
+  if (d.consent?.service) urls.add(d.consent.service.url);
+  if (d.breakGlass?.webhook) urls.add(d.breakGlass.webhook.url);
+  for (const r of d.revocation ?? []) if (r.ocsp) urls.add(r.ocsp.url);
   return urls;
 }
 
@@ -136,7 +142,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   let tls = s.tls ? readTlsMaterial(s.tls) : undefined;
   let tlsNames = tls ? ownCertificateNames(tls.cert) : undefined;
   const clientTls = (m: TlsMaterial | undefined) =>
-    m ? { ...m, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion } : {};
+    m
+      ? { ...m, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion, revocation: security.revocation }
+      : {};
   const limits: GatewayLimits = { ...DEFAULT_LIMITS, maxRequestBytes: s.maxRequestBytes, ...o.limits };
   // mTLS identities, admission (acceptRequests, consumers, XUA), per-peer limits: see security/index.ts.
   const security = createSecurity({
@@ -148,6 +156,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     maxRequestBytes: limits.maxRequestBytes,
   });
   const outbound = new Outbound(clientTls(tls), (url) => allowed.has(url), security.outbound);
+  // OCSP requests go out through the same client, to the responders the directory names.
+  security.revocation.useOutbound((p) => outbound.post(p));
   let publicUrl = s.publicUrl ?? '';
   // One Redis client per process, shared by the async correlation and the integrity store.
   const redis = s.redisUrl ? connectRedis(s.redisUrl, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
@@ -172,6 +182,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
           ? new RedisIntegrityStore(redis, undefined, log)
           : new MemoryIntegrityStore()
         : undefined,
+    // Consent, break-glass and document-class policy at the Responding Gateway (R9–R11).
+    disclosure:
+      o.role === 'responding' && needsDisclosure(directory)
+        ? new Disclosure({ directory, audit, log, redis })
+        : undefined,
     correlations:
       o.role === 'initiating'
         ? correlationCache({ directory, redis, secret: s.handoverSecret, tlsKey: tls?.key, log })
@@ -186,6 +201,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     circuit: o.circuit === false ? false : { ...s.circuit, ...o.circuit },
     audit,
   });
+  gateway.disclosure?.registerMetrics(observability.metrics.registry);
   const readiness = observability.readiness;
   let soapUrl = '';
   const asyncSupport =
@@ -233,6 +249,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     },
   });
   security.install(soap.server, !!tls);
+  if (tls && s.tls?.ocspStapling)
+    installOcspStapling(soap.server as HttpsServer, { outbound, log, url: s.tls.ocspUrl });
   if (!publicUrl) publicUrl = soap.url;
   soapUrl = soap.url;
   await asyncSupport?.start();

@@ -21,6 +21,10 @@ export interface ServiceSettings {
     ciphers?: string;
     /** Lowest TLS version, both directions (XCAI_TLS_MIN_VERSION: TLSv1.2 (default) or TLSv1.3). */
     minVersion?: 'TLSv1.2' | 'TLSv1.3';
+    /** Staple an OCSP response for our certificate (XCAI_TLS_OCSP_STAPLING=on; default off). */
+    ocspStapling?: boolean;
+    /** Where that response comes from (XCAI_TLS_OCSP_URL; default the certificate's AIA OCSP URL). */
+    ocspUrl?: string;
   };
   redisUrl?: string;
   /** Prefix of every Redis key (XCAI_REDIS_PREFIX, default `xcai:`): one per deployment sharing a Redis. */
@@ -91,6 +95,15 @@ export function settingsFromEnv(
       throw new SettingsError('XCAI_TLS_MIN_VERSION must be TLSv1.2 or TLSv1.3');
     if (minVersion) tls.minVersion = minVersion;
     if (env.XCAI_TLS_CIPHERS) tls.ciphers = env.XCAI_TLS_CIPHERS;
+    const stapling = env.XCAI_TLS_OCSP_STAPLING || 'off';
+    if (stapling !== 'on' && stapling !== 'off')
+      throw new SettingsError('XCAI_TLS_OCSP_STAPLING must be on or off');
+    if (stapling === 'on') tls.ocspStapling = true;
+    if (env.XCAI_TLS_OCSP_URL) {
+      if (!/^http:\/\/[^\s]+$/.test(env.XCAI_TLS_OCSP_URL))
+        throw new SettingsError('XCAI_TLS_OCSP_URL must be an http:// URL');
+      tls.ocspUrl = env.XCAI_TLS_OCSP_URL;
+    }
   }
   let audit: AuditSettings;
   try {

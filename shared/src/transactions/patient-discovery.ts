@@ -25,6 +25,7 @@ import {
   type DecodedPatientQueryAnswer,
   type PatientQueryAnswer,
 } from '../hl7v3/patient-response';
+import { withReleaseNote } from '../disclosure/notes';
 import { Action } from './actions';
 
 export type PatientQueryKind = 'ITI-55' | 'ITI-47';
@@ -141,7 +142,7 @@ export function patientQueryAuditEvent(o: {
   participants: { requester: AuditParticipant; responder: AuditParticipant };
   ctx: Ctx;
 }): TransactionAuditEvent {
-  return {
+  const ev: TransactionAuditEvent = {
     kind: 'transaction',
     transaction: o.kind,
     side: o.side,
@@ -159,4 +160,6 @@ export function patientQueryAuditEvent(o: {
     groups: [],
     messageId: o.ctx.envelope.wsa.messageId,
   };
+  // The served record says what the disclosure rules withheld or overrode (consent, break-glass).
+  return o.side === 'responder' ? withReleaseNote(ev, o.ctx) : ev;
 }

@@ -19,6 +19,7 @@ import { queryPatientId, validateStoredQuery } from '../ebrim/stored-query';
 import type { CallFailure } from '../outbound/client';
 import type { Call, Ctx, Delivery, Outcome, Reply, Target } from '../pipeline/transaction';
 import { relayElement } from '../xml/write';
+import { withReleaseNote } from '../disclosure/notes';
 import { Action } from './actions';
 import { communityOf } from './error-location';
 
@@ -128,15 +129,32 @@ export function mergeQueryAnswers(
     for (const e of ans.errors) errors.push({ ...e, community: communityOf(o.call.target) });
     const stamp = stampFor(o.call.target);
     const missing: string[] = [];
+    const foreign: string[] = [];
     for (const obj of ans.objects) {
+      const home = obj.attr('home');
       if (stamp.mode === 'set') {
         objects.push(relayElement(ans.doc, obj, { setAttributes: { home: stamp.home } }));
-      } else if (obj.attr('home')) {
+      } else if (home === stamp.home) {
         objects.push(relayElement(ans.doc, obj));
+      } else if (home) {
+        foreign.push(`${obj.attr('id') ?? obj.local} (home="${home.slice(0, 80)}")`);
       } else {
         missing.push(obj.attr('id') ?? obj.local);
         objects.push(relayElement(ans.doc, obj, { setAttributes: { home: stamp.home } }));
       }
+    }
+    // A home other than the community asked would send the consumer's later retrieves to another
+    // community (or claim its documents): such objects are withheld and named, never relayed (R37).
+    if (stamp.mode === 'fill' && foreign.length > 0) {
+      errors.push(
+        registryError(
+          ErrorCode.RegistryMetadataError,
+          `Responding Gateway of ${stamp.community} returned ${foreign.length} object(s) whose home is not ${stamp.home}, ` +
+            `the community asked (first: ${foreign[0]}); they were withheld`,
+          undefined,
+          { community: stamp.home },
+        ),
+      );
     }
     if (stamp.mode === 'fill' && missing.length > 0) {
       errors.push(
@@ -179,6 +197,7 @@ export function queryAuditEvent(o: {
     eventDateTime: new Date(),
     ...o.participants,
     humanRequestors: o.ctx.humanRequestors,
+    purposesOfUse: o.ctx.purposesOfUse,
     patientIds: patient ? [patient] : [],
     query: { storedQueryId: o.req.queryId, requestXml: Buffer.from(o.requestXml), homeCommunityId: o.home },
     outcome: o.outcome,
@@ -199,17 +218,20 @@ export function queryAuditEvents(
   ctx: Ctx,
   delivery: Delivery,
 ): TransactionAuditEvent[] {
-  const servedEvent = queryAuditEvent({
-    kind: served,
-    side: 'responder',
-    req,
-    requestXml: relayElement(req.doc, req.element),
-    home: req.home,
-    outcome: outcomeOf(res?.status, delivery),
-    description: res?.errors.length ? res.errors.map((e) => e.errorCode).join(' ') : undefined,
-    participants: inboundParticipants(ctx),
+  const servedEvent = withReleaseNote(
+    queryAuditEvent({
+      kind: served,
+      side: 'responder',
+      req,
+      requestXml: relayElement(req.doc, req.element),
+      home: req.home,
+      outcome: outcomeOf(res?.status, delivery),
+      description: res?.errors.length ? res.errors.map((e) => e.errorCode).join(' ') : undefined,
+      participants: inboundParticipants(ctx),
+      ctx,
+    }),
     ctx,
-  });
+  );
   // For the audit writer only (never in the record): links patient ↔ documents for later retrieves.
   if (res?.objects.length) servedEvent.resultObjects = res.objects;
   const events = [servedEvent];

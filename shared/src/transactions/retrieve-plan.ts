@@ -14,6 +14,7 @@ import {
   type ImagingRequest,
 } from '../xds/retrieve';
 import { inboundParticipants, outboundParticipants } from './audit-support';
+import { withReleaseNote } from '../disclosure/notes';
 import { communityOf } from './error-location';
 import { chunk, retrieveCall, type RetrieveAnswer, type RetrieveCall, type RetrieveResult } from './retrieve';
 
@@ -147,7 +148,10 @@ export function retrieveAuditEvents(o: {
 }): TransactionAuditEvent[] {
   const delivered = new Set((o.res?.report.delivered ?? []).map((d) => docKey(d.requested)));
   const events: TransactionAuditEvent[] = [
-    retrieveEvent(o.served, 'responder', o.requested, delivered, inboundParticipants(o.ctx), o),
+    withReleaseNote(
+      retrieveEvent(o.served, 'responder', o.requested, delivered, inboundParticipants(o.ctx), o),
+      o.ctx,
+    ),
   ];
   for (const sr of o.res?.subRequests ?? []) {
     events.push(
@@ -209,6 +213,7 @@ function retrieveEvent(
     eventDateTime: new Date(),
     ...participants,
     humanRequestors: o.ctx.humanRequestors,
+    purposesOfUse: o.ctx.purposesOfUse,
     patientIds: [],
     outcome: bad.length === 0 ? 0 : ok.length ? 4 : 8,
     groups,

@@ -54,6 +54,8 @@ export interface DocumentEntryMetadata {
   /** YYYYMMDDhhmmss UTC */
   creationTime: string;
   serviceStartTime?: string;
+  /** YYYYMMDDhhmmss UTC (e.g. when a consent stops applying) */
+  serviceStopTime?: string;
   languageCode: string;
   title: string;
   /** Set by the repository (ITI-42), optional in ITI-41 (then checked). */
@@ -169,6 +171,7 @@ export function encodeDocumentEntry(d: DocumentEntryMetadata): string {
     slot('languageCode', [d.languageCode]) +
     slot('repositoryUniqueId', [d.repositoryUniqueId]) +
     slot('serviceStartTime', [d.serviceStartTime]) +
+    slot('serviceStopTime', d.serviceStopTime ? [d.serviceStopTime] : []) +
     slot('size', [d.size === undefined ? undefined : String(d.size)]) +
     slot('sourcePatientId', [d.sourcePatientId]) +
     slot('sourcePatientInfo', d.sourcePatientInfo) +
@@ -342,6 +345,7 @@ export function decodeSubmitObjectsRequest(el: XmlElement): Submission {
         eventCodeList: codedValues(o, ClassScheme.eventCodeList),
         creationTime: need(slotValues(o, 'creationTime')[0], `creationTime of ${id}`),
         serviceStartTime: slotValues(o, 'serviceStartTime')[0],
+        serviceStopTime: slotValues(o, 'serviceStopTime')[0],
         languageCode: need(slotValues(o, 'languageCode')[0], `languageCode of ${id}`),
         title: title(o),
         hash: slotValues(o, 'hash')[0]?.toLowerCase(),

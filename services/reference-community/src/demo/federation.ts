@@ -39,6 +39,7 @@ import {
   xcpdDemoPatientIds,
   xcpdDemoSpecs,
 } from '../seed/generate';
+import { consentLine, demoConsentDirectory, seededConsents, type SeededConsent } from '../seed/consent';
 import type { SeedManifest } from '../seed/types';
 import {
   orthancSummary,
@@ -73,6 +74,8 @@ export interface DemoEndpoints {
     communities: (Label | 'D')[];
     ids: Partial<Record<Label | 'D', string>>;
   }[];
+  /** The seeded consent documents and what they do. */
+  consent?: SeededConsent[];
   /** Where the demo's Audit Record Repository stores the records it receives. */
   auditDir?: string;
   /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
@@ -275,6 +278,7 @@ async function main(): Promise<void> {
               },
             ],
             policy: { unknownPatient: 'empty-success' },
+            consent: demoConsentDirectory(),
           },
           null,
           2,
@@ -398,6 +402,7 @@ async function main(): Promise<void> {
       seedDir: join(dirs.seeds, k),
     })),
     patients: patientsOf(manifests),
+    consent: seededConsents(manifests),
     auditDir,
     auditRepository: `tls://127.0.0.1:${arrPort}`,
     auditSpools,
@@ -466,6 +471,9 @@ function summary(e: DemoEndpoints, file: string): string {
       (p) =>
         `  ${p.name}  ${LABELS.map((k) => `${k}: ${p.ids[k] ?? '(unknown)'}`).join('  ')}  → ${p.communities.join(', ')}`,
     ),
+    '',
+    'Consent (BPPC documents in the registries; opt-out region: a patient without one is shared):',
+    ...(e.consent ?? []).map(consentLine),
     '',
     `TLS: demo CA ${e.tls.ca}`,
     `     consumer certificate ${e.tls.clientCertificate} (key ${e.tls.clientKey})`,

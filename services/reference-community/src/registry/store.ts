@@ -36,12 +36,15 @@ export class MetadataStore {
   constructor(manifests: SeedManifest[]) {
     for (const m of manifests) {
       for (const p of m.patients) this.patients.add(p.id);
-      for (const d of m.documentEntries) {
-        this.documents.set(d.entryUUID, d);
-        this.documentsByUniqueId.set(d.uniqueId, d);
+      // The KOS manifests and, where seeded, the consent documents (seed/consent.ts).
+      for (const part of [m, ...(m.consents ? [m.consents] : [])]) {
+        for (const d of part.documentEntries) {
+          this.documents.set(d.entryUUID, d);
+          this.documentsByUniqueId.set(d.uniqueId, d);
+        }
+        for (const s of part.submissionSets) this.submissionSets.set(s.entryUUID, s);
+        this.associations.push(...part.associations);
       }
-      for (const s of m.submissionSets) this.submissionSets.set(s.entryUUID, s);
-      this.associations.push(...m.associations);
     }
   }
 

@@ -6,7 +6,7 @@
  * UIDs under spec.uidRoot (p = patient, s = study, k = series, i = instance, v = manifest version, 1-based):
  *   .1.p.s study · .2.p.s.k series · .3.p.s.k.i instance · .4.p.s.k frame of reference · .5.p.s KOS series ·
  *   .6.p.s.v KOS instance = XDS document uniqueId · .7.p.s.v submission set uniqueId · .8 institution ·
- *   .9 submission set sourceId · .10 accession number issuer
+ *   .9 submission set sourceId · .10 accession number issuer · .11/.12 consent documents (consent.ts)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -27,6 +27,7 @@ import {
 import { buildImage, sopClassForModality, type PatientContext, type StudyContext } from './iod';
 import { buildKos, type KosSeriesRef } from './kos';
 import { ASSOCIATION, AVAILABILITY, CODES, modalityCode, REFERENCE_ID_TYPE } from './xds';
+import { generateConsents, validateConsents } from './consent';
 import type {
   ManifestKos,
   ManifestPatient,
@@ -148,6 +149,7 @@ export function validateSeedSpec(spec: SeedSpec): void {
       if (s.transferSyntaxes?.length === 0) throw new Error('transferSyntaxes must not be empty');
     }
   }
+  validateConsents(spec);
 }
 
 function displayName(p: PatientSpec): string {
@@ -443,6 +445,8 @@ export async function generateCommunitySeed(spec: SeedSpec, outDir: string): Pro
     }
     manifest.patients.push(patient);
   }
+  if (spec.patients.some((p) => p.consents?.length))
+    manifest.consents = await generateConsents(spec, c, (p, d) => writer.write(p, d));
   await writer.write('manifest.json', Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8'));
   await writer.flush();
   return manifest;

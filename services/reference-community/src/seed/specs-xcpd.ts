@@ -94,7 +94,8 @@ export function xcpdDemoSpecs(): SeedSpec[] {
       // Registered in A's MPI without studies there.
       for (const [id, p] of everyone) {
         if (s.patients.some((q) => q.id === id)) continue;
-        const registered = inCommunity({ ...p, studies: [] }, 'A', oid);
+        // Demographics only: no studies, and no consent documents of the other community's.
+        const registered = inCommunity({ ...p, studies: [], consents: [] }, 'A', oid);
         if (registered) patients.push(registered);
       }
     }

@@ -4,7 +4,8 @@
  */
 import { TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE, TS_JPEG_LOSSLESS_SV1, TS_JPEG_LS_LOSSLESS } from './dicom';
 import { assertUid, parseCx } from './ids';
-import type { PatientSpec, SeedSpec, StudySpec } from './types';
+import type { ConsentSpec, PatientSpec, SeedSpec, StudySpec } from './types';
+import { DEMO_CONSENTS } from './consent';
 
 /** Assigning authority of the affinity domain's patient ids, shared by all demo communities. */
 export const DEMO_AFFINITY_DOMAIN_OID = '1.3.6.1.4.1.21367.13.20.1000';
@@ -87,6 +88,7 @@ function patient(
   p: typeof YAMADA | typeof SATO | typeof TANAKA,
   oid: string,
   studies: StudySpec[],
+  consents?: ConsentSpec[],
 ): PatientSpec {
   return {
     ...p,
@@ -94,6 +96,7 @@ function patient(
     // the community's own MRN: same number, the community's assigning authority
     localId: `${parseCx(p.id).id}^^^&${oid}.6&ISO`,
     studies,
+    ...(consents ? { consents } : {}),
   };
 }
 
@@ -101,7 +104,8 @@ function patient(
  * Three communities sharing patients: patient 1 (ISO 2022 IR 87 name) has studies in A, B and C; patient 2
  * (ISO_IR 192) in B and C; patient 3 (ASCII) only in B. 2–3 series per study, 3–5 instances per series,
  * 200–400 KiB per instance (before compression); some series in Implicit VR LE, patient 3's head CT in JPEG
- * Lossless and JPEG-LS Lossless; one Deprecated (replaced) KOS, in A.
+ * Lossless and JPEG-LS Lossless; one Deprecated (replaced) KOS, in A. Consent in B (BPPC): patient 2 opted
+ * out, patient 3 agreed to sharing, patient 1 has nothing on file.
  */
 export function defaultDemoSpecs(): SeedSpec[] {
   const { A, B, C } = DEMO_COMMUNITY_OIDS;
@@ -138,40 +142,51 @@ export function defaultDemoSpecs(): SeedSpec[] {
             instanceSize: 256 * KiB,
           },
         ]),
-        patient(SATO, B, [
-          {
-            description: '腹部CT 造影',
-            modality: 'CT',
-            date: '20241105',
-            time: '093000',
-            series: 3,
-            instancesPerSeries: [5, 5, 3],
-            instanceSize: 384 * KiB,
-            transferSyntaxes: [TS_EXPLICIT_VR_LE, TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE],
-          },
-        ]),
-        patient(TANAKA, B, [
-          {
-            description: 'Chest X-ray PA',
-            modality: 'CR',
-            date: '20240618',
-            time: '083000',
-            series: 2,
-            instancesPerSeries: 3,
-            instanceSize: 400 * KiB,
-          },
-          {
-            description: 'Head CT',
-            modality: 'CT',
-            date: '20241202',
-            time: '221500',
-            series: 2,
-            instancesPerSeries: 4,
-            instanceSize: 224 * KiB,
-            // stored losslessly compressed (NIST iig_2018-5402a, rig_2018-5422a)
-            transferSyntaxes: [TS_JPEG_LOSSLESS_SV1, TS_JPEG_LS_LOSSLESS],
-          },
-        ]),
+        patient(
+          SATO,
+          B,
+          [
+            {
+              description: '腹部CT 造影',
+              modality: 'CT',
+              date: '20241105',
+              time: '093000',
+              series: 3,
+              instancesPerSeries: [5, 5, 3],
+              instanceSize: 384 * KiB,
+              transferSyntaxes: [TS_EXPLICIT_VR_LE, TS_EXPLICIT_VR_LE, TS_IMPLICIT_VR_LE],
+            },
+          ],
+          // Sato objects to sharing through the regional network (BPPC, seed/consent.ts).
+          DEMO_CONSENTS.optedOut,
+        ),
+        patient(
+          TANAKA,
+          B,
+          [
+            {
+              description: 'Chest X-ray PA',
+              modality: 'CR',
+              date: '20240618',
+              time: '083000',
+              series: 2,
+              instancesPerSeries: 3,
+              instanceSize: 400 * KiB,
+            },
+            {
+              description: 'Head CT',
+              modality: 'CT',
+              date: '20241202',
+              time: '221500',
+              series: 2,
+              instancesPerSeries: 4,
+              instanceSize: 224 * KiB,
+              // stored losslessly compressed (NIST iig_2018-5402a, rig_2018-5422a)
+              transferSyntaxes: [TS_JPEG_LOSSLESS_SV1, TS_JPEG_LS_LOSSLESS],
+            },
+          ],
+          DEMO_CONSENTS.shared,
+        ),
       ],
     },
     {

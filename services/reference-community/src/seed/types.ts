@@ -71,6 +71,12 @@ export interface PatientSpec {
   /** Where the patient lives (the reference MPI's demographics; not written into DICOM or XDS). */
   address?: PatientAddress;
   studies: StudySpec[];
+  /**
+   * The patient's Privacy Policy Acknowledgement documents (BPPC) in this community (seed/consent.ts).
+   * They belong to the patient, not to a position in the list, so they follow the patient whatever id
+   * the community gives them.
+   */
+  consents?: ConsentSpec[];
 }
 
 export interface PatientAddress {
@@ -105,6 +111,23 @@ export interface SeedSpec {
 
 export type { CodedValue, XdsAuthor };
 
+/** One acknowledgement of privacy policies by the patient (ITI TF-1 §19). */
+export interface ConsentSpec {
+  /** Policy OIDs acknowledged (the document's eventCodeList). */
+  policies: string[];
+  /** Effective from this local date (YYYYMMDD) … */
+  date: string;
+  /** … until this one (exclusive), if it ends. */
+  until?: string;
+}
+
+/** The registry objects of the consent documents (kept apart from the KOS manifests). */
+export interface ConsentManifest {
+  documentEntries: XdsDocumentEntry[];
+  submissionSets: XdsSubmissionSet[];
+  associations: XdsAssociation[];
+}
+
 export interface XdsDocumentEntry {
   entryUUID: string;
   uniqueId: string;
@@ -115,7 +138,8 @@ export interface XdsDocumentEntry {
   sourcePatientId: string;
   /** `PID-3|…`, `PID-5|…` (UTF-8, alphabetic~ideographic~phonetic), `PID-7|…`, `PID-8|…` */
   sourcePatientInfo: string[];
-  mimeType: 'application/dicom';
+  /** application/dicom (KOS manifests), text/xml (consent documents). */
+  mimeType: string;
   formatCode: CodedValue;
   classCode: CodedValue;
   typeCode: CodedValue;
@@ -126,6 +150,7 @@ export interface XdsDocumentEntry {
   /** YYYYMMDDhhmmss UTC */
   creationTime: string;
   serviceStartTime: string;
+  serviceStopTime?: string;
   languageCode: string;
   title: string;
   hash: string;
@@ -229,4 +254,6 @@ export interface SeedManifest {
   documentEntries: XdsDocumentEntry[];
   submissionSets: XdsSubmissionSet[];
   associations: XdsAssociation[];
+  /** Consent documents, when the spec names some (registered and stored like the manifests). */
+  consents?: ConsentManifest;
 }

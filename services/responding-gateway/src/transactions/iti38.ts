@@ -9,12 +9,13 @@
  *   gets home = our homeCommunityId.
  * - An unknown patient — and a malformed patient id, which must look the same from outside
  *   (IHE XCA-I M6) — gives, by policy, an empty Success or XDSUnknownPatientId.
+ * - Only what may leave the community is answered (R9, R10): a patient whose consent refuses the
+ *   calling community is answered exactly like an unknown patient (disclosure/).
  * - Every RegistryError carries our homeCommunityId in location, also those our registry made
  *   (ITI TF-2 3.38.4.1.3).
  */
 import {
   Action,
-  adhocQueryRequestXml,
   decodeQuery,
   encodeQueryResult,
   ErrorCode,
@@ -25,6 +26,8 @@ import {
   queryCall,
   queryPatientId,
   registryError,
+  registryQuery,
+  screenQueryAnswer,
   validateQuery,
   type AdhocQueryRequest,
   type AdhocQueryResponse,
@@ -79,7 +82,7 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
         queryCall(
           target,
           'ITI-18',
-          adhocQueryRequestXml(req, undefined),
+          registryQuery(req, ctx),
           (why) => [registryError(ErrorCode.RegistryError, `the registry did not answer: ${why.message}`)],
           { relayOnly: true },
         ),
@@ -90,12 +93,14 @@ export const iti38: Transaction<AdhocQueryRequest, AdhocQueryResponse, QueryResu
 
   async merge(req, outcomes, errors, ctx) {
     const own = ctx.gateway.directory.homeCommunityId;
-    const res = mergeQueryAnswers(outcomes, errors, () => ({ mode: 'set', home: own }));
+    const merged = mergeQueryAnswers(outcomes, errors, () => ({ mode: 'set', home: own }));
+    const { res, refused } = await screenQueryAnswer(req, merged, ctx);
     const patientQuery = req.query !== undefined && isPatientQuery(req.query) && errors.length === 0;
     const unknown =
       patientQuery &&
-      res.objects.length === 0 &&
-      (outcomes.length === 0 || res.errors.some((e) => e.errorCode === ErrorCode.UnknownPatientId));
+      (refused ||
+        (res.objects.length === 0 &&
+          (outcomes.length === 0 || res.errors.some((e) => e.errorCode === ErrorCode.UnknownPatientId))));
     return locate(unknown ? unknownPatientAnswer(res, ctx) : res, 'responder', own);
   },
 

@@ -5,6 +5,7 @@
  * ours (XDSUnknownCommunity). The documents are split by RepositoryUniqueId into ITI-43 requests
  * to our repositories, merged, and every DocumentResponse carries our HomeCommunityId. Every
  * RegistryError carries our homeCommunityId in location, the document in codeContext (3.39.4.1.3).
+ * A document that may not leave the community (R9, R10) is answered as unknown, unfetched.
  */
 import {
   Action,
@@ -17,6 +18,7 @@ import {
   missingHome,
   planRetrieve,
   respondingPolicy,
+  screenRetrieve,
   type RetrieveAnswer,
   retrieveAuditEvents,
   type RetrieveResult,
@@ -33,13 +35,14 @@ export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
 
   validate: () => [],
 
-  plan(docs, ctx) {
+  async plan(docs, ctx) {
     const dir = ctx.gateway.directory;
+    const release = await screenRetrieve(docs, ctx, 'ITI-39');
     return planRetrieve(docs, (d) => {
       if (!d.homeCommunityId) return missingHome(d);
       if (d.homeCommunityId !== dir.homeCommunityId)
         return unknownCommunity(d, 'is not served by this gateway');
-      return localRepositoryRoute(d, dir);
+      return release.withheld(d) ?? localRepositoryRoute(d, dir);
     });
   },
 

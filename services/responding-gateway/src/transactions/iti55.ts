@@ -4,7 +4,9 @@
  * The request's demographics (and any LivingSubjectId of our own assigning authority) go to our
  * Patient Demographics Supplier as ITI-47; of its candidates, the one that matches the request on
  * every criterion is answered with our id, our homeCommunityId as custodian and the query echoed;
- * several are answered as no match (identity/respond.ts). A request without the required
+ * several are answered as no match (identity/respond.ts). Matches are answered "after
+ * consideration of all policy constraints" (3.55.4.1.3.1): a patient whose consent refuses the
+ * calling community is no match (R10, R42; disclosure/). A request without the required
  * parameters is a query error (QE), one for the Deferred Response Option an unsupported mode, a
  * supplier that cannot answer an application error (AE, InternalError) — never a guess.
  */
@@ -27,6 +29,7 @@ import {
   patientQueryAuditEvent,
   patientQueryCall,
   registryError,
+  screenPatientMatch,
   supplierQuery,
   XCPD_ERROR_SYSTEM,
   type DecodedPatientQuery,
@@ -44,6 +47,8 @@ export interface Discovery {
   answer: PatientQueryAnswer;
   /** The ITI-47 to our supplier and how it went (its requester-side audit record). */
   supplier?: Outcome<DecodedPatientQueryAnswer>;
+  /** Our patient, matched but not disclosed to the caller (our own audit record names them). */
+  withheld?: string;
 }
 
 const internalError = (detail: string) =>
@@ -114,11 +119,12 @@ export const iti55: Transaction<DecodedPatientQuery, DecodedPatientQueryAnswer, 
         supplier,
       };
     const dir = ctx.gateway.directory;
-    const answer = chooseMatch(req, supplier.value.matches, {
+    const match = chooseMatch(req, supplier.value.matches, {
       authority: dir.patientIdentity?.assigningAuthority ?? '',
       homeOid: homeOid(dir.homeCommunityId),
     });
-    return { request: req, answer, supplier };
+    const { answer, withheld } = await screenPatientMatch(match, ctx);
+    return { request: req, answer, supplier, withheld };
   },
 
   encode: (res, ctx) => encodePatientAnswer(res.request, res.answer, ctx),
@@ -129,7 +135,11 @@ export const iti55: Transaction<DecodedPatientQuery, DecodedPatientQueryAnswer, 
       side: 'responder',
       queryId: req.queryId,
       queryByParameterXml: req.queryByParameterXml,
-      patientIds: [...idsAsCx(req.ids), ...answerPatientIds(res?.answer)],
+      patientIds: [
+        ...idsAsCx(req.ids),
+        ...answerPatientIds(res?.answer),
+        ...(res?.withheld ? [res.withheld] : []),
+      ],
       home: req.sender.organization && `urn:oid:${req.sender.organization}`,
       outcome: delivery.ok ? answerOutcome(res?.answer) : 8,
       description: res?.answer.detail,

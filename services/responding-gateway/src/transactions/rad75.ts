@@ -8,6 +8,7 @@
  * response, our HomeCommunityId on every DocumentResponse, every instance checked on the way. Every
  * RegistryError carries our homeCommunityId in location (RAD TF-3 4.75, Gazelle RAD75-004), also those
  * of the Imaging Document Sources; the instance concerned is named in codeContext.
+ * Instances of a study that may not leave the community (R9, R10) are answered as unknown, unfetched.
  */
 import {
   Action,
@@ -22,6 +23,7 @@ import {
   missingHome,
   planRetrieve,
   respondingPolicy,
+  screenRetrieve,
   type RetrieveAnswer,
   retrieveAuditEvents,
   type RetrieveResult,
@@ -39,13 +41,15 @@ export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
 
   validate: (req) => validateImagingRequest(req),
 
-  plan(req, ctx) {
+  async plan(req, ctx) {
     const dir = ctx.gateway.directory;
-    return planRetrieve(imagingDocuments(req), (d) => {
+    const docs = imagingDocuments(req);
+    const release = await screenRetrieve(docs, ctx, 'RAD-75');
+    return planRetrieve(docs, (d) => {
       if (!d.homeCommunityId) return missingHome(d);
       if (d.homeCommunityId !== dir.homeCommunityId)
         return unknownCommunity(d, 'is not served by this gateway');
-      return localImagingSourceRoute(d, dir, req.transferSyntaxUids);
+      return release.withheld(d) ?? localImagingSourceRoute(d, dir, req.transferSyntaxUids);
     });
   },
 
