@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import {
+  asyncKeys,
   Action,
   decodeAdhocQueryResponse,
   encodeAdhocQueryResponse,
@@ -251,8 +252,8 @@ describe('used async (ITI-38 from the initiating gateway)', () => {
     const sent = silent.received[0];
     const id = /<wsa:MessageID>([^<]+)</.exec(sent)?.[1] as string;
     const uuid = id.slice('urn:uuid:'.length);
-    await waitFor(async () => (await redis.get(`${prefix}pending:${uuid}`)) === null);
-    expect(await redis.get(`${prefix}claim:${uuid}`)).toBe('expired');
+    await waitFor(async () => (await redis.get(`${prefix}${asyncKeys.pending(uuid)}`)) === null);
+    expect(await redis.get(`${prefix}${asyncKeys.claim(uuid)}`)).toBe('expired');
     const late = await postResponse(`${g.url}/async-response`, id, HOME_X);
     expect(late.status).toBe(202);
   });
@@ -372,13 +373,13 @@ describe('requester disconnect (IHE XCA-I M3)', () => {
     call.catch(() => undefined);
     await Promise.all([yReceived, held.waitHeld(1)]);
     const uuid = held.held[0].messageId.slice('urn:uuid:'.length);
-    expect(await redis.get(`${prefix}pending:${uuid}`)).not.toBeNull();
+    expect(await redis.get(`${prefix}${asyncKeys.pending(uuid)}`)).not.toBeNull();
 
     consumer.abort();
     await expect(call).rejects.toThrow();
     await yClosed; // the sub-request to Y was cancelled, not left to its 60 s timeout
-    await waitFor(async () => (await redis.get(`${prefix}pending:${uuid}`)) === null);
-    expect(await redis.get(`${prefix}claim:${uuid}`)).toBe('cancelled');
+    await waitFor(async () => (await redis.get(`${prefix}${asyncKeys.pending(uuid)}`)) === null);
+    expect(await redis.get(`${prefix}${asyncKeys.claim(uuid)}`)).toBe('cancelled');
     // X's late answer is acknowledged and dropped; the gateway still serves the next request.
     expect(await held.held[0].deliver()).toBe(202);
     const next = await soapCall(`${ig.url}/iti18`, Action.ITI18, findDocuments());

@@ -6,6 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import {
+  asyncKeys,
   Action,
   decodeAdhocQueryResponse,
   type RunningGateway,
@@ -100,7 +101,7 @@ it('survives a Redis restart in the middle of an async fan-out', async () => {
   const held = soapCall(`${ig.url}/iti18`, Action.ITI18, query());
   await peer.waitHeld(1);
   const uuid = peer.held[0].messageId.slice('urn:uuid:'.length);
-  expect(await redis.get(`${prefix}pending:${uuid}`)).not.toBeNull();
+  expect(await redis.get(`${prefix}${asyncKeys.pending(uuid)}`)).not.toBeNull();
 
   await stopProcess(server);
   await waitFor(async () => !(await ig.readiness.report()).checks.async?.detail?.available);
@@ -122,7 +123,9 @@ it('survives a Redis restart in the middle of an async fan-out', async () => {
   expect([report.ready, report.checks.async.status]).toEqual([true, 'degraded']);
 
   server = await startRedisServer(port);
-  await waitFor(async () => (await redis.get(`${prefix}pending:${uuid}`).catch(() => null)) !== null);
+  await waitFor(
+    async () => (await redis.get(`${prefix}${asyncKeys.pending(uuid)}`).catch(() => null)) !== null,
+  );
 
   // The held request completes with the response that arrives after the restart.
   expect(await peer.held[0].deliver()).toBe(202);

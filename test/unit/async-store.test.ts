@@ -1,5 +1,6 @@
 /** The correlation stores (in-process and Redis at REDIS_URL) and the Redis integrity store. */
 import {
+  asyncKeys,
   connectRedis,
   closeRedis,
   MemoryCorrelationStore,
@@ -91,11 +92,16 @@ describe('Redis key layout', () => {
     await store.markServed('abc', 'r1', 60_000);
     await store.registerReplica('r1', 'http://10.0.0.1:8080', 60_000);
     const keys = await keysUnder(look, prefix);
-    for (const k of [`pending:${id}`, `claim:${id}`, 'served:abc', 'replica:r1']) {
+    for (const k of [
+      asyncKeys.pending(id),
+      asyncKeys.claim(id),
+      asyncKeys.served('abc'),
+      asyncKeys.replica('r1'),
+    ]) {
       const ttl = keys.get(`${prefix}${k}`);
       expect([k, ttl !== undefined && ttl > 0 && ttl <= 60_000]).toEqual([k, true]);
     }
-    expect((await look.get(`${prefix}pending:${id}`))?.length).toBeLessThan(300);
+    expect((await look.get(`${prefix}${asyncKeys.pending(id)}`))?.length).toBeLessThan(300);
     await store.dropReplica('r1');
     expect(await store.replicaUrl('r1')).toBeUndefined();
   });

@@ -9,12 +9,23 @@ import {
 } from './store';
 
 /**
+ * Key names. `{…}` is the Redis Cluster hash tag: a request's `pending:` and `claim:` share a slot;
+ * every command here touches one key, so no command ever spans slots.
+ */
+export const asyncKeys = {
+  pending: (id: string) => `pending:{${id}}`,
+  claim: (id: string) => `claim:{${id}}`,
+  served: (key: string) => `served:{${key}}`,
+  replica: (id: string) => `replica:{${id}}`,
+};
+
+/**
  * Correlation state in Redis, shared by every replica. Key families (under the client's prefix),
  * all written with a TTL (see README.md):
- *   pending:<uuid>   one outbound async request awaiting its response
- *   claim:<uuid>     what became of it (answered / expired / cancelled), for duplicates and late answers
- *   served:<sha256>  an inbound async request being served (duplicate MessageIDs are not run twice)
- *   replica:<id>     where a replica takes handovers (refreshed by a heartbeat)
+ *   pending:{<uuid>} one outbound async request awaiting its response
+ *   claim:{<uuid>}   what became of it (answered / expired / cancelled), for duplicates and late answers
+ *   served:{<sha256>} an inbound async request being served (duplicate MessageIDs are not run twice)
+ *   replica:{<id>}   where a replica takes handovers (refreshed by a heartbeat)
  */
 export class RedisCorrelationStore implements CorrelationStore {
   readonly kind = 'redis' as const;
@@ -26,40 +37,40 @@ export class RedisCorrelationStore implements CorrelationStore {
   }
 
   async putPending(id: string, rec: PendingRecord, ttlMs: number): Promise<void> {
-    await this.redis.set(`pending:${id}`, encodePending(rec), 'PX', ttl(ttlMs));
+    await this.redis.set(asyncKeys.pending(id), encodePending(rec), 'PX', ttl(ttlMs));
   }
 
   async getPending(id: string): Promise<PendingRecord | undefined> {
-    return decodePending(await this.redis.get(`pending:${id}`));
+    return decodePending(await this.redis.get(asyncKeys.pending(id)));
   }
 
   async dropPending(id: string): Promise<void> {
-    await this.redis.del(`pending:${id}`);
+    await this.redis.del(asyncKeys.pending(id));
   }
 
   async claim(id: string, state: ClaimState, ttlMs: number): Promise<'first' | ClaimState> {
-    const before = await this.redis.set(`claim:${id}`, state, 'PX', ttl(ttlMs), 'NX', 'GET');
+    const before = await this.redis.set(asyncKeys.claim(id), state, 'PX', ttl(ttlMs), 'NX', 'GET');
     return before === null ? 'first' : (asClaimState(before) ?? 'answered');
   }
 
   async claimState(id: string): Promise<ClaimState | undefined> {
-    return asClaimState(await this.redis.get(`claim:${id}`));
+    return asClaimState(await this.redis.get(asyncKeys.claim(id)));
   }
 
   async markServed(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(`served:${key}`, owner, 'PX', ttl(ttlMs), 'NX')) === 'OK';
+    return (await this.redis.set(asyncKeys.served(key), owner, 'PX', ttl(ttlMs), 'NX')) === 'OK';
   }
 
   async registerReplica(id: string, url: string, ttlMs: number): Promise<void> {
-    await this.redis.set(`replica:${id}`, url, 'PX', ttl(ttlMs));
+    await this.redis.set(asyncKeys.replica(id), url, 'PX', ttl(ttlMs));
   }
 
   async replicaUrl(id: string): Promise<string | undefined> {
-    return (await this.redis.get(`replica:${id}`)) ?? undefined;
+    return (await this.redis.get(asyncKeys.replica(id))) ?? undefined;
   }
 
   async dropReplica(id: string): Promise<void> {
-    await this.redis.del(`replica:${id}`);
+    await this.redis.del(asyncKeys.replica(id));
   }
 
   onReady(cb: () => void): void {

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from '../redis/client';
+import { hashTag } from '../redis/keys';
 import { LookupFailed } from './registry';
 
 export interface ReleasedStudy {
@@ -32,8 +33,9 @@ export const RELEASED_TTL_MS = 24 * 3600_000;
 /** KOS manifests remembered per study (replaced manifests add up). */
 const PER_STUDY = 16;
 
+// One community's studies share a hash tag: a pipeline over several of them stays in one Cluster slot.
 const key = (community: string, study: string) =>
-  `released:${createHash('sha256').update(`${community}|${study}`).digest('base64url')}`;
+  `released:${hashTag(community)}:${createHash('sha256').update(`${community}|${study}`).digest('base64url')}`;
 
 export class MemoryReleasedStudies implements ReleasedStudies {
   private readonly map = new Map<string, { ids: string[]; expires: number }>();

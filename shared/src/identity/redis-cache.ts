@@ -36,7 +36,10 @@ export class RedisCorrelationCache implements CorrelationCache {
   ) {}
 
   private key(localId: string, home: string): string {
-    return `xcpd:${createHmac('sha256', this.keys.mac).update(home).update('\u0000').update(localId).digest('base64url')}`;
+    // The hash tag is a MAC of the local id alone: every community's correlation for one patient
+    // shares a Cluster slot, so the MGET / MULTI over them never spans slots.
+    const tag = createHmac('sha256', this.keys.mac).update('tag\u0000').update(localId).digest('base64url');
+    return `xcpd:{${tag.slice(0, 16)}}:${createHmac('sha256', this.keys.mac).update(home).update('\u0000').update(localId).digest('base64url')}`;
   }
 
   private seal(key: string, c: Correlation): string {

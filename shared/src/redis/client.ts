@@ -1,7 +1,11 @@
-import Redis from 'ioredis';
+import IORedis, { Cluster, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '../util/log';
+import { redisSettingsFromUrl, type RedisSettings } from './settings';
 
-export type { Redis };
+/** A single node / Sentinel-managed primary (`IORedis`) or a Redis Cluster: the same commands. */
+export type Redis = IORedis | Cluster;
+export type { RedisSettings };
 
 export interface RedisConnectOptions {
   /** Prepended to every key (one deployment, or one test run). Default `xcai:`. */
@@ -12,25 +16,97 @@ export interface RedisConnectOptions {
 /**
  * A Redis client that never queues commands while disconnected (they fail at once, so callers can
  * degrade), reconnects forever with a capped backoff, and logs connection trouble at most every 10 s.
+ * Sentinel: ioredis asks the sentinels for the primary on every (re)connect and follows
+ * `+switch-master`; a connection that finds itself on a demoted primary (READONLY) reconnects.
+ * Cluster: ioredis routes each command to the master of its slot (keys carry hash tags, see
+ * `async/README.md`). TLS always verifies the server's certificate and name.
  */
-export function connectRedis(url: string, o: RedisConnectOptions): Redis {
+export function connectRedis(target: string | RedisSettings, o: RedisConnectOptions): Redis {
+  const s = typeof target === 'string' ? redisSettingsFromUrl(target) : target;
   const log = o.log.child({ component: 'redis' });
-  const client = new Redis(url, {
-    keyPrefix: o.keyPrefix ?? 'xcai:',
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
+  const keyPrefix = o.keyPrefix ?? 'xcai:';
+  const tls: ConnectionOptions | undefined = s.tls
+    ? {
+        ca: s.tls.ca,
+        cert: s.tls.cert,
+        key: s.tls.key,
+        servername: s.tls.servername,
+        rejectUnauthorized: true,
+      }
+    : undefined;
+  const common: RedisOptions = {
+    username: s.username,
+    password: s.password,
     connectTimeout: 2_000,
-    retryStrategy: (times) => Math.min(100 * times, 2_000),
-  });
+    maxRetriesPerRequest: 1,
+    tls,
+    reconnectOnError: (e) => (/^READONLY/.test(e.message) ? 2 : false),
+  };
+  let client: Redis;
+  if (s.mode === 'cluster') {
+    client = new Cluster(s.nodes, {
+      keyPrefix,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+      slotsRefreshTimeout: 2_000,
+      redisOptions: common,
+    });
+  } else if (s.mode === 'sentinel') {
+    client = new IORedis({
+      ...common,
+      keyPrefix,
+      enableOfflineQueue: false,
+      db: s.db,
+      sentinels: s.sentinels,
+      name: s.name,
+      sentinelUsername: s.sentinelUsername,
+      sentinelPassword: s.sentinelPassword,
+      enableTLSForSentinelMode: !!tls,
+      sentinelTLS: tls,
+      failoverDetector: true,
+      sentinelRetryStrategy: (times) => Math.min(100 * times, 2_000),
+      retryStrategy: (times) => Math.min(100 * times, 2_000),
+    });
+  } else {
+    client = new IORedis({
+      ...common,
+      keyPrefix,
+      enableOfflineQueue: false,
+      host: s.host,
+      port: s.port,
+      db: s.db,
+      retryStrategy: (times) => Math.min(100 * times, 2_000),
+    });
+  }
   let lastLog = 0;
   client.on('error', (e: Error) => {
     const now = Date.now();
     if (now - lastLog < 10_000) return;
     lastLog = now;
-    log.warn('redis unavailable', { reason: e.message });
+    log.warn('redis unavailable', { target: describeRedis(s), reason: e.message });
   });
-  client.on('ready', () => log.info('redis connected'));
+  client.on('ready', () => log.info('redis connected', { target: describeRedis(s) }));
+  if (s.mode === 'sentinel') {
+    (client as IORedis).on('+switch-master', () => log.warn('redis primary switched by the sentinels'));
+  }
   return client;
+}
+
+/** For logs: where, how, as whom — never a password. */
+export function describeRedis(s: RedisSettings): string {
+  const hosts = (l: { host: string; port: number }[]) => l.map((h) => `${h.host}:${h.port}`).join(',');
+  const where =
+    s.mode === 'cluster'
+      ? `cluster ${hosts(s.nodes)}`
+      : s.mode === 'sentinel'
+        ? `sentinel ${s.name} via ${hosts(s.sentinels)}`
+        : `${s.host}:${s.port}`;
+  return `${where}${s.tls ? ' (tls)' : ''}${s.username ? ` as ${s.username}` : ''}`;
+}
+
+/** The masters of a cluster, or the one connection otherwise: what SCAN / DBSIZE must visit. */
+export function scanTargets(client: Redis): IORedis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
 }
 
 /** Resolves once the client is ready, or after `ms` (the gateway starts either way). */

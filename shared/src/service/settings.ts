@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseSize } from '../directory/load';
 import { auditSettingsFromEnv, type AuditSettings } from './audit';
+import { redisSettingsFromEnv, RedisSettingsError, type RedisSettings } from '../redis/settings';
 
 /** Process settings from the environment (the Helm chart sets these; see README "Configuration"). */
 export interface ServiceSettings {
@@ -26,6 +27,9 @@ export interface ServiceSettings {
     /** Where that response comes from (XCAI_TLS_OCSP_URL; default the certificate's AIA OCSP URL). */
     ocspUrl?: string;
   };
+  /** From REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES and friends (wins over `redisUrl`). */
+  redis?: RedisSettings;
+  /** A plain URL (tests). */
   redisUrl?: string;
   /** Prefix of every Redis key (XCAI_REDIS_PREFIX, default `xcai:`): one per deployment sharing a Redis. */
   redisKeyPrefix?: string;
@@ -111,6 +115,17 @@ export function settingsFromEnv(
   } catch (e) {
     throw new SettingsError((e as Error).message);
   }
+  let redis: RedisSettings | undefined;
+  try {
+    redis = redisSettingsFromEnv(env);
+  } catch (e) {
+    if (e instanceof RedisSettingsError) throw new SettingsError(e.message);
+    throw e;
+  }
+  const redisKeyPrefix = env.XCAI_REDIS_PREFIX || undefined;
+  // A brace in the prefix would become every key's hash tag: one Cluster slot for everything.
+  if (redisKeyPrefix && /[{}]/.test(redisKeyPrefix))
+    throw new SettingsError('XCAI_REDIS_PREFIX must not contain { or } (the keys carry their own hash tags)');
   const maxReq = parseSize(env.XCAI_MAX_REQUEST_BYTES ?? '4MiB');
   if (!maxReq) throw new SettingsError('XCAI_MAX_REQUEST_BYTES must be a size');
   return {
@@ -120,8 +135,8 @@ export function settingsFromEnv(
     mgmtPort: int('XCAI_MGMT_PORT', 9090),
     publicUrl: env.XCAI_PUBLIC_URL?.replace(/\/+$/, '') || undefined,
     tls,
-    redisUrl: env.REDIS_URL || undefined,
-    redisKeyPrefix: env.XCAI_REDIS_PREFIX || undefined,
+    redis,
+    redisKeyPrefix,
     handoverSecret: env.XCAI_HANDOVER_SECRET || undefined,
     internalUrl: env.XCAI_INTERNAL_URL?.replace(/\/+$/, '') || undefined,
     audit,
