@@ -215,12 +215,30 @@ async function receive(
       SoapFault.receiver(`correlation store unavailable (${(e as Error).message}); retry later`),
     );
   }
-  if (claim !== 'first') {
-    log.info('duplicate async response ignored', { relatesTo: id.relatesTo, state: claim });
+  if (claim !== 'first' && claim !== 'answered') {
+    log.info('async response after the request was given up: ignored', {
+      relatesTo: id.relatesTo,
+      state: claim,
+    });
     return stop(202);
+  }
+  if (claim === 'answered') {
+    // Its request still waits (its pending record was just read), so the earlier claim may be an
+    // orphan: a claim whose reply was lost when the Redis primary failed, or a hand-over that failed.
+    // The owner is the arbiter: it takes one answer and tells us 410 for any other.
+    log.info('async response claimed before while its request still waits: handing over', {
+      relatesTo: id.relatesTo,
+    });
   }
   const url =
     rec.owner === d.replica ? undefined : await d.store.replicaUrl(rec.owner).catch(() => undefined);
+  if (!url && d.key && d.store.recovering()) {
+    log.warn('async response deferred: owner replica not registered yet after a Redis reconnect', {
+      relatesTo: id.relatesTo,
+      owner: rec.owner,
+    });
+    return stop(503, SoapFault.receiver('correlation store recovering; retry later'));
+  }
   if (!url || !d.key) {
     log.warn('async response cannot be handed over: its request is lost', {
       relatesTo: id.relatesTo,
@@ -241,9 +259,8 @@ async function receive(
     }
     log.warn('hand-over refused by the owner replica', { relatesTo: id.relatesTo, status });
     // 410: the owner stopped waiting (deadline) — a late answer, not the sender's fault.
-    return status === 410
-      ? answer(res, 202)
-      : answer(res, 502, SoapFault.receiver('hand-over to the waiting replica failed'));
+    if (status === 410) return answer(res, 202);
+    return answer(res, 502, SoapFault.receiver('hand-over to the waiting replica failed'));
   } catch (e) {
     log.warn('hand-over failed', { relatesTo: id.relatesTo, reason: (e as Error).message });
     return stop(502, SoapFault.receiver('hand-over to the waiting replica failed'));
@@ -302,6 +319,11 @@ async function identify(
           { relatesTo },
         );
         throw new EarlyAnswer(202);
+      }
+      if (d.store.recovering()) {
+        // After a failover the owner may not have written its record again yet: let the sender retry.
+        log.warn('async response deferred: no pending request yet after a Redis reconnect', { relatesTo });
+        throw new EarlyAnswer(503, SoapFault.receiver('correlation store recovering; retry later'));
       }
       log.warn('async response rejected: RelatesTo matches no pending request', { relatesTo });
       rejected(d, caller, 'wsa:RelatesTo matches no pending request', relatesTo);

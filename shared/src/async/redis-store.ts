@@ -30,7 +30,24 @@ export const asyncKeys = {
 export class RedisCorrelationStore implements CorrelationStore {
   readonly kind = 'redis' as const;
 
-  constructor(private readonly redis: Redis) {}
+  private readies = 0;
+  private lastReady = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    /** How long after a re-connection records may still be missing (owners write them again). */
+    private readonly recoveryMs = RECOVERY_MS,
+  ) {
+    if (redis.status === 'ready') this.readies = 1;
+    redis.on('ready', () => {
+      this.readies++;
+      this.lastReady = Date.now();
+    });
+  }
+
+  recovering(): boolean {
+    return this.readies > 1 && Date.now() - this.lastReady < this.recoveryMs;
+  }
 
   available(): boolean {
     return this.redis.status === 'ready';
@@ -85,6 +102,9 @@ export class RedisCorrelationStore implements CorrelationStore {
     // The client is owned by whoever created it (it may be shared with the integrity store).
   }
 }
+
+/** Replicas re-write their records within their own reconnect (≤ 2 s backoff) plus a Sentinel query. */
+const RECOVERY_MS = 10_000;
 
 function ttl(ms: number): number {
   return Math.max(1, Math.ceil(ms));

@@ -44,6 +44,11 @@ export interface CorrelationStore {
   dropReplica(id: string): Promise<void>;
   /** Called whenever the store (re)connects, to restore this replica's state after a Redis restart. */
   onReady(cb: () => void): void;
+  /**
+   * True for a while after the store came back (a Redis restart or a Sentinel failover): records
+   * written just before may be missing until their owners have written them again.
+   */
+  recovering(): boolean;
   /** Numbers for readiness output and the benchmark. */
   stats(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
@@ -150,6 +155,9 @@ export class MemoryCorrelationStore implements CorrelationStore {
     this.replicas.delete(id);
   }
   onReady(): void {}
+  recovering(): boolean {
+    return false;
+  }
   async stats(): Promise<Record<string, unknown>> {
     return { pending: this.pending.size, claims: this.claims.size, served: this.served.size };
   }

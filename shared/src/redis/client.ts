@@ -16,8 +16,9 @@ export interface RedisConnectOptions {
 /**
  * A Redis client that never queues commands while disconnected (they fail at once, so callers can
  * degrade), reconnects forever with a capped backoff, and logs connection trouble at most every 10 s.
- * Sentinel: ioredis asks the sentinels for the primary on every (re)connect and follows
- * `+switch-master`; a connection that finds itself on a demoted primary (READONLY) reconnects.
+ * Sentinel: ioredis asks the sentinels for the primary on every (re)connect (its failover
+ * detector is left off: it raced with reconnects and could end the client); a connection that
+ * finds itself on a demoted primary (READONLY) reconnects.
  * Cluster: ioredis routes each command to the master of its slot (keys carry hash tags, see
  * `async/README.md`). TLS always verifies the server's certificate and name.
  */
@@ -63,7 +64,6 @@ export function connectRedis(target: string | RedisSettings, o: RedisConnectOpti
       sentinelPassword: s.sentinelPassword,
       enableTLSForSentinelMode: !!tls,
       sentinelTLS: tls,
-      failoverDetector: true,
       sentinelRetryStrategy: (times) => Math.min(100 * times, 2_000),
       retryStrategy: (times) => Math.min(100 * times, 2_000),
     });
@@ -86,9 +86,6 @@ export function connectRedis(target: string | RedisSettings, o: RedisConnectOpti
     log.warn('redis unavailable', { target: describeRedis(s), reason: e.message });
   });
   client.on('ready', () => log.info('redis connected', { target: describeRedis(s) }));
-  if (s.mode === 'sentinel') {
-    (client as IORedis).on('+switch-master', () => log.warn('redis primary switched by the sentinels'));
-  }
   return client;
 }
 
