@@ -250,10 +250,16 @@ export async function startTlsRedis(o: {
       '--dir',
       dir,
       ...noPersistence,
+      // redis-server joins the words after --user into one ACL rule line.
       '--user',
-      'default off',
+      'default',
+      'off',
       '--user',
-      `${o.user} on >${o.password} ~${o.keys} +@all`,
+      o.user,
+      'on',
+      `>${o.password}`,
+      `~${o.keys}`,
+      '+@all',
     ],
     dir,
   );
