@@ -67,6 +67,7 @@ beforeAll(async () => {
     audit: { transport: 'none' },
     maxRequestBytes: 4 * 1024 * 1024,
     redisUrl: `redis://127.0.0.1:${port}`,
+    redisUnreadyAfterMs: 4_000,
     redisKeyPrefix: prefix,
   };
   ig = await startIG(
@@ -121,12 +122,16 @@ it('survives a Redis restart in the middle of an async fan-out', async () => {
   // and readiness says degraded, not unready.
   const report = await ig.readiness.report();
   expect([report.ready, report.checks.async.status]).toEqual([true, 'degraded']);
+  // Away for longer than redisUnreadyAfterMs: unready (the Service takes the replica out).
+  await waitFor(async () => !(await ig.readiness.report()).ready);
+  expect((await ig.readiness.report()).checks.async.status).toBe('unready');
 
   server = await startRedisServer(port);
   await waitFor(
     async () => (await redis.get(`${prefix}${asyncKeys.pending(uuid)}`).catch(() => null)) !== null,
   );
 
+  await waitFor(async () => (await ig.readiness.report()).ready);
   // The held request completes with the response that arrives after the restart.
   expect(await peer.held[0].deliver()).toBe(202);
   const a = await held;

@@ -32,6 +32,7 @@ export class RedisCorrelationStore implements CorrelationStore {
 
   private readies = 0;
   private lastReady = 0;
+  private downSince: number | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -39,10 +40,20 @@ export class RedisCorrelationStore implements CorrelationStore {
     private readonly recoveryMs = RECOVERY_MS,
   ) {
     if (redis.status === 'ready') this.readies = 1;
+    else this.downSince = Date.now();
     redis.on('ready', () => {
       this.readies++;
       this.lastReady = Date.now();
+      this.downSince = undefined;
     });
+    const down = () => (this.downSince ??= Date.now());
+    redis.on('close', down);
+    redis.on('end', down);
+  }
+
+  unavailableMs(): number {
+    if (this.available()) return 0;
+    return Date.now() - (this.downSince ?? Date.now());
   }
 
   recovering(): boolean {

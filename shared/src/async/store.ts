@@ -49,6 +49,8 @@ export interface CorrelationStore {
    * written just before may be missing until their owners have written them again.
    */
   recovering(): boolean;
+  /** How long the store has been unreachable (0 when available). */
+  unavailableMs(): number;
   /** Numbers for readiness output and the benchmark. */
   stats(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
@@ -157,6 +159,9 @@ export class MemoryCorrelationStore implements CorrelationStore {
   onReady(): void {}
   recovering(): boolean {
     return false;
+  }
+  unavailableMs(): number {
+    return 0;
   }
   async stats(): Promise<Record<string, unknown>> {
     return { pending: this.pending.size, claims: this.claims.size, served: this.served.size };

@@ -33,6 +33,8 @@ export interface AsyncSupportOptions {
 export interface AsyncStatus {
   store: 'redis' | 'memory';
   available: boolean;
+  /** How long the store has been unreachable (0 when available). */
+  unavailableMs: number;
   waiting: number;
   serving: number;
   handover: boolean;
@@ -116,6 +118,7 @@ export function createAsyncSupport(o: AsyncSupportOptions): AsyncSupport {
       return {
         store: store.kind,
         available: store.available(),
+        unavailableMs: store.unavailableMs(),
         waiting: calls.waiters.size,
         serving: inflight.size,
         handover: !!key,

@@ -218,9 +218,13 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
           ...o.async,
         });
   if (asyncSupport) {
+    const unreadyAfter = s.redisUnreadyAfterMs ?? 10_000;
     readiness.add('async', async () => {
       const st = await asyncSupport.ready();
-      return { status: st.available ? 'ok' : 'degraded', detail: { ...st } };
+      // Briefly away (a failover): degraded, sync traffic goes on. Away for long: unready, so the
+      // Service stops sending this replica traffic it would have to refuse or answer synchronously.
+      const long = st.store === 'redis' && unreadyAfter >= 0 && st.unavailableMs >= unreadyAfter;
+      return { status: st.available ? 'ok' : long ? 'unready' : 'degraded', detail: { ...st } };
     });
   }
   for (const [name, check] of Object.entries(o.readinessProviders ?? {})) readiness.add(name, check);

@@ -33,6 +33,12 @@ export interface ServiceSettings {
   redisUrl?: string;
   /** Prefix of every Redis key (XCAI_REDIS_PREFIX, default `xcai:`): one per deployment sharing a Redis. */
   redisKeyPrefix?: string;
+  /**
+   * Readiness turns false once the shared Redis has been unreachable this long (the replica can
+   * then neither accept async requests nor hand answers over); -1: never (degraded only). Default 10 s,
+   * longer than a Sentinel failover, so a failover does not empty the Service.
+   */
+  redisUnreadyAfterMs?: number;
   /** Authenticates async hand-overs between replicas (XCAI_HANDOVER_SECRET; default: derived from the TLS key). */
   handoverSecret?: string;
   /** How the other replicas reach this one (XCAI_INTERNAL_URL, e.g. the pod address); default: the address bound. */
@@ -126,6 +132,8 @@ export function settingsFromEnv(
   // A brace in the prefix would become every key's hash tag: one Cluster slot for everything.
   if (redisKeyPrefix && /[{}]/.test(redisKeyPrefix))
     throw new SettingsError('XCAI_REDIS_PREFIX must not contain { or } (the keys carry their own hash tags)');
+  if (int('XCAI_REDIS_UNREADY_AFTER_MS', 10_000) < -1)
+    throw new SettingsError('XCAI_REDIS_UNREADY_AFTER_MS must be -1 (never) or a duration in ms');
   const maxReq = parseSize(env.XCAI_MAX_REQUEST_BYTES ?? '4MiB');
   if (!maxReq) throw new SettingsError('XCAI_MAX_REQUEST_BYTES must be a size');
   return {
@@ -137,6 +145,7 @@ export function settingsFromEnv(
     tls,
     redis,
     redisKeyPrefix,
+    redisUnreadyAfterMs: int('XCAI_REDIS_UNREADY_AFTER_MS', 10_000),
     handoverSecret: env.XCAI_HANDOVER_SECRET || undefined,
     internalUrl: env.XCAI_INTERNAL_URL?.replace(/\/+$/, '') || undefined,
     audit,
