@@ -366,8 +366,8 @@ suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
     };
     const redis = {
       REDIS_PASSWORD: { secretKeyRef: { name: 'xcai-redis', key: 'redis-password' } },
-      REDIS_URL: 'rediss://:$(REDIS_PASSWORD)@redis.hie-a.example:6380/0',
-      NODE_EXTRA_CA_CERTS: '/etc/xcai/redis-ca/ca.crt',
+      REDIS_URL: 'rediss://redis.hie-a.example:6380/0',
+      REDIS_TLS_CA_FILE: '/etc/xcai/redis-ca/ca.crt',
     };
     expect(env(ig)).toEqual({
       XCAI_DIRECTORY: '/etc/xcai/directory.yaml',
@@ -457,8 +457,8 @@ suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
     };
     for (const d of ['shared/src', 'services/initiating-gateway/src', 'services/responding-gateway/src'])
       walk(path.join(repoRoot, d));
-    // Read by Node itself, or only expanded into other values ($(POD_IP), $(REDIS_PASSWORD)).
-    const notServiceSettings = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS', 'POD_IP', 'REDIS_PASSWORD'];
+    // Read by Node itself, or only expanded into other values ($(POD_IP)).
+    const notServiceSettings = ['NODE_OPTIONS', 'POD_IP'];
     for (const docs of [defaults, full])
       for (const w of workloads(docs))
         for (const name of Object.keys(env(podSpec(w))))
@@ -468,17 +468,47 @@ suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
           });
   });
 
-  it('builds REDIS_URL with the password from the Secret, keeping an ACL user name, never the password itself', () => {
-    const url = (sets: string[]) =>
-      env(podSpec(workloadOf(render([], sets), 'initiating-gateway'))).REDIS_URL;
-    expect(url([])).toBe('redis://redis:6379/0');
-    expect(url(['redis.existingSecret=r'])).toBe('redis://:$(REDIS_PASSWORD)@redis:6379/0');
-    expect(url(['redis.existingSecret=r', 'redis.url=rediss://gw@redis.x:6380/2'])).toBe(
-      'rediss://gw:$(REDIS_PASSWORD)@redis.x:6380/2',
+  it('maps an external Redis (single URL, Sentinel or Cluster; password and CA from Secrets) to the REDIS_* settings', () => {
+    const redisEnv = (sets: string[]) => {
+      const e = env(podSpec(workloadOf(render([], sets), 'initiating-gateway')));
+      return Object.fromEntries(Object.entries(e).filter(([k]) => k.startsWith('REDIS_')));
+    };
+    const password = { REDIS_PASSWORD: { secretKeyRef: { name: 'r', key: 'redis-password' } } };
+    expect(redisEnv([])).toEqual({ REDIS_URL: 'redis://redis:6379/0' });
+    // The URL never carries the password: the gateway reads REDIS_PASSWORD itself.
+    expect(redisEnv(['redis.existingSecret=r', 'redis.url=rediss://gw@redis.x:6380/2'])).toEqual({
+      ...password,
+      REDIS_URL: 'rediss://gw@redis.x:6380/2',
+    });
+    expect(
+      redisEnv([
+        'redis.sentinel.hosts={redis-node-0.redis-headless:26379,redis-node-1.redis-headless:26379}',
+        'redis.sentinel.masterName=mymaster',
+        'redis.sentinel.existingSecret=s',
+        'redis.existingSecret=r',
+        'redis.tls=true',
+        'redis.username=xcai',
+        'redis.caSecret=ca',
+      ]),
+    ).toEqual({
+      ...password,
+      REDIS_SENTINELS: 'redis-node-0.redis-headless:26379,redis-node-1.redis-headless:26379',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: { secretKeyRef: { name: 's', key: 'sentinel-password' } },
+      REDIS_TLS: 'true',
+      REDIS_USERNAME: 'xcai',
+      REDIS_TLS_CA_FILE: '/etc/xcai/redis-ca/ca.crt',
+    });
+    expect(redisEnv(['redis.cluster.nodes={rc-0.rc-headless:6379,rc-1.rc-headless:6379}'])).toEqual({
+      REDIS_CLUSTER_NODES: 'rc-0.rc-headless:6379,rc-1.rc-headless:6379',
+    });
+    // What the gateway would refuse at startup is refused at render time, with the reason.
+    expect(renderFails([], ['redis.sentinel.hosts={s:26379}', 'redis.cluster.nodes={c:6379}'])).toMatch(
+      /not both/,
     );
-    expect(url(['redis.existingSecret=r', 'redis.url=redis://redis.x'])).toBe(
-      'redis://:$(REDIS_PASSWORD)@redis.x',
-    );
+    expect(renderFails([], ['redis.caSecret=ca'])).toMatch(/never falls back to plaintext/);
+    expect(renderFails([], ['redis.tls=true'])).toMatch(/rediss:\/\//);
+    expect(renderFails([], ['redis.sentinel.hosts={no-port}'])).toMatch(/sentinel|pattern|hosts/i);
     const prefixes = workloads(render([valuesFile({ redis: { keyPrefix: 'site1:' } })])).map(
       (w) => env(podSpec(w)).XCAI_REDIS_PREFIX,
     );
@@ -929,6 +959,40 @@ suite(`helm chart helm/xcai-gateway (rendered with ${renderer?.kind})`, () => {
     const pct = render([], ['initiatingGateway.podDisruptionBudget.minAvailable=50%']);
     const igPdb = ofKind(pct, 'PodDisruptionBudget')[0] as unknown as IPodDisruptionBudget;
     expect(igPdb.spec).toMatchObject({ minAvailable: '50%' });
+  });
+
+  it('with autoscaling on, the defaults give a multi-replica deployment that keeps a replica serving', () => {
+    const docs = render(
+      [],
+      ['initiatingGateway.autoscaling.enabled=true', 'respondingGateway.autoscaling.enabled=true'],
+    );
+    const pdbs = ofKind(docs, 'PodDisruptionBudget') as unknown as IPodDisruptionBudget[];
+    const hpas = ofKind(docs, 'HorizontalPodAutoscaler') as unknown as IHorizontalPodAutoscaler[];
+    for (const comp of ['initiating-gateway', 'responding-gateway']) {
+      const w = workloadOf(docs, comp);
+      const hpa = hpas.find((h) => component(h as unknown as K8sObject) === comp);
+      expect(hpa?.spec?.minReplicas).toBeGreaterThanOrEqual(2);
+      expect((w.spec as { replicas?: number }).replicas).toBeUndefined();
+      // A node drain or an upgrade always leaves one replica serving.
+      const pdb = pdbs.find((p) => component(p as unknown as K8sObject) === comp);
+      expect([pdb?.spec?.minAvailable, pdb?.spec?.maxUnavailable]).toEqual([1, undefined]);
+      expect(pdb?.spec?.selector?.matchLabels).toEqual(
+        (w.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels,
+      );
+      const c = podSpec(w).containers[0];
+      expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
+      // Every replica shares the one Redis, under the one prefix of this deployment.
+      expect(env(podSpec(w)).REDIS_URL).toBe('redis://redis:6379/0');
+      expect(env(podSpec(w)).XCAI_REDIS_PREFIX).toMatch(new RegExp(`${comp}:$`));
+    }
+    // Replicas reach each other by pod address for the async hand-over.
+    expect(env(podSpec(workloadOf(docs, 'initiating-gateway'))).XCAI_INTERNAL_URL).toContain('$(POD_IP)');
+    // One replica: a PDB that lets it be moved (minAvailable 1 would block every drain).
+    const one = render([], ['initiatingGateway.replicas=1']);
+    const onePdb = (ofKind(one, 'PodDisruptionBudget') as unknown as IPodDisruptionBudget[]).find(
+      (p) => component(p as unknown as K8sObject) === 'initiating-gateway',
+    );
+    expect([onePdb?.spec?.minAvailable, onePdb?.spec?.maxUnavailable]).toEqual([undefined, 1]);
   });
 
   it('prints NOTES.txt with every Secret the release expects and the async hand-over address', () => {

@@ -101,27 +101,6 @@ The base URL the other replicas of the initiating gateway use to hand over async
 {{- end -}}
 {{- end -}}
 
-{{/*
-REDIS_URL: redis.url, with ":$(REDIS_PASSWORD)" inserted as the URL's password when redis.existingSecret is set
-(Kubernetes expands $(REDIS_PASSWORD) from the env entry declared before it). An ACL user name in the URL
-(redis://user@host) is kept.
-*/}}
-{{- define "xcai.redisUrl" -}}
-{{- $u := .Values.redis.url -}}
-{{- if .Values.redis.existingSecret -}}
-{{- $scheme := regexFind "^rediss?://" $u -}}
-{{- $rest := trimPrefix $scheme $u -}}
-{{- $user := "" -}}
-{{- if regexMatch "^[^/@]+@" $rest -}}
-{{- $user = regexFind "^[^/@]+" $rest -}}
-{{- $rest = regexReplaceAll "^[^/@]+@" $rest "" -}}
-{{- end -}}
-{{- printf "%s%s:$(REDIS_PASSWORD)@%s" $scheme $user $rest -}}
-{{- else -}}
-{{- $u -}}
-{{- end -}}
-{{- end -}}
-
 {{/* XCAI_REDIS_PREFIX: <redis.keyPrefix or "xcai:<namespace>:"><component name>: — one per gateway deployment. */}}
 {{- define "xcai.redisPrefix" -}}
 {{- $base := default (printf "xcai:%s:" .root.Release.Namespace) .root.Values.redis.keyPrefix -}}
@@ -378,7 +357,18 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- end -}}
 {{- include "xcai.egress.target" (dict "entries" $t.entries "ports" $ports "protocol" "TCP" "what" $t.what "comp" $comp) -}}
 {{- end -}}
-{{- include "xcai.egress.target" (dict "entries" $root.Values.redis.egress "ports" (list (include "xcai.urlPort" $root.Values.redis.url)) "protocol" "TCP" "what" "redis" "comp" $comp) -}}
+{{- $redisPorts := list -}}
+{{- with $root.Values.redis -}}
+{{- if .sentinel.hosts -}}
+{{- range .sentinel.hosts }}{{ $redisPorts = append $redisPorts (regexFind "[0-9]+$" .) }}{{ end -}}
+{{- $redisPorts = append $redisPorts (toString (int .sentinel.dataPort)) -}}
+{{- else if .cluster.nodes -}}
+{{- range .cluster.nodes }}{{ $redisPorts = append $redisPorts (regexFind "[0-9]+$" .) }}{{ end -}}
+{{- else -}}
+{{- $redisPorts = list (include "xcai.urlPort" .url) -}}
+{{- end -}}
+{{- end -}}
+{{- include "xcai.egress.target" (dict "entries" $root.Values.redis.egress "ports" ($redisPorts | uniq) "protocol" "TCP" "what" "redis" "comp" $comp) -}}
 {{- if ne $root.Values.audit.transport "none" -}}
 {{- $auditProto := ternary "UDP" "TCP" (eq $root.Values.audit.transport "udp") -}}
 {{- include "xcai.egress.target" (dict "entries" $root.Values.audit.egress "ports" (list (toString (int $root.Values.audit.port))) "protocol" $auditProto "what" "audit" "comp" $comp) -}}
@@ -482,6 +472,26 @@ All egress rules (besides DNS) of one component, one JSON NetworkPolicyEgressRul
 {{- end -}}
 {{- if not (regexMatch "^rediss?://" .Values.redis.url) -}}
 {{- fail "redis.url must start with redis:// or rediss://" -}}
+{{- end -}}
+{{- with .Values.redis -}}
+{{- if and .sentinel.hosts .cluster.nodes -}}
+{{- fail "redis: set sentinel.hosts or cluster.nodes, not both" -}}
+{{- end -}}
+{{- $many := or (not (empty .sentinel.hosts)) (not (empty .cluster.nodes)) -}}
+{{- range (concat .sentinel.hosts .cluster.nodes) -}}
+{{- if not (regexMatch "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$" .) -}}
+{{- fail (printf "redis.sentinel.hosts / redis.cluster.nodes: %q is not host:port" .) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .tls (not $many) -}}
+{{- fail "redis.tls is for Sentinel / Cluster mode; with redis.url write rediss://" -}}
+{{- end -}}
+{{- if and .username (not $many) -}}
+{{- fail "redis.username is for Sentinel / Cluster mode; with redis.url write redis://user@host" -}}
+{{- end -}}
+{{- if and .caSecret (not (ternary .tls (hasPrefix "rediss://" .url) $many)) -}}
+{{- fail "redis.caSecret needs TLS to Redis (rediss:// or redis.tls: true): the gateway never falls back to plaintext" -}}
+{{- end -}}
 {{- end -}}
 {{- $root := . -}}
 {{- range $key, $comp := (include "xcai.components" . | fromJson) -}}
