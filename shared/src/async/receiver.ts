@@ -230,8 +230,16 @@ async function receive(
       relatesTo: id.relatesTo,
     });
   }
-  const url =
-    rec.owner === d.replica ? undefined : await d.store.replicaUrl(rec.owner).catch(() => undefined);
+  let url: string | undefined;
+  try {
+    url = rec.owner === d.replica ? undefined : await d.store.replicaUrl(rec.owner);
+  } catch (e) {
+    // Redis went away between the claim and this read (a failover): the sender's retry will do.
+    return stop(
+      503,
+      SoapFault.receiver(`correlation store unavailable (${(e as Error).message}); retry later`),
+    );
+  }
   if (!url && d.key && d.store.recovering()) {
     log.warn('async response deferred: owner replica not registered yet after a Redis reconnect', {
       relatesTo: id.relatesTo,
