@@ -109,6 +109,8 @@ interface Chain {
   /** IDS, RIG, IIG, pipe 1, pipe 2, consumer (this process). */
   names: string[];
   pids: number[];
+  /** Highest VmHWM seen of IIG, RIG, pipe 1, pipe 2. */
+  hwm: number[];
   /** A new consumer HTTP client (its own connections; with TLS presenting the consumer's certificate). */
   consumer(): Dispatcher;
   stop(): Promise<void>;
@@ -223,6 +225,7 @@ async function startChain(
       rig,
       iig,
       pipes: [pipe1, pipe2],
+      hwm: [],
       names: ['IDS', 'RIG', 'IIG', 'pipe 1', 'pipe 2', 'consumer'],
       pids: [ids.proc.pid!, rig.proc.pid!, iig.proc.pid!, pipe1.proc.pid!, pipe2.proc.pid!, process.pid],
       consumer: () => {
@@ -345,8 +348,12 @@ const rssLine = (peak: number[], base: number[], instances: number) => {
   );
 };
 /** VmHWM of IIG, RIG, pipe 1, pipe 2 (readable only while they live). */
-const peaks = (chain: Chain) =>
-  [chain.iig.proc.pid!, chain.rig.proc.pid!, ...chain.pipes.map((p) => p.proc.pid!)].map(peakRss);
+const peaks = (chain: Chain) => {
+  // VmHWM can read lower later (the kernel updates its high-water mark lazily): keep the highest seen.
+  const now = [chain.iig.proc.pid!, chain.rig.proc.pid!, ...chain.pipes.map((p) => p.proc.pid!)].map(peakRss);
+  chain.hwm = now.map((v, i) => Math.max(v, chain.hwm[i] ?? 0));
+  return chain.hwm;
+};
 
 /** One study in one RAD-69, `RUNS` times alternating relay and pipe. */
 async function sizeRow(
@@ -558,7 +565,7 @@ function writePlot(file: string): void {
     execFileSync('xmllint', ['--noout', file], { stdio: 'pipe' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new Error(`${file} is not well-formed XML: ${String(e)}`);
+      throw new Error(`${file} is not well-formed XML: ${String(e)}`, { cause: e });
     console.log('  (xmllint not installed: the plot was not checked)');
   }
   console.log(`plot: ${file} (${captures.map((c) => c.title).join('; ')})`);
@@ -566,7 +573,8 @@ function writePlot(file: string): void {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  const largeDir = await benchSeed(LARGE, SIZE);
+  // In smoke mode the concurrent consumers' studies are in the same seed (one set of processes fewer).
+  const largeDir = await benchSeed(LARGE, SIZE, undefined, smoke ? O.concurrent : 1);
   const large = readManifest(largeDir);
   if (CPU_PROF) mkdirSync(CPU_PROF, { recursive: true });
   if (O.transports.includes('tls')) pki = makePki(['gw-a', 'gw-b', 'pacs'], 'relay-bench');
@@ -584,14 +592,19 @@ async function main(): Promise<void> {
   ) => {
     if (!ROWS.includes(name)) return;
     for (const t of O.transports) {
-      const chain = await startChain(name, t, seed, m, maxDocs, env);
+      // Fresh processes for every row, so that each peak RSS belongs to one row; in smoke mode, where
+      // only the answers count, the rows over one seed share their processes (seconds, not minutes).
+      const key = `${seed} ${t} ${JSON.stringify(env ?? {})}`;
+      const chain = (smoke && kept.get(key)) || (await startChain(name, t, seed, m, maxDocs, env));
+      if (smoke) kept.set(key, chain);
       try {
         await f(chain);
       } finally {
-        await chain.stop();
+        if (!smoke) await chain.stop();
       }
     }
   };
+  const kept = new Map<string, Chain>();
   try {
     const sizes: [string, string, number][] = [
       ['2', smoke ? fmtMiB(LARGE * SIZE) : '2 GiB', LARGE],
@@ -651,11 +664,12 @@ async function main(): Promise<void> {
       );
     }
     if (ROWS.includes('concurrent')) {
-      const concDir = await benchSeed(SMALL, SIZE, undefined, O.concurrent);
+      const concDir = smoke ? largeDir : await benchSeed(SMALL, SIZE, undefined, O.concurrent);
       const conc = readManifest(concDir);
       await row('concurrent', concDir, conc, SMALL, (c) => concurrentRow(c, conc));
     }
   } finally {
+    await Promise.all([...kept.values()].map((c) => c.stop()));
     pki?.remove();
   }
   if (PLOT_FILE) writePlot(PLOT_FILE);
