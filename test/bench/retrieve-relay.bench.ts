@@ -599,12 +599,17 @@ async function main(): Promise<void> {
       if (smoke) kept.set(key, chain);
       try {
         await f(chain);
+      } catch (e) {
+        // One row failing does not lose the others' figures; the run still fails.
+        failed.push(`${name} ${t}`);
+        console.error(`row ${name} ${t} failed:`, e);
       } finally {
         if (!smoke) await chain.stop();
       }
     }
   };
   const kept = new Map<string, Chain>();
+  const failed: string[] = [];
   try {
     const sizes: [string, string, number][] = [
       ['2', smoke ? fmtMiB(LARGE * SIZE) : '2 GiB', LARGE],
@@ -675,6 +680,7 @@ async function main(): Promise<void> {
   if (PLOT_FILE) writePlot(PLOT_FILE);
   if (smoke && !O.plot) rmSync(join(PLOT_FILE, '..'), { recursive: true, force: true });
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (failed.length) throw new Error(`rows failed: ${failed.join(', ')}`);
 }
 
 main().then(
