@@ -251,6 +251,10 @@ export async function retrieveRad69(
     { maxBytes: 64 * MiB, maxTextLength: 64 * MiB, maxElements: 5_000_000 },
     false,
   );
+  if (env.payload.local === 'Fault') {
+    const reason = /<(?:\w+:)?Text[^>]*>([^<]*)</.exec(String(msg.envelope))?.[1] ?? '';
+    throw new Error(`${url}: HTTP ${res.statusCode}, SOAP Fault: ${reason.slice(0, 300)}`);
+  }
   const root = decodeRetrieveDocumentSetResponse(env.payload);
   if (root.status !== 'Success' || root.errors.length) {
     throw new Error(
