@@ -64,7 +64,7 @@ export function retrieveBenchOptions() {
     concurrent: Number(arg('concurrent', smoke ? '2' : '8')),
     concurrentRuns: Number(arg('concurrent-runs', '1')),
     latencyInstances: 20,
-    latencyReps: Number(arg('latency-reps', smoke ? '5' : '100')),
+    latencyReps: Number(arg('latency-reps', smoke ? '3' : '100')),
     many: Number(arg('many', smoke ? '200' : '20000')),
     manySize: 8 * KiB,
   };
