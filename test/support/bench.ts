@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import {
   Action,
   cidFromHref,
@@ -41,19 +41,32 @@ export function arg(name: string, def: string): string {
 
 /**
  * The retrieve benchmarks' common command line: `--smoke`, `--runs N` (default 3; 1 in smoke),
- * `--verify all|sample`, `--only LABEL`; and their studies: 4,000 and 1,000 instances of 512 KiB
- * (2 GiB, 0.5 GiB), or 40 and 10 in smoke mode (still past the 16 MiB lookahead).
+ * `--verify all|sample`, `--only LABEL[,LABEL…]`, `--tls` / `--no-tls` (one transport only; default
+ * both, TLS first), `--plot FILE.svg`; and their studies: 4,000 and 1,000 instances of 512 KiB
+ * (2 GiB, 0.5 GiB), or 40 and 10 in smoke mode (still past the 16 MiB lookahead); `concurrent`
+ * consumers each with its own study of `small` instances (8, or 2 in smoke); a `latencyInstances`
+ * study asked `latencyReps` times; a study of `many` instances of `manySize` bytes.
  */
 export function retrieveBenchOptions() {
   const smoke = process.argv.includes('--smoke');
+  const tls = process.argv.includes('--tls');
+  const plain = process.argv.includes('--no-tls');
   return {
     smoke,
     runs: Number(arg('runs', smoke ? '1' : '3')),
     verifyAll: arg('verify', 'sample') === 'all',
     only: arg('only', ''),
+    transports: (tls === plain ? ['tls', 'plain'] : tls ? ['tls'] : ['plain']) as ('tls' | 'plain')[],
+    plot: arg('plot', ''),
     size: 512 * KiB,
     large: smoke ? 40 : 4000,
     small: smoke ? 10 : 1000,
+    concurrent: Number(arg('concurrent', smoke ? '2' : '8')),
+    concurrentRuns: Number(arg('concurrent-runs', '1')),
+    latencyInstances: 20,
+    latencyReps: Number(arg('latency-reps', smoke ? '3' : '100')),
+    many: Number(arg('many', smoke ? '200' : '20000')),
+    manySize: 8 * KiB,
   };
 }
 
@@ -63,23 +76,34 @@ export const fmtMiB = (b: number): string => `${(b / MiB).toFixed(0)} MiB`;
 const SEED_VERSION = 'v1';
 
 /**
- * A one-study seed of `instances` × `size` bytes (series of at most 1,000), generated once per machine
- * into the temp directory. Another `communityOid` gives a study with other UIDs.
+ * A seed of `studies` studies (default one) of `instances` × `size` bytes each (series of at most
+ * 1,000), one patient, generated once per machine into the temp directory. Another `communityOid`
+ * gives studies with other UIDs.
  */
-export async function benchSeed(instances: number, size: number, communityOid?: string): Promise<string> {
+export async function benchSeed(
+  instances: number,
+  size: number,
+  communityOid?: string,
+  studies = 1,
+): Promise<string> {
   const dir = join(
     tmpdir(),
-    `xcai-bench-large-${SEED_VERSION}-${instances}x${size}${communityOid ? `-${communityOid}` : ''}-${process.getuid?.() ?? 0}`,
+    `xcai-bench-large-${SEED_VERSION}-${instances}x${size}${studies > 1 ? `x${studies}` : ''}${communityOid ? `-${communityOid}` : ''}-${process.getuid?.() ?? 0}`,
   );
   if (existsSync(join(dir, 'done'))) return dir;
   const t0 = Date.now();
   const work = mkdtempSync(join(tmpdir(), 'xcai-bench-seeding-'));
-  await generateCommunitySeed(largeSeedSpec({ instances, instanceSize: size, communityOid }), work);
+  const spec = largeSeedSpec({ instances, instanceSize: size, communityOid });
+  const [study] = spec.patients[0].studies;
+  spec.patients[0].studies = Array.from({ length: studies }, (_, k) =>
+    k === 0 ? study : { ...study, description: `${study.description} ${k + 1}` },
+  );
+  await generateCommunitySeed(spec, work);
   mkdirSync(join(work, 'done'));
   rmSync(dir, { recursive: true, force: true });
   renameSync(work, dir);
   console.log(
-    `generated ${instances} × ${size / KiB} KiB seed in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`,
+    `generated ${studies > 1 ? `${studies} studies of ` : ''}${instances} × ${size / KiB} KiB seed in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`,
   );
   return dir;
 }
@@ -98,11 +122,16 @@ export interface Study {
 }
 
 /**
- * A RAD-69 for the first `count` instances of the seeded study (series by series), asked of
- * `repositoryUniqueId` (default: the seed's Imaging Document Source).
+ * A RAD-69 for the first `count` instances of the seeded study (the first, or `studyIndex`; series by
+ * series), asked of `repositoryUniqueId` (default: the seed's Imaging Document Source).
  */
-export function studyRequest(m: SeedManifest, count: number, repositoryUniqueId?: string): Study {
-  const study = m.patients[0].studies[0];
+export function studyRequest(
+  m: SeedManifest,
+  count: number,
+  repositoryUniqueId?: string,
+  studyIndex = 0,
+): Study {
+  const study = m.patients[0].studies[studyIndex];
   const instances = new Map<string, ManifestInstance>();
   let bytes = 0;
   const series: Study['series'] = [];
@@ -176,12 +205,24 @@ export async function checkPart(
   return n;
 }
 
+export interface RetrieveOptions {
+  /** The consumer's HTTP client (e.g. one presenting a client certificate); default undici's global one. */
+  dispatcher?: Dispatcher;
+  /** Called with the size of every body chunk received (progress, for plots). */
+  onBytes?: (n: number) => void;
+}
+
 /**
  * Sends the RAD-69 as MTOM and consumes the answer as a consumer would: parses the package, counts
  * parts and bytes, checks the SHA-1 of every instance (`verifyAll`) or of every 16th against the
  * manifest. Throws unless every instance came back whole.
  */
-export async function retrieveRad69(url: string, study: Study, verifyAll = false): Promise<Answer> {
+export async function retrieveRad69(
+  url: string,
+  study: Study,
+  verifyAll = false,
+  o: RetrieveOptions = {},
+): Promise<Answer> {
   const action = Action.RAD69;
   const chunks: Buffer[] = [];
   const w = new MtomWriter(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), {
@@ -195,12 +236,14 @@ export async function retrieveRad69(url: string, study: Study, verifyAll = false
     method: 'POST',
     headers: { 'content-type': w.contentType },
     body: Buffer.concat(chunks),
+    ...(o.dispatcher ? { dispatcher: o.dispatcher } : {}),
   });
   let wireBytes = 0;
   let wireChunks = 0;
   res.body.on('data', (c: Buffer) => {
     wireBytes += c.length;
     wireChunks++;
+    o.onBytes?.(c.length);
   });
   const msg = await readSoapMessage(res.body, String(res.headers['content-type']), LIMITS);
   const env = decodeEnvelope(
@@ -208,6 +251,10 @@ export async function retrieveRad69(url: string, study: Study, verifyAll = false
     { maxBytes: 64 * MiB, maxTextLength: 64 * MiB, maxElements: 5_000_000 },
     false,
   );
+  if (env.payload.local === 'Fault') {
+    const reason = /<(?:\w+:)?Text[^>]*>([^<]*)</.exec(String(msg.envelope))?.[1] ?? '';
+    throw new Error(`${url}: HTTP ${res.statusCode}, SOAP Fault: ${reason.slice(0, 300)}`);
+  }
   const root = decodeRetrieveDocumentSetResponse(env.payload);
   if (root.status !== 'Success' || root.errors.length) {
     throw new Error(
@@ -240,13 +287,29 @@ export async function retrieveRad69(url: string, study: Study, verifyAll = false
   return { ms, parts, bytes, wireBytes, wireChunks, hashed };
 }
 
-/** A plain Node http pass-through: request and response piped, no parsing. */
+/**
+ * A plain Node http(s) pass-through: request and response piped, no parsing. With `tls` in its
+ * settings it terminates TLS as a gateway does (certificate, client certificate asked for and
+ * required or not, TLS ≥ 1.2, the gateways' cipher list in server order); towards an https target it
+ * originates TLS presenting its client certificate, verifying the target against `ca`.
+ */
 const PROXY = `
 const http = require('node:http');
+const https = require('node:https');
+const { readFileSync } = require('node:fs');
 const target = new URL(process.argv[1]);
-const agent = new http.Agent({ keepAlive: true });
-const server = http.createServer((req, res) => {
-  const up = http.request(
+const o = JSON.parse(process.env.XCAI_BENCH_PROXY || '{}');
+const file = (f) => (f ? readFileSync(f) : undefined);
+const tls = o.tls && {
+  cert: file(o.tls.cert), key: file(o.tls.key), ca: [file(o.tls.ca)],
+  minVersion: 'TLSv1.2', ciphers: o.tls.ciphers,
+};
+const secure = target.protocol === 'https:';
+const agent = secure
+  ? new https.Agent({ keepAlive: true, ...tls, rejectUnauthorized: true })
+  : new http.Agent({ keepAlive: true });
+const handler = (req, res) => {
+  const up = (secure ? https : http).request(
     { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
     (ur) => {
       res.writeHead(ur.statusCode, ur.headers);
@@ -256,7 +319,11 @@ const server = http.createServer((req, res) => {
   up.on('error', () => res.destroy());
   res.on('close', () => { if (!res.writableFinished) up.destroy(); });
   req.pipe(up);
-});
+};
+const server = o.tls && o.tls.serve
+  ? https.createServer({ ...tls, honorCipherOrder: true, requestCert: true,
+      rejectUnauthorized: o.tls.clientAuth === 'required' }, handler)
+  : http.createServer(handler);
 server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
 process.once('SIGTERM', () => process.exit(0));
 `;
@@ -267,16 +334,33 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-/** Starts a pass-through process in front of `target` (its origin; paths are passed on as they are). */
-export async function spawnProxy(target: string): Promise<Proc> {
-  const proc = spawn(process.execPath, ['-e', PROXY, target], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** TLS of a pass-through: its certificate (server and client), the CA it trusts, the ciphers. */
+export interface ProxyTls {
+  cert: string;
+  key: string;
+  ca: string;
+  ciphers: string;
+  /** Terminate TLS (else serve plain http and only originate TLS towards an https target). */
+  serve: boolean;
+  clientAuth: 'required' | 'optional';
+}
+
+/**
+ * Starts a pass-through process in front of `target` (its origin; paths are passed on as they are);
+ * `tls` as above.
+ */
+export async function spawnProxy(target: string, tls?: ProxyTls): Promise<Proc> {
+  const proc = spawn(process.execPath, ['-e', PROXY, target], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, XCAI_BENCH_PROXY: JSON.stringify({ tls }) },
+  });
   const line = await new Promise<string>((res, rej) => {
     createInterface({ input: proc.stdout! }).once('line', res);
     proc.once('exit', (code) => rej(new Error(`proxy exited (${code})`)));
   });
   const { port } = JSON.parse(line) as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls?.serve ? 'https' : 'http'}://127.0.0.1:${port}`,
     proc,
     stop: () =>
       new Promise<void>((res) => {
@@ -300,4 +384,51 @@ export function usage(pid: number): Usage {
   const num = (k: string) => Number(new RegExp(`${k}: (\\d+)`).exec(io)?.[1] ?? NaN);
   // utime, stime in clock ticks (USER_HZ = 100)
   return { cpu: (Number(f[11]) + Number(f[12])) / 100, reads: num('syscr'), writes: num('syscw') };
+}
+
+/** Resident set size of a process now (VmRSS), in bytes. */
+export function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** One look at the processes: seconds since the start, consumer bytes, RSS and CPU-s per process. */
+export interface Sample {
+  t: number;
+  bytes: number;
+  rss: number[];
+  cpu: number[];
+}
+
+/**
+ * Samples `pids` (RSS, CPU time) and the consumer's byte count every `everyMs` until stopped; a
+ * process that is gone reads as 0.
+ */
+export function sampler(pids: number[], bytes: () => number, everyMs = 100): { stop(): Sample[] } {
+  const t0 = performance.now();
+  const out: Sample[] = [];
+  const look = () => {
+    const safe = <T>(f: () => T, d: T) => {
+      try {
+        return f();
+      } catch {
+        return d;
+      }
+    };
+    out.push({
+      t: (performance.now() - t0) / 1000,
+      bytes: bytes(),
+      rss: pids.map((p) => safe(() => rss(p), 0)),
+      cpu: pids.map((p) => safe(() => usage(p).cpu, 0)),
+    });
+  };
+  look();
+  const timer = setInterval(look, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      look();
+      return out;
+    },
+  };
 }
