@@ -15,6 +15,7 @@ import {
   type RunningGateway,
   type SoapEnvelope,
   encodeFindDocumentsRequest,
+  encodeRetrieveImagingDocumentSetRequest,
 } from '@xcai/shared';
 import { retrieveCall } from '../support/client';
 import {
@@ -22,6 +23,7 @@ import {
   igDirectoryFor,
   spawnCommunity,
   startIG,
+  testSettings,
   type CommunityProcess,
 } from '../support/federation';
 import { xsdErrors } from '../support/xsd';
@@ -213,6 +215,46 @@ describe('retrieve problems', () => {
     expect(r.status).toBe(400);
     expect(fault(r.envelope).code).toBe('soap:Sender');
   });
+});
+
+describe('a large study', () => {
+  // 20,000 instances (breast tomosynthesis, cardiac CT): a RAD-69 of about 5 MiB of XML.
+  const request20k = () =>
+    encodeRetrieveImagingDocumentSetRequest({
+      studies: [
+        {
+          studyInstanceUid: '1.2.392.200036.9999.1',
+          series: [
+            {
+              seriesInstanceUid: '1.2.392.200036.9999.1.1',
+              documents: Array.from({ length: 20_000 }, (_, i) => ({
+                repositoryUniqueId: ref.idsRepositoryUniqueId,
+                documentUniqueId: `1.2.392.200036.9116.2.5.1.37.2418725938.1.${i + 1}`,
+              })),
+            },
+          ],
+        },
+      ],
+      transferSyntaxUids: ['1.2.840.10008.1.2.1'],
+    });
+
+  it('is read whole when the request limit allows it: the XML limit follows XCAI_MAX_REQUEST_BYTES', async () => {
+    const body = request20k();
+    expect(body.length).toBeGreaterThan(4 * 1024 * 1024);
+    const big = await startIG(igDirectoryFor(ref, []), {
+      settings: { ...testSettings, maxRequestBytes: 16 * 1024 * 1024 },
+    });
+    try {
+      const a = await retrieveCall(`${big.url}/rad69`, Action.RAD69, body);
+      expect(a.envelope.payload.is(NS.soap, 'Fault')).toBe(false);
+      expect(a.status).toBe(200);
+      // none of these instances exists: each one is answered with an error located at its SOP Instance UID
+      expect(a.errors.length).toBe(20_000);
+      expect(a.errors[19_999].location).toBe('1.2.392.200036.9116.2.5.1.37.2418725938.1.20000');
+    } finally {
+      await big.close();
+    }
+  }, 60_000);
 });
 
 describe('the gateway is still up', () => {

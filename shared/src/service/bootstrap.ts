@@ -145,7 +145,14 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     m
       ? { ...m, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion, revocation: security.revocation }
       : {};
-  const limits: GatewayLimits = { ...DEFAULT_LIMITS, maxRequestBytes: s.maxRequestBytes, ...o.limits };
+  // The request's XML may be as large as the request may be (XCAI_MAX_REQUEST_BYTES): a RAD-69 of a
+  // 20,000-instance study is about 6 MiB.
+  const limits: GatewayLimits = {
+    ...DEFAULT_LIMITS,
+    maxRequestBytes: s.maxRequestBytes,
+    xml: { ...DEFAULT_XML_LIMITS, maxBytes: s.maxRequestBytes },
+    ...o.limits,
+  };
   // mTLS identities, admission (acceptRequests, consumers, XUA), per-peer limits: see security/index.ts.
   const security = createSecurity({
     role: o.role,
