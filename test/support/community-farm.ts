@@ -27,8 +27,10 @@ export interface FarmConfig {
   seed: number;
   /** homeCommunityId of community i is `${homePrefix}.${i + 1}`. */
   homePrefix: string;
-  cert: string;
-  key: string;
+  /** Server certificates (PEM files): community i presents `certs[floor(i / certGroup)]`. */
+  certs: { cert: string; key: string }[];
+  certGroup: number;
+  /** Trust anchor for the callers' client certificates. */
   ca: string;
   /** Answers never come later than this (a later draw is answered at this time). */
   maxAnswerMs: number;
@@ -129,7 +131,8 @@ function sampleEntries(): string[] {
 }
 
 function runFarm(c: FarmConfig): void {
-  const tls = { cert: readFileSync(c.cert), key: readFileSync(c.key), ca: readFileSync(c.ca) };
+  const ca = readFileSync(c.ca);
+  const certs = c.certs.map((k) => ({ cert: readFileSync(k.cert), key: readFileSync(k.key), ca }));
   const entries = sampleEntries();
   const queries = new Map<string, QueryRecord>();
   const zero = (): FarmCounters => ({
@@ -217,7 +220,7 @@ function runFarm(c: FarmConfig): void {
   const listening = Array.from({ length: c.communities }, (_, i) => {
     const perCommunity = { inFlight: 0 };
     const server = createServer(
-      { ...tls, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: c.keepAliveMs },
+      { ...certs[Math.floor(i / c.certGroup)], requestCert: true, rejectUnauthorized: true, keepAliveTimeout: c.keepAliveMs },
       (req, res) => handle(i, perCommunity, req, res),
     );
     server.keepAliveTimeout = c.keepAliveMs;
@@ -249,6 +252,8 @@ function runFarm(c: FarmConfig): void {
       reply(null);
     }
   });
+  // The benchmark went away (or crashed): so does the farm.
+  process.once('disconnect', () => process.exit(0));
   process.once('SIGTERM', () => {
     for (const r of held) r.destroy();
     for (const s of servers) s.closeAllConnections();

@@ -47,5 +47,5 @@ export function nationalDirectory(o: NationalDirectoryOptions): Record<string, u
 
 /** The directory as a YAML file's text, as an operator would write it. */
 export function nationalDirectoryYaml(o: NationalDirectoryOptions): string {
-  return stringify(nationalDirectory(o));
+  return stringify(nationalDirectory(o), { aliasDuplicateObjects: false });
 }
