@@ -1,5 +1,5 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { RevocationChecker } from '../security/revocation/checker';
 import { revocationConnector } from '../security/revocation/outbound';
@@ -113,6 +113,14 @@ export interface PostOptions {
  */
 export class Outbound {
   private agents = new Map<string, Agent>();
+  /** The agent of each TLS profile object (profiles are reused per peer identity). */
+  private byProfile = new WeakMap<TlsClientOptions, Agent>();
+  /**
+   * One TLS context per trust anchors / ciphers / version, shared by every agent and connection:
+   * otherwise each new connection parses our key, certificate and the CAs again (milliseconds per
+   * handshake, hundreds of handshakes in a national fan-out).
+   */
+  private contexts = new Map<string, SecureContext>();
   private readonly limits = new Map<string, Semaphore>();
 
   constructor(
@@ -130,27 +138,30 @@ export class Outbound {
     this.tls = tls;
     const old = this.agents;
     this.agents = new Map();
+    this.byProfile = new WeakMap();
+    this.contexts = new Map();
     for (const a of old.values()) void a.close().catch(() => undefined);
   }
 
   private agent(profile?: TlsClientOptions): Dispatcher {
+    const known = profile && this.byProfile.get(profile);
+    if (known) return known;
     const opts = { ...this.tls, ...profile };
-    const key = JSON.stringify([
-      opts.ca?.map(String),
-      opts.ciphers,
-      opts.minVersion,
-      opts.serverNames,
-      opts.sameIdentityAs,
-      opts.revocation !== undefined,
-    ]);
+    const contextKey = JSON.stringify([opts.ca?.map(String), opts.ciphers, opts.minVersion]);
+    const key = JSON.stringify([contextKey, opts.serverNames, opts.sameIdentityAs, opts.revocation !== undefined]);
     let a = this.agents.get(key);
     if (!a) {
+      const minVersion = opts.minVersion === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const);
+      const ciphers = opts.ciphers ?? DEFAULT_CIPHERS;
+      let secureContext = this.contexts.get(contextKey);
+      if (!secureContext) {
+        secureContext = createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key, minVersion, ciphers });
+        this.contexts.set(contextKey, secureContext);
+      }
       const connect = {
-        ca: opts.ca,
-        cert: opts.cert,
-        key: opts.key,
-        minVersion: opts.minVersion === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const),
-        ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
+        secureContext,
+        minVersion,
+        ciphers,
         rejectUnauthorized: true,
         timeout: 10_000,
         ...(opts.sameIdentityAs
@@ -166,6 +177,7 @@ export class Outbound {
       });
       this.agents.set(key, a);
     }
+    if (profile) this.byProfile.set(profile, a);
     return a;
   }
 
@@ -176,6 +188,11 @@ export class Outbound {
       this.limits.set(endpoint.url, s);
     }
     return s;
+  }
+
+  /** Reserves `n` slots if they are free now (no waiting, so no timer needed), else undefined. */
+  tryReserve(endpoint: Endpoint, n: number): (() => void)[] | undefined {
+    return this.semaphore(endpoint).tryAcquireMany(n);
   }
 
   /**
