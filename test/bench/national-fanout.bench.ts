@@ -32,7 +32,12 @@ import { arg, fmtMiB, MiB } from '../support/bench';
 import { makePki } from '../support/certs';
 import { farmHost, spawnCommunityFarm, type QueryRecord } from '../support/community-farm';
 import { BENCH_LIMITS } from '../support/federation';
-import { nationalDirectory, nationalDirectoryYaml, nationalName, NATIONAL_HOME } from '../support/national-directory';
+import {
+  nationalDirectory,
+  nationalDirectoryYaml,
+  nationalName,
+  NATIONAL_HOME,
+} from '../support/national-directory';
 import { peakRss, spawnGateway, tlsEnv } from '../support/processes';
 import { processSockets } from '../support/sockets';
 
@@ -79,7 +84,8 @@ function check(a: Answer, rec: QueryRecord): string[] {
   for (const e of a.errors)
     if (e.location?.startsWith(`${NATIONAL_HOME}.`) && !failed.has(e.location))
       bad.push(`${e.location} answered but is reported: ${e.errorCode}`);
-  if (a.entries !== rec.entries) bad.push(`${a.entries} DocumentEntries, the communities sent ${rec.entries}`);
+  if (a.entries !== rec.entries)
+    bad.push(`${a.entries} DocumentEntries, the communities sent ${rec.entries}`);
   const want = failed.size ? 'PartialSuccess' : 'Success';
   if (a.status !== want) bad.push(`status ${a.status}, expected ${want}`);
   return bad;
@@ -95,7 +101,13 @@ async function main(): Promise<void> {
     Array.from({ length: Math.min(GROUP, N - g * GROUP) }, (_, k) => g * GROUP + k),
   );
   const pki = makePki(
-    ['ig', 'pacs', ...groups.map((g, k) => `farm-${k}:${g.map((i) => `IP:${farmHost(i)},DNS:${nationalName(i)}`).join(',')}`)],
+    [
+      'ig',
+      'pacs',
+      ...groups.map(
+        (g, k) => `farm-${k}:${g.map((i) => `IP:${farmHost(i)},DNS:${nationalName(i)}`).join(',')}`,
+      ),
+    ],
     'national',
   );
   cleanup.push(async () => pki.remove());
@@ -132,7 +144,8 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const v = validateDirectoryFile(file);
       loads.push(performance.now() - t0);
-      if (!v.ok || v.summary?.communities !== N) throw new Error(`directory invalid: ${v.problems.join('; ')}`);
+      if (!v.ok || v.summary?.communities !== N)
+        throw new Error(`directory invalid: ${v.problems.join('; ')}`);
     }
     return { first: loads[0], after: pct(loads.slice(1), 50) };
   };
@@ -179,7 +192,11 @@ async function main(): Promise<void> {
   let failures: string[] = [];
   const one = async (k: number) => {
     const patient = `NAT${k}^^^&1.3.6.1.4.1.21367.13.20.1000&ISO`;
-    const body = encodeEnvelope({ action: Action.ITI18, body: encodeFindDocumentsRequest(patient), request: true });
+    const body = encodeEnvelope({
+      action: Action.ITI18,
+      body: encodeFindDocumentsRequest(patient),
+      request: true,
+    });
     const t0 = performance.now();
     const res = await request(`${ig.url}/iti18`, {
       method: 'POST',
@@ -191,27 +208,41 @@ async function main(): Promise<void> {
     const xml = await res.body.text();
     const ms = performance.now() - t0;
     const rec = await farm.query(patient);
-    if (!rec) throw new Error(`query ${k}: no community was asked (HTTP ${res.statusCode}: ${xml.slice(xml.indexOf("<soap:Body"), xml.indexOf("<soap:Body") + 1500)})`);
+    if (!rec)
+      throw new Error(
+        `query ${k}: no community was asked (HTTP ${res.statusCode}: ${xml.slice(xml.indexOf('<soap:Body'), xml.indexOf('<soap:Body') + 1500)})`,
+      );
     const bad = check(readAnswer(xml), rec);
-    if (bad.length) failures.push(`query ${k}: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3})` : ''}`);
+    if (bad.length)
+      failures.push(
+        `query ${k}: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3})` : ''}`,
+      );
     const slowest = rec.timedOut.length ? Math.max(rec.slowestAnswerMs, TIMEOUT_MS) : rec.slowestAnswerMs;
-    return { ms, slowest, slowestAnswer: rec.slowestAnswerMs, timedOut: rec.timedOut.length, faulted: rec.faulted.length };
+    return {
+      ms,
+      slowest,
+      slowestAnswer: rec.slowestAnswerMs,
+      timedOut: rec.timedOut.length,
+      faulted: rec.faulted.length,
+    };
   };
-  const run = async (from: number, count: number) => {
+  const run = async (from: number, count: number, parallel = PARALLEL) => {
     const out: Awaited<ReturnType<typeof one>>[] = [];
     let next = from;
     await Promise.all(
-      Array.from({ length: PARALLEL }, async () => {
+      Array.from({ length: parallel }, async () => {
         while (next < from + count) out.push(await one(next++));
       }),
     );
     return out;
   };
 
-  // Warm-up: the first fan-out opens the connections (full TLS handshakes).
+  // Warm-up, one query at a time: the first fan-out opens the connections (full TLS handshakes).
   const warm = smoke ? 1 : 2;
-  await run(0, warm).catch((e: Error) => {
-    throw new Error(`${e.message}; the gateway's last log lines:\n${ig.output.slice(-8).join('\n').slice(-4000)}`);
+  const warmResults = await run(0, warm, 1).catch((e: Error) => {
+    throw new Error(
+      `${e.message}; the gateway's last log lines:\n${ig.output.slice(-8).join('\n').slice(-4000)}`,
+    );
   });
   // A cold gateway may miss answers while it opens hundreds of connections: said, not counted.
   const warmFailures = failures;
@@ -224,6 +255,9 @@ async function main(): Promise<void> {
   sample();
   const c = await farm.counters();
   const rss = peakRss(igPid);
+  // Where the memory is, from the gateway's own metrics.
+  const metrics = ig.mgmtUrl ? await (await request(`${ig.mgmtUrl}/metrics`)).body.text() : '';
+  const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
 
   const ratios = results.map((r) => r.ms / r.slowest);
   const answerRatios = results.map((r) => r.ms / r.slowestAnswer);
@@ -244,7 +278,11 @@ async function main(): Promise<void> {
   console.log(
     `  latency ÷ slowest answering community (for information): p50 ${pct(answerRatios, 50).toFixed(3)}, p99 ${pct(answerRatios, 99).toFixed(3)}`,
   );
-  console.log(`  gateway peak RSS ${fmtMiB(rss)} ÷ 300 MiB = ${(rss / (300 * MiB)).toFixed(3)} (goal ≤ 1)`);
+  console.log(
+    `  gateway peak RSS ${fmtMiB(rss)} ÷ 300 MiB = ${(rss / (300 * MiB)).toFixed(3)} (goal ≤ 1); at the end: RSS ` +
+      `${fmtMiB(metric('process_resident_memory_bytes'))}, JS heap ${fmtMiB(metric('nodejs_heap_size_used_bytes'))} used of ` +
+      `${fmtMiB(metric('nodejs_heap_size_total_bytes'))}, external ${fmtMiB(metric('nodejs_external_memory_bytes'))}`,
+  );
   console.log(
     `  gateway sockets: at most ${maxSockets} open, ${maxOutbound} to the communities (limit ${N} × ${MAX_CONCURRENT} = ${N * MAX_CONCURRENT}), ` +
       `at most ${maxPerEndpoint} to one community (limit ${MAX_CONCURRENT}); ratio ${(maxPerEndpoint / MAX_CONCURRENT).toFixed(3)} (goal ≤ 1)`,
@@ -260,8 +298,12 @@ async function main(): Promise<void> {
     rss <= 300 * MiB,
     maxPerEndpoint <= MAX_CONCURRENT && maxOutbound <= N * MAX_CONCURRENT,
   ];
-  if (warmFailures.length)
-    console.log(`  warm-up (not measured): ${warmFailures.length} of ${warm} answers wrong, first: ${warmFailures[0].slice(0, 200)}`);
+  console.log(
+    `  warm-up (not measured, one at a time): latency ${warmResults.map((r) => r.ms.toFixed(0)).join(', ')} ms` +
+      (warmFailures.length
+        ? `; ${warmFailures.length} answer(s) wrong, first: ${warmFailures[0].slice(0, 200)}`
+        : ''),
+  );
   console.log(`  goals met: ${goals.filter(Boolean).length} of ${goals.length}`);
 
   if (failures.length) {

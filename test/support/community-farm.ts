@@ -152,14 +152,21 @@ function runFarm(c: FarmConfig): void {
   const servers: Server[] = [];
   const home = (i: number) => `${c.homePrefix}.${i + 1}`;
 
-  const handle = (i: number, perCommunity: { inFlight: number }, req: IncomingMessage, res: ServerResponse) => {
+  const handle = (
+    i: number,
+    perCommunity: { inFlight: number },
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) => {
     const chunks: Buffer[] = [];
     req.on('data', (b: Buffer) => chunks.push(b));
     req.on('end', () => {
       const xml = Buffer.concat(chunks).toString();
       const messageId = /<wsa:MessageID[^>]*>([^<]+)</.exec(xml)?.[1];
       // FindDocuments names the patient in $XDSDocumentEntryPatientId ('CX' quoted).
-      const patient = /XDSDocumentEntryPatientId"[\s\S]*?<rim:Value>'([^']*)'/.exec(xml)?.[1]?.replaceAll('&amp;', '&') ?? '';
+      const patient =
+        /XDSDocumentEntryPatientId"[\s\S]*?<rim:Value>'([^']*)'/.exec(xml)?.[1]?.replaceAll('&amp;', '&') ??
+        '';
       const b = behaviour(c, i, patient);
       n.requests++;
       inFlight++;
@@ -175,7 +182,13 @@ function runFarm(c: FarmConfig): void {
         held.delete(res);
       };
       res.once('close', finish);
-      const q = queries.get(patient) ?? { asked: 0, slowestAnswerMs: 0, timedOut: [], faulted: [], entries: 0 };
+      const q = queries.get(patient) ?? {
+        asked: 0,
+        slowestAnswerMs: 0,
+        timedOut: [],
+        faulted: [],
+        entries: 0,
+      };
       queries.set(patient, q);
       q.asked++;
       if (b.kind === 'timeout') {
@@ -220,7 +233,12 @@ function runFarm(c: FarmConfig): void {
   const listening = Array.from({ length: c.communities }, (_, i) => {
     const perCommunity = { inFlight: 0 };
     const server = createServer(
-      { ...certs[Math.floor(i / c.certGroup)], requestCert: true, rejectUnauthorized: true, keepAliveTimeout: c.keepAliveMs },
+      {
+        ...certs[Math.floor(i / c.certGroup)],
+        requestCert: true,
+        rejectUnauthorized: true,
+        keepAliveTimeout: c.keepAliveMs,
+      },
       (req, res) => handle(i, perCommunity, req, res),
     );
     server.keepAliveTimeout = c.keepAliveMs;

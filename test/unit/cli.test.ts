@@ -374,7 +374,9 @@ describe('xcai probe --all', () => {
       [
         `homeCommunityId: ${HOME_A}`,
         'communities:',
-        ...urls.map((u, i) => `  - { homeCommunityId: "${home(i)}", name: R${i}, endpoints: { iti38: "${u}" } }`),
+        ...urls.map(
+          (u, i) => `  - { homeCommunityId: "${home(i)}", name: R${i}, endpoints: { iti38: "${u}" } }`,
+        ),
         `  - { homeCommunityId: "${home(5)}", name: silent, endpoints: { iti38: "${silent}" } }`,
         `  - { homeCommunityId: "${HOME_B}", name: B, endpoints: { iti38: "${rgHttp.url}/iti38" } }`,
         '  - { homeCommunityId: "urn:oid:1.3.6.1.4.1.21367.13.70.104", name: no query endpoint }',
@@ -395,7 +397,16 @@ describe('xcai probe --all', () => {
       maxInFlight = 0;
       asked.length = 0;
       const t0 = Date.now();
-      const r = await xcai(['probe', '--directory', allFile, '--all', '--concurrency', String(n), '--timeout', '1000']);
+      const r = await xcai([
+        'probe',
+        '--directory',
+        allFile,
+        '--all',
+        '--concurrency',
+        String(n),
+        '--timeout',
+        '1000',
+      ]);
       const took = Date.now() - t0;
       expect(r.code).toBe(1);
       const lines = r.out.trim().split('\n');
@@ -409,7 +420,9 @@ describe('xcai probe --all', () => {
         expect.stringMatching(new RegExp(`^FAILED ${home(5)} \\(silent\\) \\d+ ms: timeout: `)),
       );
       expect(lines[7]).toMatch(
-        new RegExp(`^probed 7 communities \\(${n} at a time\\): 6 OK, 1 failed \\(timeout 1\\); latency of the answers p50 \\d+ ms`),
+        new RegExp(
+          `^probed 7 communities \\(${n} at a time\\): 6 OK, 1 failed \\(timeout 1\\); latency of the answers p50 \\d+ ms`,
+        ),
       );
       expect(new Set(asked).size).toBe(6);
       // Bounded, and used: the five responders see at most n (and, with room, more than one) at once.
@@ -425,7 +438,9 @@ describe('xcai probe --all', () => {
     const j = JSON.parse(r.out) as { results: { ok: boolean }[]; summary: { ok: number; failed: number } };
     expect(j.results).toHaveLength(7);
     expect(j.summary).toMatchObject({ probed: 7, ok: 6, failed: 1, failures: { timeout: 1 } });
-    expect((await xcai(['probe', '--directory', allFile, '--community', HOME_B, '--concurrency', '2'])).code).toBe(2);
+    expect(
+      (await xcai(['probe', '--directory', allFile, '--community', HOME_B, '--concurrency', '2'])).code,
+    ).toBe(2);
     expect((await xcai(['probe', '--directory', allFile, '--all', '--community', HOME_B])).code).toBe(2);
     expect((await xcai(['probe', '--directory', allFile, '--all', '--concurrency', '0'])).code).toBe(2);
   });

@@ -87,7 +87,9 @@ describe('a directory of 500 communities', () => {
     }
     expect(err).toBeInstanceOf(DirectoryError);
     const problems = (err as DirectoryError).problems;
-    expect(problems).toContainEqual(expect.stringMatching(/^communities\[437\]\.homeCommunityId: duplicate /));
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^communities\[437\]\.homeCommunityId: duplicate /),
+    );
     expect(problems).toContainEqual(expect.stringMatching(/^communities\[481\]\.endpoints\.iti38\.url: /));
     expect(problems).toHaveLength(2);
   });

@@ -148,14 +148,25 @@ export class Outbound {
     if (known) return known;
     const opts = { ...this.tls, ...profile };
     const contextKey = JSON.stringify([opts.ca?.map(String), opts.ciphers, opts.minVersion]);
-    const key = JSON.stringify([contextKey, opts.serverNames, opts.sameIdentityAs, opts.revocation !== undefined]);
+    const key = JSON.stringify([
+      contextKey,
+      opts.serverNames,
+      opts.sameIdentityAs,
+      opts.revocation !== undefined,
+    ]);
     let a = this.agents.get(key);
     if (!a) {
       const minVersion = opts.minVersion === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const);
       const ciphers = opts.ciphers ?? DEFAULT_CIPHERS;
       let secureContext = this.contexts.get(contextKey);
       if (!secureContext) {
-        secureContext = createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key, minVersion, ciphers });
+        secureContext = createSecureContext({
+          ca: opts.ca,
+          cert: opts.cert,
+          key: opts.key,
+          minVersion,
+          ciphers,
+        });
         this.contexts.set(contextKey, secureContext);
       }
       const connect = {
