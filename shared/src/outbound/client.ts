@@ -1,6 +1,12 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import {
+  checkServerIdentity,
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContext,
+  type TLSSocket,
+} from 'node:tls';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { RevocationChecker } from '../security/revocation/checker';
 import { revocationConnector } from '../security/revocation/outbound';
 import type { Endpoint, PeerIdentity } from '../directory/types';
@@ -184,7 +190,9 @@ export class Outbound {
       a = new Agent({
         keepAliveTimeout: 30_000,
         connections: 256,
-        connect: opts.revocation ? revocationConnector(connect, opts.revocation) : connect,
+        connect: opts.revocation
+          ? revocationConnector(sessionKeepingConnector(connect), opts.revocation)
+          : sessionKeepingConnector(connect),
       });
       this.agents.set(key, a);
     }
@@ -276,6 +284,38 @@ export class Outbound {
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.close()));
   }
+}
+
+/** TLS sessions kept per agent (one TLS profile): enough for every endpoint of a national directory. */
+const MAX_SESSIONS = 2048;
+
+/**
+ * Undici's connector holds TLS sessions only through weak references, so a full garbage collection
+ * forgets them and the next connection to each of hundreds of peers is a full handshake (chain
+ * verification, identity check). This one keeps the latest session of each host:port (and server
+ * name) strongly, in the agent's own map: sessions never cross TLS profiles or ports.
+ */
+function sessionKeepingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
+  const sessions = new Map<string, Buffer>();
+  const keep = (key: string, s: Buffer) => {
+    sessions.delete(key);
+    sessions.set(key, s);
+    if (sessions.size > MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
+  };
+  return (opts, callback) => {
+    const key = `${opts.servername ?? ''}|${opts.hostname}:${opts.port}`;
+    const connect = buildConnector({ ...options, session: sessions.get(key) });
+    connect(opts, (err, socket) => {
+      if (err || !socket) return callback(err ?? new Error('no socket'), null);
+      const tls = socket as TLSSocket;
+      if (typeof tls.getSession === 'function') {
+        const s = tls.getSession();
+        if (s) keep(key, s);
+        tls.on('session', (next: Buffer) => keep(key, next));
+      }
+      callback(null, socket);
+    });
+  };
 }
 
 /** A replica of ours: its certificate carries one of our own names (the chain is verified as always). */
