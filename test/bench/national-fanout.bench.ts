@@ -209,10 +209,13 @@ async function main(): Promise<void> {
     const xml = await res.body.text();
     const ms = performance.now() - t0;
     const rec = await farm.query(patient);
-    if (!rec)
+    if (!rec) {
+      const log = ig.output.filter((l) => !l.includes('sub-request failed')).slice(-12);
       throw new Error(
-        `query ${k}: no community was asked (HTTP ${res.statusCode}: ${xml.slice(xml.indexOf('<soap:Body'), xml.indexOf('<soap:Body') + 1500)})`,
+        `query ${k}: no community was asked (HTTP ${res.statusCode}: ${/codeContext="[^"]*"/.exec(xml)?.[0] ?? xml.slice(0, 300)}); ` +
+          `farm: ${JSON.stringify(await farm.counters())}; gateway log:\n${log.join('\n').slice(-3000)}`,
       );
+    }
     const bad = check(readAnswer(xml), rec);
     if (bad.length)
       failures.push(
