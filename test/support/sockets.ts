@@ -2,7 +2,7 @@
  * Raw-socket helpers for the connection tests: idle TCP connections held against a server (a
  * flood of peers that never send a ClientHello), and the kernel's view of a server port's sockets.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 
 const TCP_STATES: Record<string, string> = {
@@ -178,4 +178,41 @@ export function rawPost(
       pump();
     });
   });
+}
+
+/** An IPv4 address:port of /proc/net/tcp ("0100007F:1F90") as "127.0.0.1:8080". */
+function procAddress(hex: string): string {
+  const [a, p] = hex.split(':');
+  const ip = [3, 2, 1, 0].map((k) => parseInt(a.slice(k * 2, k * 2 + 2), 16)).join('.');
+  return `${ip}:${parseInt(p, 16)}`;
+}
+
+/**
+ * The TCP sockets process `pid` holds (its file descriptors matched against /proc/net/tcp; IPv4):
+ * how many in all, and the established ones by remote address ("127.0.0.1:8080").
+ */
+export function processSockets(pid: number): { total: number; byRemote: Map<string, number> } {
+  const inodes = new Set<string>();
+  let total = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m) {
+      inodes.add(m[1]);
+      total++;
+    }
+  }
+  const byRemote = new Map<string, number>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || !inodes.has(f[9]) || f[3] !== '01') continue;
+    const remote = procAddress(f[2]);
+    byRemote.set(remote, (byRemote.get(remote) ?? 0) + 1);
+  }
+  return { total, byRemote };
 }

@@ -324,6 +324,128 @@ describe('xcai probe', () => {
   });
 });
 
+describe('xcai probe --all', () => {
+  /**
+   * Five ITI-38 responders that answer after 150 ms and count the requests in flight across all of
+   * them, one that never answers, and the real Responding Gateway of B.
+   */
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const asked: string[] = [];
+  const servers: Server[] = [];
+  let allFile: string;
+  const home = (i: number) => `urn:oid:1.3.6.1.4.1.21367.13.70.${150 + i}`;
+
+  beforeAll(async () => {
+    const listen = async (answer: boolean, i: number) => {
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          asked.push(home(i));
+          if (!answer) return; // held until the prober gives up
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          const id = /<wsa:MessageID>([^<]+)</.exec(Buffer.concat(chunks).toString())?.[1];
+          setTimeout(() => {
+            inFlight--;
+            res.writeHead(200, { 'content-type': 'application/soap+xml' });
+            res.end(
+              encodeEnvelope({
+                action: Action.ITI38Response,
+                relatesTo: id,
+                body: encodeAdhocQueryResponse('Success', [], []),
+                request: false,
+              }),
+            );
+          }, 150);
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      servers.push(server);
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}/iti38`;
+    };
+    const urls = [];
+    for (let i = 0; i < 5; i++) urls.push(await listen(true, i));
+    const silent = await listen(false, 5);
+    allFile = join(tmp, 'all.yaml');
+    writeFileSync(
+      allFile,
+      [
+        `homeCommunityId: ${HOME_A}`,
+        'communities:',
+        ...urls.map(
+          (u, i) => `  - { homeCommunityId: "${home(i)}", name: R${i}, endpoints: { iti38: "${u}" } }`,
+        ),
+        `  - { homeCommunityId: "${home(5)}", name: silent, endpoints: { iti38: "${silent}" } }`,
+        `  - { homeCommunityId: "${HOME_B}", name: B, endpoints: { iti38: "${rgHttp.url}/iti38" } }`,
+        '  - { homeCommunityId: "urn:oid:1.3.6.1.4.1.21367.13.70.104", name: no query endpoint }',
+        '',
+      ].join('\n'),
+    );
+  });
+  afterAll(async () => {
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
+  it.each([1, 2, 4])(
+    'probes every entry with at most %i in flight, a silent one bounded by the timeout',
+    async (n) => {
+      maxInFlight = 0;
+      asked.length = 0;
+      const t0 = Date.now();
+      const r = await xcai([
+        'probe',
+        '--directory',
+        allFile,
+        '--all',
+        '--concurrency',
+        String(n),
+        '--timeout',
+        '1000',
+      ]);
+      const took = Date.now() - t0;
+      expect(r.code).toBe(1);
+      const lines = r.out.trim().split('\n');
+      expect(lines).toHaveLength(8);
+      for (let i = 0; i < 5; i++)
+        expect(lines).toContainEqual(
+          expect.stringMatching(new RegExp(`^OK +${home(i)} \\(R${i}\\) \\d+ ms: Success, 0 object\\(s\\)$`)),
+        );
+      expect(lines).toContainEqual(expect.stringMatching(/^OK +.* \(B\) \d+ ms: Success/));
+      expect(lines).toContainEqual(
+        expect.stringMatching(new RegExp(`^FAILED ${home(5)} \\(silent\\) \\d+ ms: timeout: `)),
+      );
+      expect(lines[7]).toMatch(
+        new RegExp(
+          `^probed 7 communities \\(${n} at a time\\): 6 OK, 1 failed \\(timeout 1\\); latency of the answers p50 \\d+ ms`,
+        ),
+      );
+      expect(new Set(asked).size).toBe(6);
+      // Bounded, and used: the five responders see at most n (and, with room, more than one) at once.
+      expect(maxInFlight).toBeLessThanOrEqual(n);
+      expect(maxInFlight).toBe(Math.min(n, 5));
+      // The silent community does not hold up the run beyond its timeout (generous bound).
+      expect(took).toBeLessThan(20_000);
+    },
+  );
+
+  it('prints JSON with a summary, and refuses --concurrency without --all', async () => {
+    const r = await xcai(['probe', '--directory', allFile, '--all', '--json', '--timeout', '1000']);
+    const j = JSON.parse(r.out) as { results: { ok: boolean }[]; summary: { ok: number; failed: number } };
+    expect(j.results).toHaveLength(7);
+    expect(j.summary).toMatchObject({ probed: 7, ok: 6, failed: 1, failures: { timeout: 1 } });
+    expect(
+      (await xcai(['probe', '--directory', allFile, '--community', HOME_B, '--concurrency', '2'])).code,
+    ).toBe(2);
+    expect((await xcai(['probe', '--directory', allFile, '--all', '--community', HOME_B])).code).toBe(2);
+    expect((await xcai(['probe', '--directory', allFile, '--all', '--concurrency', '0'])).code).toBe(2);
+  });
+});
+
 describe('xcai report', () => {
   it('prints the per-patient access report of the ATNA module', async () => {
     const spool = join(tmp, 'spool');

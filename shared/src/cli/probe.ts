@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect, type PeerCertificate } from 'node:tls';
 import { loadDirectory } from '../directory/load';
-import type { Endpoint } from '../directory/types';
+import type { Directory, Endpoint } from '../directory/types';
 import {
   decodeAdhocQueryResponse,
   encodeAdhocQueryRequest,
@@ -69,7 +69,42 @@ export interface ProbeResult {
 }
 
 export async function probeCommunity(o: ProbeOptions): Promise<ProbeResult> {
+  return probeEntry(loadDirectory(o.directoryFile), o);
+}
+
+export interface ProbeAllOptions extends Omit<ProbeOptions, 'community'> {
+  /** Probes in flight at once (default 16). */
+  concurrency?: number;
+  /** Called as each probe completes (in completion order). */
+  onResult?(r: ProbeResult): void;
+}
+
+export const PROBE_ALL_CONCURRENCY = 16;
+
+/**
+ * Probes every directory entry with an iti38 endpoint, at most `concurrency` at a time (a national
+ * directory has hundreds: all at once would be a burst at our own egress and their gateways).
+ * Results come back in directory order.
+ */
+export async function probeAll(o: ProbeAllOptions): Promise<ProbeResult[]> {
   const dir = loadDirectory(o.directoryFile);
+  const limit = Math.max(1, o.concurrency ?? PROBE_ALL_CONCURRENCY);
+  const targets = dir.communities.filter((c) => c.endpoints.iti38);
+  const results: ProbeResult[] = new Array(targets.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, targets.length) }, async () => {
+      while (next < targets.length) {
+        const i = next++;
+        results[i] = await probeEntry(dir, { ...o, community: targets[i].homeCommunityId });
+        o.onResult?.(results[i]);
+      }
+    }),
+  );
+  return results;
+}
+
+async function probeEntry(dir: Directory, o: ProbeOptions): Promise<ProbeResult> {
   const query: ProbeResult['query'] = o.patient ? 'FindDocuments' : 'GetDocuments';
   const community = dir.communities.find((c) => c.homeCommunityId === o.community);
   const result: ProbeResult = {
@@ -236,4 +271,64 @@ export function formatProbe(r: ProbeResult): string {
   if (r.failure) lines.push(`  failure:  ${r.failure.kind}: ${r.failure.message}`);
   lines.push(r.ok ? 'OK' : 'FAILED');
   return lines.join('\n') + '\n';
+}
+
+/** One line per community, for `probe --all`. */
+export function formatProbeLine(r: ProbeResult): string {
+  const who = `${r.community.homeCommunityId} (${r.community.name})`;
+  const ms = r.latencyMs === undefined ? '' : ` ${r.latencyMs} ms`;
+  if (r.ok) {
+    const errors = r.errors?.length ? `, ${r.errors.map((e) => e.errorCode).join(' ')}` : '';
+    return `OK     ${who}${ms}: ${r.status}, ${r.objects ?? 0} object(s)${errors}\n`;
+  }
+  const why = r.fault
+    ? `SOAP fault: ${r.fault}`
+    : r.failure
+      ? `${r.failure.kind}: ${r.failure.message}`
+      : r.tls?.error
+        ? `TLS: ${r.tls.error}`
+        : 'failed';
+  return `FAILED ${who}${ms}: ${why}\n`;
+}
+
+export interface ProbeSummary {
+  probed: number;
+  ok: number;
+  failed: number;
+  /** Failures by kind (timeout, refused, fault, ...). */
+  failures: Record<string, number>;
+  latencyMs?: { p50: number; max: number };
+}
+
+export function summarizeProbes(results: ProbeResult[]): ProbeSummary {
+  const failures: Record<string, number> = {};
+  for (const r of results) {
+    if (r.ok) continue;
+    const kind = r.fault ? 'fault' : (r.failure?.kind ?? (r.tls?.error ? 'tls' : 'failed'));
+    failures[kind] = (failures[kind] ?? 0) + 1;
+  }
+  const lat = results
+    .filter((r) => r.ok && r.latencyMs !== undefined)
+    .map((r) => r.latencyMs as number)
+    .sort((a, b) => a - b);
+  const ok = results.filter((r) => r.ok).length;
+  return {
+    probed: results.length,
+    ok,
+    failed: results.length - ok,
+    failures,
+    ...(lat.length ? { latencyMs: { p50: lat[Math.floor(lat.length / 2)], max: lat[lat.length - 1] } } : {}),
+  };
+}
+
+export function formatProbeSummary(s: ProbeSummary, concurrency: number): string {
+  const kinds = Object.entries(s.failures)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  return (
+    `probed ${s.probed} communities (${concurrency} at a time): ${s.ok} OK, ${s.failed} failed` +
+    (kinds ? ` (${kinds})` : '') +
+    (s.latencyMs ? `; latency of the answers p50 ${s.latencyMs.p50} ms, max ${s.latencyMs.max} ms` : '') +
+    '\n'
+  );
 }

@@ -5,6 +5,7 @@
  *   xcai validate [--json] <directory.yaml>...
  *   xcai probe --directory FILE --community <homeCommunityId> [--patient CX]
  *              [--tls-cert FILE --tls-key FILE] [--tls-ca FILE[,FILE]] [--timeout MS] [--json]
+ *   xcai probe --directory FILE --all [--concurrency N] [same options]
  *   xcai report --patient <CX> [--from ISO] [--to ISO] [--json] <spoolDir|arrDir>...
  *   xcai report --security [--from ISO] [--to ISO] [--json] <dir>...
  *   xcai verify <spoolDir>
@@ -17,13 +18,23 @@
  */
 import { main as auditMain } from '../audit/cli';
 import { option, optionList, parseArgs, UsageError } from './args';
-import { formatProbe, probeCommunity } from './probe';
+import {
+  formatProbe,
+  formatProbeLine,
+  formatProbeSummary,
+  PROBE_ALL_CONCURRENCY,
+  probeAll,
+  probeCommunity,
+  summarizeProbes,
+  type ProbeOptions,
+} from './probe';
 import { formatValidation, validateDirectoryFile } from './validate';
 
 export const USAGE = `usage:
   xcai validate [--json] <directory.yaml>...
   xcai probe --directory FILE --community <homeCommunityId> [--patient CX]
              [--tls-cert FILE --tls-key FILE] [--tls-ca FILE[,FILE]] [--timeout MS] [--json]
+  xcai probe --directory FILE --all [--concurrency N (default 16)] [same options]
   xcai report --patient <CX> [--from ISO] [--to ISO] [--json] <spoolDir|arrDir>...
   xcai report --security [--from ISO] [--to ISO] [--json] <dir>...
   xcai verify <spoolDir>
@@ -85,26 +96,26 @@ function validate(argv: string[], io: CliIo): number {
 async function probe(argv: string[], io: CliIo): Promise<number> {
   const a = parseArgs(
     argv,
-    ['directory', 'community', 'patient', 'tls-cert', 'tls-key', 'tls-ca', 'timeout'],
-    ['json'],
+    ['directory', 'community', 'patient', 'tls-cert', 'tls-key', 'tls-ca', 'timeout', 'concurrency'],
+    ['json', 'all'],
   );
   if (a.positional.length) throw new UsageError(`unexpected argument ${a.positional[0]}`);
   const directoryFile = option(a, 'directory') ?? io.env.XCAI_DIRECTORY;
   const community = option(a, 'community');
-  if (!directoryFile || !community)
-    throw new UsageError('probe needs --directory (or XCAI_DIRECTORY) and --community');
-  const timeout = option(a, 'timeout');
-  const timeoutMs = timeout === undefined ? undefined : Number(timeout);
-  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0))
-    throw new UsageError('--timeout must be a positive number of ms');
+  const all = a.flags.has('all');
+  if (!directoryFile || (!community && !all))
+    throw new UsageError('probe needs --directory (or XCAI_DIRECTORY) and --community or --all');
+  if (community && all) throw new UsageError('give --community or --all, not both');
+  const timeoutMs = positiveInt(a, 'timeout', 'ms');
+  const concurrency = positiveInt(a, 'concurrency', 'probes');
+  if (concurrency !== undefined && !all) throw new UsageError('--concurrency goes with --all');
   const cert = option(a, 'tls-cert') ?? io.env.XCAI_TLS_CERT;
   const key = option(a, 'tls-key') ?? io.env.XCAI_TLS_KEY;
   if ((cert === undefined) !== (key === undefined))
     throw new UsageError('give both --tls-cert and --tls-key, or neither');
   const ca = optionList(a, 'tls-ca');
-  const r = await probeCommunity({
+  const o: Omit<ProbeOptions, 'community'> = {
     directoryFile,
-    community,
     patient: option(a, 'patient'),
     tls: {
       cert,
@@ -117,9 +128,30 @@ async function probe(argv: string[], io: CliIo): Promise<number> {
             .filter(Boolean),
     },
     timeoutMs,
-  });
-  io.out(a.flags.has('json') ? JSON.stringify(r, null, 2) + '\n' : formatProbe(r));
+  };
+  const json = a.flags.has('json');
+  if (all) {
+    const n = concurrency ?? PROBE_ALL_CONCURRENCY;
+    const results = await probeAll({
+      ...o,
+      concurrency: n,
+      onResult: json ? undefined : (r) => io.out(formatProbeLine(r)),
+    });
+    const summary = summarizeProbes(results);
+    io.out(json ? JSON.stringify({ results, summary }, null, 2) + '\n' : formatProbeSummary(summary, n));
+    return summary.failed === 0 ? 0 : 1;
+  }
+  const r = await probeCommunity({ ...o, community: community as string });
+  io.out(json ? JSON.stringify(r, null, 2) + '\n' : formatProbe(r));
   return r.ok ? 0 : 1;
+}
+
+function positiveInt(a: ReturnType<typeof parseArgs>, name: string, unit: string): number | undefined {
+  const v = option(a, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--${name} must be a positive number of ${unit}`);
+  return n;
 }
 
 if (require.main === module) {

@@ -1,6 +1,12 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import {
+  checkServerIdentity,
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContext,
+  type TLSSocket,
+} from 'node:tls';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { RevocationChecker } from '../security/revocation/checker';
 import { revocationConnector } from '../security/revocation/outbound';
 import type { Endpoint, PeerIdentity } from '../directory/types';
@@ -113,6 +119,14 @@ export interface PostOptions {
  */
 export class Outbound {
   private agents = new Map<string, Agent>();
+  /** The agent of each TLS profile object (profiles are reused per peer identity). */
+  private byProfile = new WeakMap<TlsClientOptions, Agent>();
+  /**
+   * One TLS context per trust anchors / ciphers / version, shared by every agent and connection:
+   * otherwise each new connection parses our key, certificate and the CAs again (milliseconds per
+   * handshake, hundreds of handshakes in a national fan-out).
+   */
+  private contexts = new Map<string, SecureContext>();
   private readonly limits = new Map<string, Semaphore>();
 
   constructor(
@@ -130,27 +144,41 @@ export class Outbound {
     this.tls = tls;
     const old = this.agents;
     this.agents = new Map();
+    this.byProfile = new WeakMap();
+    this.contexts = new Map();
     for (const a of old.values()) void a.close().catch(() => undefined);
   }
 
   private agent(profile?: TlsClientOptions): Dispatcher {
+    const known = profile && this.byProfile.get(profile);
+    if (known) return known;
     const opts = { ...this.tls, ...profile };
+    const contextKey = JSON.stringify([opts.ca?.map(String), opts.ciphers, opts.minVersion]);
     const key = JSON.stringify([
-      opts.ca?.map(String),
-      opts.ciphers,
-      opts.minVersion,
+      contextKey,
       opts.serverNames,
       opts.sameIdentityAs,
       opts.revocation !== undefined,
     ]);
     let a = this.agents.get(key);
     if (!a) {
+      const minVersion = opts.minVersion === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const);
+      const ciphers = opts.ciphers ?? DEFAULT_CIPHERS;
+      let secureContext = this.contexts.get(contextKey);
+      if (!secureContext) {
+        secureContext = createSecureContext({
+          ca: opts.ca,
+          cert: opts.cert,
+          key: opts.key,
+          minVersion,
+          ciphers,
+        });
+        this.contexts.set(contextKey, secureContext);
+      }
       const connect = {
-        ca: opts.ca,
-        cert: opts.cert,
-        key: opts.key,
-        minVersion: opts.minVersion === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const),
-        ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
+        secureContext,
+        minVersion,
+        ciphers,
         rejectUnauthorized: true,
         timeout: 10_000,
         ...(opts.sameIdentityAs
@@ -162,10 +190,13 @@ export class Outbound {
       a = new Agent({
         keepAliveTimeout: 30_000,
         connections: 256,
-        connect: opts.revocation ? revocationConnector(connect, opts.revocation) : connect,
+        connect: opts.revocation
+          ? revocationConnector(sessionKeepingConnector(connect), opts.revocation)
+          : sessionKeepingConnector(connect),
       });
       this.agents.set(key, a);
     }
+    if (profile) this.byProfile.set(profile, a);
     return a;
   }
 
@@ -176,6 +207,11 @@ export class Outbound {
       this.limits.set(endpoint.url, s);
     }
     return s;
+  }
+
+  /** Reserves `n` slots if they are free now (no waiting, so no timer needed), else undefined. */
+  tryReserve(endpoint: Endpoint, n: number): (() => void)[] | undefined {
+    return this.semaphore(endpoint).tryAcquireMany(n);
   }
 
   /**
@@ -248,6 +284,38 @@ export class Outbound {
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.close()));
   }
+}
+
+/** TLS sessions kept per agent (one TLS profile): enough for every endpoint of a national directory. */
+const MAX_SESSIONS = 2048;
+
+/**
+ * Undici's connector holds TLS sessions only through weak references, so a full garbage collection
+ * forgets them and the next connection to each of hundreds of peers is a full handshake (chain
+ * verification, identity check). This one keeps the latest session of each host:port (and server
+ * name) strongly, in the agent's own map: sessions never cross TLS profiles or ports.
+ */
+function sessionKeepingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
+  const sessions = new Map<string, Buffer>();
+  const keep = (key: string, s: Buffer) => {
+    sessions.delete(key);
+    sessions.set(key, s);
+    if (sessions.size > MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
+  };
+  return (opts, callback) => {
+    const key = `${opts.servername ?? ''}|${opts.hostname}:${opts.port}`;
+    const connect = buildConnector({ ...options, session: sessions.get(key) });
+    connect(opts, (err, socket) => {
+      if (err || !socket) return callback(err ?? new Error('no socket'), null);
+      const tls = socket as TLSSocket;
+      if (typeof tls.getSession === 'function') {
+        const s = tls.getSession();
+        if (s) keep(key, s);
+        tls.on('session', (next: Buffer) => keep(key, next));
+      }
+      callback(null, socket);
+    });
+  };
 }
 
 /** A replica of ours: its certificate carries one of our own names (the chain is verified as always). */

@@ -17,6 +17,13 @@ export class Semaphore {
     return (await this.acquireMany(1, signal))[0];
   }
 
+  /** `n` permits now if they are free and nobody waits, else undefined (no waiting). */
+  tryAcquireMany(n: number): (() => void)[] | undefined {
+    if (n > this.limit || this.waiting.length > 0 || this.active + n > this.limit) return undefined;
+    this.active += n;
+    return this.releasers(n);
+  }
+
   /** Takes `n` permits atomically (first come, first served); one release function per permit. */
   async acquireMany(n: number, signal?: AbortSignal): Promise<(() => void)[]> {
     if (n > this.limit) throw new RangeError(`asked for ${n} permits, the limit is ${this.limit}`);

@@ -12,10 +12,10 @@ import type { RevocationChecker } from './checker';
  * verification, host name and identity checks having passed already).
  */
 export function revocationConnector(
-  options: buildConnector.BuildOptions,
+  options: buildConnector.BuildOptions | buildConnector.connector,
   checker: RevocationChecker,
 ): buildConnector.connector {
-  const connect = buildConnector(options);
+  const connect = typeof options === 'function' ? options : buildConnector(options);
   return (opts, callback) =>
     connect(opts, (err, socket) => {
       if (err || !socket) return callback(err ?? new Error('no socket'), null);
