@@ -94,6 +94,21 @@ describe('a directory of 500 communities', () => {
     expect(problems).toHaveLength(2);
   });
 
+  it('refuses a JSON directory with a key twice in one object, as the YAML reader does', () => {
+    const home = nationalHome(1000);
+    const file = write(
+      'dup.json',
+      `{"homeCommunityId": "${home}", "communities": [{"homeCommunityId": "${nationalHome(1)}", "name": "B", "name": "C"}]}`,
+    );
+    expect(() => loadDirectory(file)).toThrow(/"name" appears twice/);
+    // equal keys in different objects, and keys inside strings, are fine
+    const ok = write(
+      'ok.json',
+      `{"homeCommunityId": "${home}", "communities": [{"homeCommunityId": "${nationalHome(1)}", "name": "a \\"name\\": x"}, {"homeCommunityId": "${nationalHome(2)}", "name": "C"}]}`,
+    );
+    expect(loadDirectory(ok).communities.map((c) => c.name)).toEqual(['a "name": x', 'C']);
+  });
+
   it('reads a YAML flow mapping that is not strict JSON as YAML', () => {
     const file = write(
       'flow.yaml',

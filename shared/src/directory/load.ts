@@ -675,11 +675,50 @@ export function loadDirectory(file: string): Directory {
  */
 function parseDirectoryText(text: string): unknown {
   if (/^\s*\{/.test(text)) {
+    let json: unknown;
     try {
-      return JSON.parse(text);
+      json = JSON.parse(text);
     } catch {
       // not strict JSON: YAML decides (and reports)
     }
+    if (json !== undefined) {
+      // JSON.parse keeps the last of two equal keys; the YAML parser refuses them, and so do we.
+      const dup = duplicateJsonKey(text);
+      if (dup !== undefined) throw new Error(`map keys must be unique: "${dup}" appears twice`);
+      return json;
+    }
   }
   return parseYaml(text, { maxAliasCount: 100 });
+}
+
+/** The first key repeated within one object of a text that JSON.parse accepted. */
+function duplicateJsonKey(text: string): string | undefined {
+  const objects: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const keys = objects[objects.length - 1]!;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */) {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      objects.push(null);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      objects.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = objects[objects.length - 1] != null;
+    }
+  }
+  return undefined;
 }
