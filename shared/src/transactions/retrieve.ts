@@ -47,14 +47,17 @@ export interface RetrieveCall extends Call<RetrieveAnswer> {
 }
 
 export function retrieveCall(o: Omit<RetrieveCall, 'read' | 'mtom'>): RetrieveCall {
-  return {
+  const call: RetrieveCall = {
     ...o,
     mtom: true,
-    read: async (res) => ({
-      root: decodeRetrieveDocumentSetResponse(res.envelope.payload),
-      attachments: res.attachments,
-    }),
+    read: async (res) => {
+      // Sent and answered: the request text (megabytes for a large study) is not needed again;
+      // audit names the documents from `requested`.
+      call.body = '';
+      return { root: decodeRetrieveDocumentSetResponse(res.envelope.payload), attachments: res.attachments };
+    },
   };
+  return call;
 }
 
 /** Splits a list into chunks of at most `size`. */
