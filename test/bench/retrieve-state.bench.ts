@@ -7,13 +7,14 @@
  * Through the real code: the request envelope is decoded from its XML (`decodeEnvelope`), then the
  * transaction's own stages run — decode, validate, plan (routing to the Imaging Document Source),
  * merge (against a sub-answer root decoded from XML, its parts still to come, as while streaming)
- * and encode; the SOAP envelope of the reply root is built as `sendReply` builds it. Everything the
- * engine holds while the parts stream is kept alive (context, request, plan, outcomes, result,
- * reply, root), then the heap is measured after `global.gc()`, each size in a process of its own, against the same
+ * and encode; then the engine's `sendReply` writes the reply root to a consumer and waits for the
+ * first part. Everything the engine holds while the parts stream is kept alive (context, request,
+ * plan, outcomes, result, reply, writer), then the heap is measured after `global.gc()`, each size in a process of its own, against the same
  * with 1 instance (an empty request is refused before it plans) in the same run. Prints bytes per instance and the ratio to the 1 KiB target (goal ≤ 1), and checks
  * that the result still names every instance. `--smoke`: 500 instances, one round.
  */
 import { spawnSync } from 'node:child_process';
+import { Writable } from 'node:stream';
 import {
   type Ctx,
   decodeEnvelope,
@@ -22,6 +23,7 @@ import {
   encodeRetrieveDocumentSetResponse,
   encodeRetrieveImagingDocumentSetRequest,
   execute,
+  sendReply,
   readDirectory,
   Deadline,
   type AnyTransaction,
@@ -124,16 +126,17 @@ async function inFlight(n: number): Promise<{ held: unknown; named: number; erro
       }),
   };
   const executed = await execute(rad75 as unknown as AnyTransaction, ctx, hooks);
-  const root = encodeEnvelope({
-    action: rad75.responseAction,
-    relatesTo: ctx.envelope.wsa.messageId,
-    body: executed.reply.payload,
-    request: false,
-  });
   const res = executed.reply as { payload: string };
   const named = (res.payload.match(/DocumentUniqueId>/g) ?? []).length / 2;
   const errors = (res.payload.match(/<rs:RegistryError /g) ?? []).length;
-  return { held: [ctx, executed, root], named, errors };
+  // The engine's own sendReply writes the root to a consumer that takes the bytes and then waits
+  // (its parts are still to come from the Imaging Document Source).
+  const out = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), {
+    writeHead: () => undefined,
+  });
+  const sending = sendReply(out as never, rad75 as unknown as AnyTransaction, ctx, executed.reply);
+  await new Promise((r) => setImmediate(r));
+  return { held: [ctx, executed, sending, out], named, errors };
 }
 
 function heap(): number {
