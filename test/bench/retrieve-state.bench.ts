@@ -28,6 +28,7 @@ import {
   Deadline,
   type AnyTransaction,
   type CallHooks,
+  type RetrieveCall,
 } from '@xcai/shared';
 import { rad75 } from '../../services/responding-gateway/dist/transactions/rad75';
 
@@ -65,21 +66,17 @@ function requestXml(n: number): string {
   return encodeEnvelope({ action: rad75.requestAction, body, request: true });
 }
 
-function answerXml(n: number): string {
-  const docs = Array.from({ length: n }, (_, i) =>
+/** The Imaging Document Source's answer root to a sub-request: every instance it was asked for. */
+function answerXml(uids: string[]): string {
+  const docs = uids.map((u, i) =>
     encodeDocumentResponse(
-      {
-        homeCommunityId: HOME,
-        repositoryUniqueId: REPO,
-        documentUniqueId: uid('3', i),
-        mimeType: 'application/dicom',
-      },
+      { homeCommunityId: HOME, repositoryUniqueId: REPO, documentUniqueId: u, mimeType: 'application/dicom' },
       `part${i}.${'x'.repeat(20)}@ids`,
     ),
   );
   return encodeEnvelope({
     action: rad75.responseAction,
-    body: encodeRetrieveDocumentSetResponse(n ? 'Success' : 'Failure', [], docs),
+    body: encodeRetrieveDocumentSetResponse(uids.length ? 'Success' : 'Failure', [], docs),
     request: false,
   });
 }
@@ -94,7 +91,6 @@ const nolog = { debug() {}, info() {}, warn() {}, error() {}, child: () => nolog
 
 async function inFlight(n: number): Promise<{ held: unknown; named: number; errors: number }> {
   const reqXml = requestXml(n);
-  const ansXml = answerXml(n);
   const envelope = decodeEnvelope(reqXml, { maxBytes: 64 * 1024 * 1024 }, true);
   const ctx = {
     gateway: {
@@ -119,9 +115,13 @@ async function inFlight(n: number): Promise<{ held: unknown; named: number; erro
   // The real dispatch stage; its exchange answers with the sub-answer root decoded from XML (as
   // dispatch.ts decodes a peer's root), parts still to come.
   const hooks: CallHooks = {
-    exchange: () =>
+    exchange: (call) =>
       Promise.resolve({
-        envelope: decodeEnvelope(ansXml, { maxBytes: 64 * 1024 * 1024 }, false),
+        envelope: decodeEnvelope(
+          answerXml((call as RetrieveCall).requested.map((d) => d.documentUniqueId)),
+          { maxBytes: 64 * 1024 * 1024 },
+          false,
+        ),
         attachments: pendingParts(),
       }),
   };

@@ -254,20 +254,23 @@ export async function sendReply(
   ctx: Ctx,
   reply: Reply,
 ): Promise<Delivery> {
-  const envelope = encodeEnvelope({
-    action: tx.responseAction,
-    relatesTo: ctx.envelope.wsa.messageId,
-    body: reply.payload,
-    request: false,
-  });
+  const envelope = (): string =>
+    encodeEnvelope({
+      action: tx.responseAction,
+      relatesTo: ctx.envelope.wsa.messageId,
+      body: reply.payload,
+      request: false,
+    });
   if (reply.kind === 'xml') {
+    const xml = envelope();
     httpRes.writeHead(200, { 'content-type': `${SOAP_XML}; action="${tx.responseAction}"` });
-    await new Promise<void>((resolve) => httpRes.end(envelope, () => resolve()));
+    await new Promise<void>((resolve) => httpRes.end(xml, () => resolve()));
     return { ok: true };
   }
   // The root leaves once, as bytes: its text (for a large retrieve megabytes of concatenated
-  // pieces) is not kept while the parts stream.
-  const root = Buffer.from(envelope, 'utf8');
+  // pieces) is not kept while the parts stream — nor named in this scope, whose closures live as
+  // long as the reply.
+  const root = Buffer.from(envelope(), 'utf8');
   reply.payload = '';
   return writeMtomReply(httpRes, root, reply.parts, tx.responseAction, (ct) =>
     httpRes.writeHead(200, { 'content-type': ct }),
