@@ -8,6 +8,7 @@ import { parseDicomHead, readDicomHead } from '@xcai/shared/src/dicom/part10-hea
 import { verifyBuffered } from '@xcai/shared/src/transactions/verify';
 import { decodeEnvelope } from '@xcai/shared/src/soap/envelope';
 import { decodeRetrieveImagingDocumentSetRequest } from '@xcai/shared/src/xds/retrieve';
+import { XopResolver } from '@xcai/shared/src/mtom/xop';
 import { part10, SOP } from '../fixtures/mtom/dicom';
 
 async function collect(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -74,5 +75,20 @@ describe('decoded retrieve ids', () => {
     // One repository id for every instance: held once.
     const [a, b] = req.studies[0].series[0].documents;
     expect(a.repositoryUniqueId).toBe(b.repositoryUniqueId);
+  });
+});
+
+describe('XOP resolver without per-part sets', () => {
+  it('still refuses a repeated Content-ID, matched or not, and lists only the unmatched Includes', () => {
+    const r = new XopResolver();
+    r.expect('cid:a@x');
+    r.expect('cid:b@x');
+    expect(r.accept('<a@x>')).toBe('cid:a@x');
+    expect(() => r.accept('a@x')).toThrow(/two MIME parts have the Content-ID/);
+    expect(r.accept('z@x')).toBeNull();
+    expect(() => r.accept('z@x')).toThrow(/two MIME parts have the Content-ID/);
+    expect(r.remaining()).toEqual(['cid:b@x']);
+    expect(r.dangling()).toEqual(['z@x']);
+    expect(() => r.expect('cid:b@x')).toThrow(/two xop:Include elements/);
   });
 });
