@@ -32,7 +32,6 @@ import {
 } from '@xcai/shared';
 import { rad75 } from '../../services/responding-gateway/dist/transactions/rad75';
 
-
 const argv = process.argv.slice(2);
 const smoke = argv.includes('--smoke');
 const at = argv.indexOf('--instances');
@@ -100,7 +99,9 @@ async function inFlight(n: number): Promise<{ held: unknown; named: number; erro
       audit: { record() {} },
       log: nolog,
       // Connection slots (the HTTP client is not used: the exchange hook answers).
-      outbound: { reserve: async (_e: unknown, k: number) => Array.from({ length: k }, () => () => undefined) },
+      outbound: {
+        reserve: async (_e: unknown, k: number) => Array.from({ length: k }, () => () => undefined),
+      },
     },
     envelope,
     attachments: pendingParts(),

@@ -106,7 +106,14 @@ export async function readDicomHead(
     for (;;) {
       if (joined.length !== total) joined = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
       const r = parseHead(joined, ended, maxHead);
-      if (r.kind === 'done') return { head: r.head, stream: giveBack(chunks, src, body, ended) };
+      if (r.kind === 'done') {
+        // With an idle limit the rest is read through `src`, which keeps timing the waits.
+        const stream =
+          opts.idleTimeoutMs === undefined
+            ? giveBack(chunks, src, body, ended)
+            : replay(chunks, src, body, ended);
+        return { head: r.head, stream };
+      }
       // Read ahead geometrically (within maxHeadBytes) so a head of many small elements arriving in
       // small chunks is parsed a few times, not once per element.
       const want = Math.max(r.bytes, Math.min(maxHead, total * 2));

@@ -98,7 +98,11 @@ class HashCheck extends Transform {
   }
 }
 
-function hashViolation(v: { sha1?: string; size?: number }, sha1: string | undefined, size: number): string | null {
+function hashViolation(
+  v: { sha1?: string; size?: number },
+  sha1: string | undefined,
+  size: number,
+): string | null {
   if (v.size !== undefined && size !== v.size)
     return `document size ${size} differs from the registered size ${v.size}`;
   if (v.sha1 !== undefined && sha1 !== v.sha1)

@@ -40,7 +40,12 @@ const MAX_ID = 256;
 
 function idText(el: XmlElement | undefined, what: string, required: true, ids: Interner): string;
 function idText(el: XmlElement | undefined, what: string, required: false, ids: Interner): string | undefined;
-function idText(el: XmlElement | undefined, what: string, required: boolean, ids: Interner): string | undefined {
+function idText(
+  el: XmlElement | undefined,
+  what: string,
+  required: boolean,
+  ids: Interner,
+): string | undefined {
   const v = el?.trimmedText();
   if (v === undefined || v === '') {
     if (required) throw SoapFault.sender(`${what} is missing or empty`);
