@@ -9,6 +9,7 @@ import { verifyBuffered } from '@xcai/shared/src/transactions/verify';
 import { decodeEnvelope } from '@xcai/shared/src/soap/envelope';
 import { decodeRetrieveImagingDocumentSetRequest } from '@xcai/shared/src/xds/retrieve';
 import { XopResolver } from '@xcai/shared/src/mtom/xop';
+import { ByteLimit } from '@xcai/shared/src/outbound/client';
 import { part10, SOP } from '../fixtures/mtom/dicom';
 
 async function collect(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -90,5 +91,27 @@ describe('XOP resolver without per-part sets', () => {
     expect(r.remaining()).toEqual(['cid:b@x']);
     expect(r.dangling()).toEqual(['z@x']);
     expect(() => r.expect('cid:b@x')).toThrow(/two xop:Include elements/);
+  });
+});
+
+describe('response byte limit without a Transform', () => {
+  it('passes every byte on with the count, and fails past the limit', async () => {
+    const data = Buffer.alloc(200_000, 3);
+    const src = new PassThrough();
+    const limited = new ByteLimit(src, data.length);
+    const got = collect(limited);
+    for (let i = 0; i < data.length; i += 10_000) {
+      if (!src.write(data.subarray(i, i + 10_000))) await new Promise((r) => src.once('drain', r));
+    }
+    src.end();
+    expect((await got).equals(data)).toBe(true);
+    expect(limited.bytes).toBe(data.length);
+
+    const src2 = new PassThrough();
+    const small = new ByteLimit(src2, 1000);
+    const failed = collect(small).catch((e: Error) => e);
+    src2.write(Buffer.alloc(600));
+    src2.write(Buffer.alloc(600));
+    expect(await failed).toMatchObject({ kind: 'too-large' });
   });
 });
