@@ -106,7 +106,14 @@ export async function readDicomHead(
     for (;;) {
       if (joined.length !== total) joined = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
       const r = parseHead(joined, ended, maxHead);
-      if (r.kind === 'done') return { head: r.head, stream: replay(chunks, src, body, ended) };
+      if (r.kind === 'done') {
+        // With an idle limit the rest is read through `src`, which keeps timing the waits.
+        const stream =
+          opts.idleTimeoutMs === undefined
+            ? giveBack(chunks, src, body, ended)
+            : replay(chunks, src, body, ended);
+        return { head: r.head, stream };
+      }
       // Read ahead geometrically (within maxHeadBytes) so a head of many small elements arriving in
       // small chunks is parsed a few times, not once per element.
       const want = Math.max(r.bytes, Math.min(maxHead, total * 2));
@@ -130,6 +137,42 @@ export async function readDicomHead(
 function sourceFailure(kind: SourceFailureKind, message: string, cause?: unknown): Error {
   if (kind === 'source-error' && cause instanceof Error) return cause;
   return new DicomHeadError(kind === 'timeout' ? 'timeout' : 'truncated', `DICOM ${message}`, { cause });
+}
+
+/**
+ * The DICOM head of an object held in memory (the chunks in order), parsed in place: no stream.
+ * Same errors as `readDicomHead`.
+ */
+export function parseDicomHead(chunks: Buffer[], opts: DicomHeadOptions = {}): DicomHead {
+  const maxHead = opts.maxHeadBytes ?? DEFAULT_MAX_HEAD;
+  let i = 0;
+  let joined: Buffer = Buffer.alloc(0);
+  for (;;) {
+    const ended = i >= chunks.length;
+    const r = parseHead(joined, ended, maxHead);
+    if (r.kind === 'done') return r.head;
+    const want = Math.max(r.bytes, Math.min(maxHead, joined.length * 2));
+    const take: Buffer[] = [joined];
+    let total = joined.length;
+    while (total < want && i < chunks.length) {
+      take.push(chunks[i]);
+      total += chunks[i++].length;
+    }
+    joined = take.length === 2 && take[0].length === 0 ? take[1] : Buffer.concat(take, total);
+  }
+}
+
+/**
+ * The body again, from its first byte: the bytes read are put back in front of what the body still
+ * holds (`unshift`), so the data flows on through the body itself, not through one more stream.
+ * A body that has already ended cannot take bytes back: then a replaying stream is made.
+ */
+function giveBack(head: Buffer[], src: ChunkSource, body: Readable, ended: boolean): Readable {
+  if (ended || src.sawEnd || body.readableEnded || body.destroyed) return replay(head, src, body, ended);
+  const queued = src.detach();
+  for (let k = queued.length - 1; k >= 0; k--) body.unshift(queued[k]);
+  for (let k = head.length - 1; k >= 0; k--) body.unshift(head[k]);
+  return body;
 }
 
 /** `head` chunks again, then the rest of the source. */

@@ -191,6 +191,21 @@ export class ChunkSource {
    * failure of a source nobody listens to any more cannot crash the process) and pauses the source.
    * The caller still owns the source (destroy it, or let the HTTP server dump the rest).
    */
+  /** The source has signalled its end (chunks may still be queued). */
+  get sawEnd(): boolean {
+    return this.ended;
+  }
+
+  /**
+   * Releases the source and hands back the chunks it had queued but not handed out, so the caller
+   * can put them back into the source (`unshift`).
+   */
+  detach(): Buffer[] {
+    const rest = this.queue.slice(this.head);
+    this.release();
+    return rest;
+  }
+
   release(): void {
     if (this.released) return;
     this.released = true;

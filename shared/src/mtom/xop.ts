@@ -55,12 +55,12 @@ export function cidHref(contentId: string): string {
  * - `remaining()`: hrefs no part has satisfied yet (at the end of the message: missing parts).
  */
 export class XopResolver {
-  private readonly expected = new Map<string, string>();
-  private readonly satisfied = new Set<string>();
+  /** Content-ID key → the href naming it, or null once a part has satisfied it. */
+  private readonly expected = new Map<string, string | null>();
+  /** Keys of parts no Include names (rare): kept to find a repeated Content-ID among them too. */
   private readonly seen = new Set<string>();
   private readonly unreferenced: string[] = [];
 
-  /** Registers an Include; returns the normalised key. */
   expect(href: string): string {
     const key = contentIdKey(cidFromHref(href));
     if (this.expected.has(key)) {
@@ -73,7 +73,7 @@ export class XopResolver {
     return key;
   }
 
-  /** The href (as given to `expect`) this part satisfies, or null if no Include names it. */
+  /** A matched part costs no memory beyond its Include's entry (many parts, one transaction). */
   accept(part: MimePart | string): string | null {
     const raw = typeof part === 'string' ? part : part.headers.contentId;
     const key = raw === undefined ? '' : contentIdKey(raw);
@@ -81,30 +81,28 @@ export class XopResolver {
       this.unreferenced.push('');
       return null;
     }
-    if (this.seen.has(key)) {
+    const href = this.expected.get(key);
+    if (href === null || this.seen.has(key)) {
       throw new MtomError(
         'duplicate-content-id',
         `two MIME parts have the Content-ID ${JSON.stringify(key)}`,
       );
     }
-    this.seen.add(key);
-    const href = this.expected.get(key);
     if (href === undefined) {
+      this.seen.add(key);
       this.unreferenced.push(key);
       return null;
     }
-    this.satisfied.add(key);
+    this.expected.set(key, null);
     return href;
   }
 
-  /** Hrefs not satisfied by any part so far. */
   remaining(): string[] {
     const out: string[] = [];
-    for (const [key, href] of this.expected) if (!this.satisfied.has(key)) out.push(href);
+    for (const href of this.expected.values()) if (href !== null) out.push(href);
     return out;
   }
 
-  /** Content-IDs of parts that no Include named ('' for a part without Content-ID). */
   dangling(): string[] {
     return [...this.unreferenced];
   }

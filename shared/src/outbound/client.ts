@@ -1,4 +1,4 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   checkServerIdentity,
   createSecureContext,
@@ -257,7 +257,7 @@ export class Outbound {
       if (failure.message.startsWith('TLS failure')) this.peers.onTlsFailure?.(o.endpoint.url, failure);
       throw failure;
     }
-    const limited = res.body.pipe(new ByteLimit(o.endpoint.maxResponseBytes));
+    const limited = new ByteLimit(res.body, o.endpoint.maxResponseBytes);
     res.body.on('error', (e) => limited.destroy(classify(e, o.signal)));
     let released = false;
     const done = () => {
@@ -353,19 +353,53 @@ function peerIdentityCheck(
   };
 }
 
-/** Counts bytes and fails the stream past the limit (IHE XCA-I M3); the limit may be lowered later. */
-export class ByteLimit extends Transform {
+/**
+ * The response body, counted and failed past the limit (IHE XCA-I M3). A Readable fed from the
+ * source's 'data' events, not a Transform behind pipe(): the body is read once per chunk, with no
+ * writable side (and no write callbacks) in between. Backpressure pauses the source. Destroying
+ * this stream stops reading; the source is left to the listeners of `post` (as pipe() would).
+ */
+export class ByteLimit extends Readable {
   bytes = 0;
-  constructor(public limit: number) {
+  constructor(
+    private readonly src: Readable,
+    public limit: number,
+  ) {
     super();
+    src.on('data', this.onData);
+    src.on('end', this.onEnd);
   }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+
+  private readonly onData = (chunk: Buffer): void => {
     this.bytes += chunk.length;
     if (this.bytes > this.limit) {
-      cb(new CallFailure('too-large', `response larger than the configured maximum of ${this.limit} bytes`));
+      this.detach();
+      this.destroy(
+        new CallFailure('too-large', `response larger than the configured maximum of ${this.limit} bytes`),
+      );
       return;
     }
-    cb(null, chunk);
+    if (!this.push(chunk)) this.src.pause();
+  };
+
+  private readonly onEnd = (): void => {
+    this.detach();
+    this.push(null);
+  };
+
+  private detach(): void {
+    this.src.off('data', this.onData);
+    this.src.off('end', this.onEnd);
+  }
+
+  override _read(): void {
+    if (this.src.isPaused()) this.src.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.detach();
+    if (!this.src.destroyed && !this.src.readableEnded) this.src.pause();
+    cb(err);
   }
 }
 

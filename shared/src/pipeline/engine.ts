@@ -7,6 +7,7 @@ import { BodyTooLargeError } from '../inbound/body';
 import { MtomError } from '../mtom/errors';
 import { readSoapMessage } from '../mtom/read';
 import { MtomWriter } from '../mtom/writer';
+import { parseXml } from '../xml/parse';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -220,6 +221,7 @@ export async function execute(tx: AnyTransaction, outer: Ctx, hooks: CallHooks =
   // Stages that must exchange before they can plan (XCPD ahead of ITI-38) dispatch with the same hooks.
   const ctx: Ctx = { ...outer, dispatch: (calls) => dispatch(calls, ctx, hooks) };
   const req = tx.decode(ctx);
+  if (tx.releasesRequestTree) releaseRequestTree(ctx.envelope);
   const invalid = tx.validate(req, ctx);
   const plan = invalid.length > 0 ? { calls: [], errors: invalid } : await tx.plan(req, ctx);
   const outcomes = await dispatch(plan.calls, ctx, hooks);
@@ -235,6 +237,16 @@ export async function execute(tx: AnyTransaction, outer: Ctx, hooks: CallHooks =
   };
 }
 
+const RELEASED = parseXml('<released/>');
+
+/** Replaces the envelope's XML tree by an empty element; `wsa` (all later stages read) stays. */
+function releaseRequestTree(envelope: SoapEnvelope): void {
+  envelope.doc = RELEASED;
+  envelope.payload = RELEASED.root;
+  envelope.header = undefined;
+  envelope.security = undefined;
+}
+
 /** Writes a reply on the synchronous HTTP response. */
 export async function sendReply(
   httpRes: ServerResponse,
@@ -242,18 +254,25 @@ export async function sendReply(
   ctx: Ctx,
   reply: Reply,
 ): Promise<Delivery> {
-  const envelope = encodeEnvelope({
-    action: tx.responseAction,
-    relatesTo: ctx.envelope.wsa.messageId,
-    body: reply.payload,
-    request: false,
-  });
+  const envelope = (): string =>
+    encodeEnvelope({
+      action: tx.responseAction,
+      relatesTo: ctx.envelope.wsa.messageId,
+      body: reply.payload,
+      request: false,
+    });
   if (reply.kind === 'xml') {
+    const xml = envelope();
     httpRes.writeHead(200, { 'content-type': `${SOAP_XML}; action="${tx.responseAction}"` });
-    await new Promise<void>((resolve) => httpRes.end(envelope, () => resolve()));
+    await new Promise<void>((resolve) => httpRes.end(xml, () => resolve()));
     return { ok: true };
   }
-  return writeMtomReply(httpRes, envelope, reply.parts, tx.responseAction, (ct) =>
+  // The root leaves once, as bytes: its text (for a large retrieve megabytes of concatenated
+  // pieces) is not kept while the parts stream — nor named in this scope, whose closures live as
+  // long as the reply.
+  const root = Buffer.from(envelope(), 'utf8');
+  reply.payload = '';
+  return writeMtomReply(httpRes, root, reply.parts, tx.responseAction, (ct) =>
     httpRes.writeHead(200, { 'content-type': ct }),
   );
 }
@@ -261,7 +280,7 @@ export async function sendReply(
 /** Streams an MTOM reply into `out`; on a part failure the output is destroyed (never left looking complete). */
 export async function writeMtomReply(
   out: NodeJS.WritableStream & { destroy(error?: Error): void },
-  envelope: string,
+  envelope: string | Buffer,
   parts: AsyncIterable<{ contentId: string; contentType: string; body: NodeJS.ReadableStream }>,
   action: string,
   start: (contentType: string) => void,
@@ -270,6 +289,7 @@ export async function writeMtomReply(
   start(w.contentType);
   try {
     await w.writeRoot(envelope);
+    envelope = ''; // sent: not held while the parts stream
     for await (const p of parts) await w.writePart(p.contentId, p.contentType, p.body as never);
     await w.end();
     await new Promise<void>((resolve) => out.end(() => resolve()));

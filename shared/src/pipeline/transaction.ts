@@ -33,6 +33,12 @@ export interface Transaction<Req, Sub, Res> {
   readonly responseAction: string;
   /** The request's MTOM parts are the transaction's to read in `merge` (submissions); else dropped. */
   readonly readsAttachments?: boolean;
+  /**
+   * The request's XML tree is not needed once `decode` has run: the engine lets it go (the envelope
+   * keeps its addressing), so a transaction of many documents does not hold its parsed request while
+   * it streams (retrieves: a 20,000-instance request is a tree of megabytes).
+   */
+  releasesRequestTree?: boolean;
   /** Request model from the SOAP body. Envelope-level problems throw SoapFault. */
   decode(ctx: Ctx): Req;
   /** Profile rules the XSD cannot express that fail the whole request (→ Failure, no dispatch). */

@@ -1,3 +1,4 @@
+import { flatCopy } from '../util/intern';
 import { parseXml, XmlError, type XmlDocument, type XmlElement, type XmlLimits } from '../xml/parse';
 import { NS } from '../xml/ns';
 import { escapeText, relayElement } from '../xml/write';
@@ -199,7 +200,8 @@ function readAddressing(h: XmlElement, wsa: Addressing): void {
       throw SoapFault.sender(`duplicate WS-Addressing header ${h.local}`, 'InvalidAddressingHeader');
     if (value.length > 2048)
       throw SoapFault.sender(`WS-Addressing ${h.local} too long`, 'InvalidAddressingHeader');
-    wsa[key] = value;
+    // A copy, not a slice of the message: the addressing outlives the message's text.
+    wsa[key] = flatCopy(value);
   };
   switch (h.local) {
     case 'Action':

@@ -235,6 +235,7 @@ function auditedDocument(d: DocumentRequest): AuditedDocument {
 
 function studiesOf(docs: ImagingDocumentRef[]): AuditedStudy[] {
   const byKey = new Map<string, AuditedStudy>();
+  const seriesOf = new Map<AuditedStudy, Map<string, AuditedStudy['series'][number]>>();
   for (const d of docs) {
     const key = `${d.studyInstanceUid}|${d.repositoryUniqueId}|${d.homeCommunityId ?? ''}`;
     let s = byKey.get(key);
@@ -247,8 +248,14 @@ function studiesOf(docs: ImagingDocumentRef[]): AuditedStudy[] {
       };
       byKey.set(key, s);
     }
-    let series = s.series.find((x) => x.seriesInstanceUid === d.seriesInstanceUid);
-    if (!series) s.series.push((series = { seriesInstanceUid: d.seriesInstanceUid, sopInstanceUids: [] }));
+    let known = seriesOf.get(s);
+    if (!known) seriesOf.set(s, (known = new Map()));
+    let series = known.get(d.seriesInstanceUid);
+    if (!series) {
+      series = { seriesInstanceUid: d.seriesInstanceUid, sopInstanceUids: [] };
+      s.series.push(series);
+      known.set(d.seriesInstanceUid, series);
+    }
     series.sopInstanceUids.push(d.documentUniqueId);
   }
   return [...byKey.values()];

@@ -35,6 +35,7 @@ import {
 } from '../xds/retrieve';
 import { checkMimeType, IntegrityError, verifiedStream, verifyBuffered, type Verification } from './verify';
 import { communityOf, mentionsUid, relayedError } from './error-location';
+import { flatCopy } from '../util/intern';
 
 export interface RetrieveAnswer {
   root: RetrieveResponseRoot;
@@ -47,14 +48,17 @@ export interface RetrieveCall extends Call<RetrieveAnswer> {
 }
 
 export function retrieveCall(o: Omit<RetrieveCall, 'read' | 'mtom'>): RetrieveCall {
-  return {
+  const call: RetrieveCall = {
     ...o,
     mtom: true,
-    read: async (res) => ({
-      root: decodeRetrieveDocumentSetResponse(res.envelope.payload),
-      attachments: res.attachments,
-    }),
+    read: async (res) => {
+      // Sent and answered: the request text (megabytes for a large study) is not needed again;
+      // audit names the documents from `requested`.
+      call.body = '';
+      return { root: decodeRetrieveDocumentSetResponse(res.envelope.payload), attachments: res.attachments };
+    },
   };
+  return call;
 }
 
 /** Splits a list into chunks of at most `size`. */
@@ -81,7 +85,6 @@ export interface OutDoc {
   contentId: string;
   target: Target;
   requested: DocumentRequest;
-  verification?: Verification;
 }
 
 export interface DeliveryReport {
@@ -107,15 +110,26 @@ export interface RetrieveResult {
   subRequests: SubRetrieveResult[];
 }
 
-/** One document waiting for, or holding, its bytes. */
+/** One document waiting for, or holding, its bytes (kept small: there is one per instance). */
 interface Slot {
   doc: OutDoc;
+  /** NO_CHUNKS until bytes arrive. */
   chunks: Buffer[];
   complete: boolean;
   /** The rest of the part when the lookahead stopped inside it. */
   live?: Readable;
   rejected?: string;
+  /** Listed in the committed root. */
+  committed?: boolean;
+  /** Handed to the writer. */
+  sent?: boolean;
 }
+
+/** Shared by every slot without bytes (never pushed to: a slot gets its own array first). */
+const NO_CHUNKS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
+/** What to check a document against, computed when it is checked rather than kept per document. */
+type VerifyOf = (doc: OutDoc) => Verification | undefined;
 
 class Budget {
   stopped = false;
@@ -144,6 +158,7 @@ class Upstream {
   constructor(
     readonly call: RetrieveCall,
     answer: RetrieveAnswer,
+    private readonly verify: VerifyOf,
   ) {
     this.attachments = answer.attachments;
   }
@@ -172,12 +187,13 @@ class Upstream {
             // Only this part's own source failed: refuse this document, read on.
             slot.rejected = `the part was cut short: ${(e as Error)?.message ?? String(e)}`;
             budget.give(slot.chunks.reduce((n, x) => n + x.length, 0));
-            slot.chunks = [];
+            slot.chunks = NO_CHUNKS;
             part.body.destroy();
             failed = true;
             break;
           }
           if (c === null) break;
+          if (slot.chunks === NO_CHUNKS) slot.chunks = [];
           slot.chunks.push(c);
           if (!budget.take(c.length)) {
             slot.live = part.body;
@@ -188,11 +204,11 @@ class Upstream {
         }
         if (failed) continue;
         slot.complete = true;
-        const bad = await verifyBuffered(slot.doc.verification, slot.chunks);
+        const bad = await verifyBuffered(this.verify(slot.doc), slot.chunks);
         if (bad) {
           slot.rejected = bad;
           budget.give(slot.chunks.reduce((n, c) => n + c.length, 0));
-          slot.chunks = [];
+          slot.chunks = NO_CHUNKS;
         }
       }
       this.state = 'blocked';
@@ -221,7 +237,7 @@ class Upstream {
       const s = this.current;
       this.current = undefined;
       const chunks = s.chunks;
-      s.chunks = []; // the part's stream holds them until it has sent them
+      s.chunks = NO_CHUNKS; // the part's stream holds them until it has sent them
       yield { slot: s, body: resume(chunks, s.live) };
     }
     if (this.state !== 'blocked') return;
@@ -253,7 +269,10 @@ export async function mergeRetrieve(
   const subRequests: SubRetrieveResult[] = [];
   const upstreams: Upstream[] = [];
   let n = 0;
-  const newCid = () => `doc${++n}.${Date.now().toString(36)}@xcai`;
+  const stamp = Date.now().toString(36);
+  // One flat string per document (a template result is a chain of pieces).
+  const newCid = () => flatCopy(`doc${++n}.${stamp}@xcai`);
+  const verify: VerifyOf = (doc) => policy.verification(doc.target, doc.requested);
 
   for (const o of outcomes) {
     const call = o.call as RetrieveCall;
@@ -264,7 +283,7 @@ export async function mergeRetrieve(
     }
     const ans = o.value;
     subRequests.push({ call, ok: true, status: ans.root.status });
-    const up = new Upstream(call, ans);
+    const up = new Upstream(call, ans, verify);
     upstreams.push(up);
     const community = communityOf(call.target);
     const relayed = ans.root.errors.map((e) => relayedError(e, call.requested, community));
@@ -298,13 +317,12 @@ export async function mergeRetrieve(
       seen.add(req);
       const verification = policy.verification(call.target, req);
       const doc: OutDoc = {
-        meta: { ...stripContent(d), homeCommunityId: policy.home(call.target, d, req) },
+        meta: sharedIds({ ...stripContent(d), homeCommunityId: policy.home(call.target, d, req) }, req),
         contentId: newCid(),
         target: call.target,
         requested: req,
-        verification,
       };
-      const slot: Slot = { doc, chunks: [], complete: false };
+      const slot: Slot = { doc, chunks: NO_CHUNKS, complete: false };
       const badMime = checkMimeType(verification, d.mimeType);
       if (badMime) slot.rejected = badMime;
       if (d.content.kind === 'inline') {
@@ -364,11 +382,14 @@ export async function mergeRetrieve(
           ? `the answer from ${up.call.target.label} has no part for this document`
           : undefined);
       if (reason) errors.push(policy.documentError(up.call.target, s.doc.requested, reason));
-      else committed.push(s);
+      else {
+        s.committed = true;
+        committed.push(s);
+      }
     }
     // Malformed after its documents were complete (e.g. a second part with the same Content-ID):
     // what arrived intact is delivered, and the consumer is told the answer was not clean.
-    if (up.state === 'broken' && slots.some((s) => committed.includes(s)))
+    if (up.state === 'broken' && slots.some((s) => s.committed))
       errors.push(
         registryWarning(
           ErrorCode.RegistryMetadataError,
@@ -385,7 +406,7 @@ export async function mergeRetrieve(
     status,
     errors,
     documents: committed.map((s) => s.doc),
-    parts: streamParts(committed, upstreams, report),
+    parts: streamParts(committed, upstreams, report, verify),
     report,
     subRequests,
   };
@@ -399,9 +420,8 @@ async function* streamParts(
   committed: Slot[],
   upstreams: Upstream[],
   report: DeliveryReport,
+  verify: VerifyOf,
 ): AsyncGenerator<OutgoingPart> {
-  const sent = new Set<Slot>();
-  const isCommitted = new Set(committed);
   let current: { slot: Slot; failure?: string } | undefined;
   let completed = false;
   const confirm = () => {
@@ -411,10 +431,10 @@ async function* streamParts(
   const emit = async (slot: Slot, body: Readable): Promise<OutgoingPart> => {
     const flight: { slot: Slot; failure?: string } = { slot };
     current = flight;
-    sent.add(slot);
+    slot.sent = true;
     let checked: Readable;
     try {
-      checked = slot.complete ? body : await verifiedStream(slot.doc.verification, body);
+      checked = slot.complete ? body : await verifiedStream(verify(slot.doc), body);
     } catch (e) {
       flight.failure = (e as Error).message;
       body.destroy();
@@ -429,19 +449,19 @@ async function* streamParts(
       // The part's stream holds the chunks until it has sent them; the slot lets them go, so the
       // lookahead's memory is free again once its parts are written, not at the end of the response.
       const chunks = s.chunks;
-      s.chunks = [];
+      s.chunks = NO_CHUNKS;
       yield await emit(s, Readable.from(chunks, { objectMode: false }));
       confirm();
     }
     for await (const { slot, body } of interleave(upstreams.map((u) => u.rest()))) {
-      if (!isCommitted.has(slot) || sent.has(slot)) {
+      if (!slot.committed || slot.sent) {
         await drain(body);
         continue;
       }
       yield await emit(slot, body);
       confirm();
     }
-    const missing = committed.filter((s) => !sent.has(s));
+    const missing = committed.filter((s) => !s.sent);
     if (missing.length) {
       throw new IntegrityError(`${missing.length} committed document(s) never arrived from the sub-answers`);
     }
@@ -451,7 +471,7 @@ async function* streamParts(
       const reason = current?.failure ?? 'the response could not be completed';
       report.aborted = reason;
       if (current) report.failed.push({ doc: current.slot.doc, reason });
-      for (const s of committed) if (!sent.has(s)) report.failed.push({ doc: s.doc, reason });
+      for (const s of committed) if (!s.sent) report.failed.push({ doc: s.doc, reason });
     }
     for (const u of upstreams) quietly(u.attachments.discard());
   }
@@ -503,6 +523,18 @@ export function failedDocuments(
   make: (doc: DocumentRequest) => RegistryError,
 ): (why: CallFailure) => RegistryError[] {
   return () => call.requested.map(make);
+}
+
+/**
+ * The requested document's own id strings where the answer repeats them, so each instance holds its
+ * ids once (the answer's copies go with its root).
+ */
+function sharedIds(meta: DocumentResponseMeta, req: DocumentRequest): DocumentResponseMeta {
+  if (meta.documentUniqueId === req.documentUniqueId) meta.documentUniqueId = req.documentUniqueId;
+  if (meta.repositoryUniqueId === req.repositoryUniqueId) meta.repositoryUniqueId = req.repositoryUniqueId;
+  if (meta.homeCommunityId !== undefined && meta.homeCommunityId === req.homeCommunityId)
+    meta.homeCommunityId = req.homeCommunityId;
+  return meta;
 }
 
 function stripContent(d: DecodedDocumentResponse): DocumentResponseMeta {

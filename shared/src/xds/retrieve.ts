@@ -1,3 +1,4 @@
+import { Interner } from '../util/intern';
 import { NS } from '../xml/ns';
 import type { XmlElement } from '../xml/parse';
 import { attrs, textElement } from '../xml/write';
@@ -37,23 +38,28 @@ export interface SeriesRequest {
 
 const MAX_ID = 256;
 
-function idText(el: XmlElement | undefined, what: string, required: true): string;
-function idText(el: XmlElement | undefined, what: string, required: false): string | undefined;
-function idText(el: XmlElement | undefined, what: string, required: boolean): string | undefined {
+function idText(el: XmlElement | undefined, what: string, required: true, ids: Interner): string;
+function idText(el: XmlElement | undefined, what: string, required: false, ids: Interner): string | undefined;
+function idText(
+  el: XmlElement | undefined,
+  what: string,
+  required: boolean,
+  ids: Interner,
+): string | undefined {
   const v = el?.trimmedText();
   if (v === undefined || v === '') {
     if (required) throw SoapFault.sender(`${what} is missing or empty`);
     return undefined;
   }
   if (v.length > MAX_ID) throw SoapFault.sender(`${what} longer than ${MAX_ID} characters`);
-  return v;
+  return ids.get(v);
 }
 
-function decodeDocumentRequest(el: XmlElement): DocumentRequest {
+function decodeDocumentRequest(el: XmlElement, ids: Interner): DocumentRequest {
   return {
-    homeCommunityId: idText(el.child(NS.xdsb, 'HomeCommunityId'), 'HomeCommunityId', false),
-    repositoryUniqueId: idText(el.child(NS.xdsb, 'RepositoryUniqueId'), 'RepositoryUniqueId', true),
-    documentUniqueId: idText(el.child(NS.xdsb, 'DocumentUniqueId'), 'DocumentUniqueId', true),
+    homeCommunityId: idText(el.child(NS.xdsb, 'HomeCommunityId'), 'HomeCommunityId', false, ids),
+    repositoryUniqueId: idText(el.child(NS.xdsb, 'RepositoryUniqueId'), 'RepositoryUniqueId', true, ids),
+    documentUniqueId: idText(el.child(NS.xdsb, 'DocumentUniqueId'), 'DocumentUniqueId', true, ids),
   };
 }
 
@@ -61,7 +67,8 @@ export function decodeRetrieveDocumentSetRequest(el: XmlElement): DocumentReques
   if (!el.is(NS.xdsb, 'RetrieveDocumentSetRequest')) {
     throw SoapFault.sender(`expected xdsb:RetrieveDocumentSetRequest, found {${el.ns}}${el.local}`);
   }
-  const docs = el.childrenNamed(NS.xdsb, 'DocumentRequest').map(decodeDocumentRequest);
+  const ids = new Interner();
+  const docs = el.childrenNamed(NS.xdsb, 'DocumentRequest').map((d) => decodeDocumentRequest(d, ids));
   if (docs.length === 0) throw SoapFault.sender('RetrieveDocumentSetRequest has no DocumentRequest');
   return docs;
 }
@@ -70,18 +77,19 @@ export function decodeRetrieveImagingDocumentSetRequest(el: XmlElement): Imaging
   if (!el.is(NS.xdsi, 'RetrieveImagingDocumentSetRequest')) {
     throw SoapFault.sender(`expected xdsi:RetrieveImagingDocumentSetRequest, found {${el.ns}}${el.local}`);
   }
+  const ids = new Interner();
   const studies = el.childrenNamed(NS.xdsi, 'StudyRequest').map((s) => ({
-    studyInstanceUid: (s.attr('studyInstanceUID') ?? '').trim(),
+    studyInstanceUid: ids.get((s.attr('studyInstanceUID') ?? '').trim()),
     series: s.childrenNamed(NS.xdsi, 'SeriesRequest').map((r) => ({
-      seriesInstanceUid: (r.attr('seriesInstanceUID') ?? '').trim(),
-      documents: r.childrenNamed(NS.xdsb, 'DocumentRequest').map(decodeDocumentRequest),
+      seriesInstanceUid: ids.get((r.attr('seriesInstanceUID') ?? '').trim()),
+      documents: r.childrenNamed(NS.xdsb, 'DocumentRequest').map((d) => decodeDocumentRequest(d, ids)),
     })),
   }));
   const tsList = el.child(NS.xdsi, 'TransferSyntaxUIDList');
   return {
     studies,
     transferSyntaxUids: (tsList?.childrenNamed(NS.xdsi, 'TransferSyntaxUID') ?? []).map((t) =>
-      t.trimmedText(),
+      ids.get(t.trimmedText()),
     ),
   };
 }
@@ -196,13 +204,14 @@ export function decodeRetrieveDocumentSetResponse(el: XmlElement): RetrieveRespo
   if (!rr) throw new Error('RetrieveDocumentSetResponse without rs:RegistryResponse');
   const status = statusFromUrn(rr.attr('status'));
   if (!status) throw new Error(`RegistryResponse has no valid status (${rr.attr('status') ?? 'missing'})`);
+  const ids = new Interner();
   const documents = el.childrenNamed(NS.xdsb, 'DocumentResponse').map((d): DecodedDocumentResponse => {
-    const text = (name: string) => d.child(NS.xdsb, name)?.trimmedText() || undefined;
+    const text = (name: string) => ids.get(d.child(NS.xdsb, name)?.trimmedText() || undefined);
     const docEl = d.child(NS.xdsb, 'Document');
     if (!docEl) throw new Error('DocumentResponse without Document');
     const include = docEl.child(NS.xop, 'Include');
     const content: DocumentContent = include
-      ? { kind: 'xop', href: include.attr('href') ?? '' }
+      ? { kind: 'xop', href: ids.get(include.attr('href') ?? '') }
       : { kind: 'inline', base64: docEl.text };
     const repositoryUniqueId = text('RepositoryUniqueId');
     const documentUniqueId = text('DocumentUniqueId');

@@ -35,6 +35,7 @@ export const iti43: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
   name: 'ITI-43',
   requestAction: Action.ITI43,
   responseAction: Action.ITI43Response,
+  releasesRequestTree: true,
 
   decode: (ctx) => decodeRetrieveDocumentSetRequest(ctx.envelope.payload),
 

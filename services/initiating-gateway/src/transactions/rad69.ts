@@ -38,6 +38,7 @@ export const rad69: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
   name: 'RAD-69',
   requestAction: Action.RAD69,
   responseAction: Action.RAD69Response,
+  releasesRequestTree: true,
 
   decode: (ctx) => decodeRetrieveImagingDocumentSetRequest(ctx.envelope.payload),
 

@@ -30,6 +30,7 @@ export const iti39: Transaction<DocumentRequest[], RetrieveAnswer, RetrieveResul
   name: 'ITI-39',
   requestAction: Action.ITI39,
   responseAction: Action.ITI39Response,
+  releasesRequestTree: true,
 
   decode: (ctx) => decodeRetrieveDocumentSetRequest(ctx.envelope.payload),
 

@@ -36,6 +36,7 @@ export const rad75: Transaction<ImagingRequest, RetrieveAnswer, RetrieveResult> 
   name: 'RAD-75',
   requestAction: Action.RAD75,
   responseAction: Action.RAD75Response,
+  releasesRequestTree: true,
 
   decode: (ctx) => decodeRetrieveImagingDocumentSetRequest(ctx.envelope.payload),
 
