@@ -34,9 +34,8 @@
  *   many: 20,000 instances × 8 KiB in one RAD-69: instances/s and MiB/s ÷ pipes, peak RSS per gateway
  *     and its ratio to the 0.5 GiB row (memory independent of instance count), and the per-instance
  *     estimate (peak RSS − the peak after a 64-instance warm-up) / instances (goal ≤ 1 KiB). The
- *     gateways get XCAI_MAX_REQUEST_BYTES=64MiB here (a 20,000-document RAD-69 is ~6 MB; default 4 MiB);
- *     their XML parser's own 4 MiB document limit (DEFAULT_XML_LIMITS, not a setting) still refuses it
- *     with a SOAP Fault ("XML larger than 4194304 bytes"): until that changes, `--many 10000` runs.
+ *     gateways get XCAI_MAX_REQUEST_BYTES=64MiB here (a 20,000-document RAD-69 is ~6 MB; default 4 MiB;
+ *     the request's XML limit follows that setting).
  *   concurrent: 8 consumers at once, each retrieving a different 0.5 GiB study (8 studies in the
  *     seed), each on its own connection: aggregate MiB/s relay ÷ pipes, peak RSS per gateway (goal
  *     ≤ 400 MiB), CPU-s per GiB ratios as above.
