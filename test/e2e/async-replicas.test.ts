@@ -3,13 +3,11 @@
  * one replica lands on the other, which hands it over (streamed, HMAC-authenticated) to the owner.
  * Needs `npx tsc -b tsconfig.build.json` (the gateways run from dist/).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import {
   Action,
   cidFromHref,
@@ -28,12 +26,12 @@ import { soapCall } from '../support/client';
 import {
   demoSeeds,
   rgDirectoryFor,
-  ROOT,
   spawnCommunity,
   startRG,
   type CommunityProcess,
 } from '../support/federation';
 import { readMessage, startReplyReceiver, type ReplyReceiver } from '../support/async-peer';
+import { spawnIgReplica, type IgReplica } from '../support/ig-replica';
 import { deleteUnder, inspector, keysUnder, REDIS_URL, uniquePrefix } from '../support/redis';
 import { readManifest } from '../../services/reference-community/src/server';
 import type { ManifestStudy, SeedManifest } from '../../services/reference-community/src/seed/types';
@@ -41,13 +39,6 @@ import type { ManifestStudy, SeedManifest } from '../../services/reference-commu
 const PATIENT_1 = 'JP1001^^^&1.3.6.1.4.1.21367.13.20.1000&ISO';
 const SECRET = 'replica-test-secret-0123456789abcdef';
 const prefix = uniquePrefix('async-replicas');
-
-interface IgProcess {
-  url: string;
-  proc: ChildProcess;
-  logs: Record<string, unknown>[];
-  stop(): Promise<void>;
-}
 
 let work: string;
 let homeA: string, homeB: string;
@@ -57,20 +48,18 @@ let refB: CommunityProcess;
 let rgB: RunningGateway;
 let receiver: ReplyReceiver;
 let redis: Redis;
-let ig1: IgProcess, ig2: IgProcess;
+let ig1: IgReplica, ig2: IgReplica;
 const stop: (() => Promise<void>)[] = [];
 
 function findDocuments() {
   return encodeFindDocumentsRequest(PATIENT_1);
 }
 
-async function spawnIG(name: string, env: Record<string, string>, timeoutMs = 8000): Promise<IgProcess> {
-  const main = join(ROOT, 'services/initiating-gateway/dist/main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: run "npx tsc -b tsconfig.build.json" first`);
-  const dirFile = join(work, `${name}.json`);
-  writeFileSync(
-    dirFile,
-    JSON.stringify({
+async function spawnIG(name: string, env: Record<string, string>, timeoutMs = 8000): Promise<IgReplica> {
+  const p = await spawnIgReplica({
+    dir: work,
+    name,
+    directory: {
       homeCommunityId: homeA,
       name: `A (${name})`,
       deadlineMs: 10_000,
@@ -86,48 +75,10 @@ async function spawnIG(name: string, env: Record<string, string>, timeoutMs = 80
         },
       ],
       consumers: [{ name: 'PACS', replyTo: ['http://127.0.0.1:*'] }],
-    }),
-  );
-  const proc = spawn(process.execPath, [main], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      XCAI_DIRECTORY: dirFile,
-      XCAI_HOST: '127.0.0.1',
-      XCAI_PORT: '0',
-      XCAI_MGMT_PORT: '-1',
-      XCAI_LOG_LEVEL: 'info',
-      REDIS_URL,
-      XCAI_REDIS_PREFIX: prefix,
-      ...env,
     },
+    env: { REDIS_URL, XCAI_REDIS_PREFIX: prefix, ...env },
+    keep: /./,
   });
-  const logs: Record<string, unknown>[] = [];
-  let stderr = '';
-  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on('line', (l) => {
-      try {
-        const rec = JSON.parse(l) as Record<string, unknown>;
-        logs.push(rec);
-        if (rec.msg === 'gateway started') resolve(rec.url as string);
-      } catch {
-        // not a log line
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`gateway ${name} exited (${code}): ${stderr}`)));
-  });
-  const p: IgProcess = {
-    url,
-    proc,
-    logs,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  };
   stop.push(p.stop);
   return p;
 }
