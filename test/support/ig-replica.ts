@@ -1,7 +1,7 @@
 /**
  * An initiating-gateway replica as its own process (from dist/), configured by environment as in a
- * deployment: for the replica and Redis high-availability tests (Sentinel, Cluster, TLS). Keeps warnings and
- * the messages a test names; stopped by the test.
+ * deployment: for the replica and Redis high-availability tests (hand-over, Sentinel, Cluster, TLS).
+ * Keeps warnings and the messages a test names; stopped by the test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
