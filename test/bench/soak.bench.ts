@@ -473,13 +473,19 @@ async function main(): Promise<void> {
   await dispatcher.close();
 
   // Audit: every record a gateway spooled arrived at the repository.
-  const spooled = new Set(loadAuditRecords(Object.values(ep.auditSpools ?? {})).map((r) => r.id));
+  const spooledRecords = loadAuditRecords(Object.values(ep.auditSpools ?? {}));
+  const spooled = new Set(spooledRecords.map((r) => r.id));
   const stored = new Set(loadAuditRecords([ep.auditDir ?? '']).map((r) => r.id));
   const missing = [...spooled].filter((id) => !stored.has(id)).length;
   const extra = [...stored].filter((id) => !spooled.has(id)).length;
   console.log(
     `\naudit: ${spooled.size} records spooled (sent) by the gateways, ${stored.size} received at the ARR; missing ${missing}, unknown ${extra}`,
   );
+  for (const [name, dir] of Object.entries(ep.auditSpools ?? {})) {
+    const mine = spooledRecords.filter((r) => r.origin.startsWith(dir));
+    const lost = mine.filter((r) => !stored.has(r.id)).length;
+    if (lost) console.log(`  ${name}: ${lost} of ${mine.length} not received`);
+  }
   if (missing || extra)
     problems.push(`audit: ${missing} record(s) sent but not received, ${extra} received but never spooled`);
 
@@ -487,7 +493,8 @@ async function main(): Promise<void> {
   problems.push(...(await redisLeftovers(redis, prefix)));
   await deleteUnder(redis, prefix);
   redis.disconnect();
-  rmSync(tmp, { recursive: true, force: true });
+  if (problems.length) console.log(`\nkept for a look: ${tmp} (logs in run/logs)`);
+  else rmSync(tmp, { recursive: true, force: true });
 
   if (!smoke)
     for (const m of memory)
@@ -560,7 +567,7 @@ interface MemoryRow {
 
 /** Samples each gateway's /metrics (RSS, V8 heap used, open fds) every `sampleEveryMs`. */
 function startSampler(management: Record<string, string>) {
-  const samples = new Map<string, { t: number; rss: number; heap: number; fds: number }[]>();
+  const samples = new Map<string, { t: number; rss: number; heap: number; fds: number; spool: number }[]>();
   const once = async () => {
     await Promise.all(
       Object.entries(management).map(async ([name, url]) => {
@@ -575,6 +582,7 @@ function startSampler(management: Record<string, string>) {
             rss: g('process_resident_memory_bytes'),
             heap: g('nodejs_heap_size_used_bytes'),
             fds: g('process_open_fds'),
+            spool: g('xcai_audit_spool_depth'),
           });
           samples.set(name, list);
         } catch {
@@ -605,7 +613,7 @@ function startSampler(management: Record<string, string>) {
         console.log(
           `  ${name.padEnd(22)} RSS ${(f.rss / MiB).toFixed(0)} → ${(l.rss / MiB).toFixed(0)} MiB (×${rssRatio.toFixed(2)}), ` +
             `heap ${(f.heap / MiB).toFixed(0)} → ${(l.heap / MiB).toFixed(0)} MiB (×${(l.heap / f.heap).toFixed(2)}), ` +
-            `open fds ${list[0].fds} → ${list[list.length - 1].fds}, peak RSS ${(Math.max(...list.map((s) => s.rss)) / MiB).toFixed(0)} MiB, ${list.length} samples`,
+            `open fds ${list[0].fds} → ${list[list.length - 1].fds}, audit spool depth ${list[0].spool} → ${list[list.length - 1].spool}, peak RSS ${(Math.max(...list.map((s) => s.rss)) / MiB).toFixed(0)} MiB, ${list.length} samples`,
         );
         console.log(`  ${''.padEnd(22)} RSS MiB: ${list.map((s) => (s.rss / MiB).toFixed(0)).join(' ')}`);
       }

@@ -191,6 +191,29 @@ describe('buildAuditMessages', () => {
     expect(r.ok).toBe(true);
   });
 
+  // Issue 16 (soak): a hostile ITI-43 naming 3 000 documents of an unknown community made one 1.5 MB
+  // record; the ARR refuses frames over 1 MiB, so it was never delivered and held up every record
+  // the gateway spooled after it.
+  test('a retrieve of thousands of documents goes into several records, each within maxRecordBytes', async () => {
+    const e = sampleTransactionEvent('ITI-43', 'requester', 'failure');
+    const g = e.groups[0]!;
+    const docs = Array.from({ length: 3000 }, (_, i) => ({
+      ...g.documents![0]!,
+      documentUniqueId: `1.2.392.200119.6.102.3.99.${i}`,
+    }));
+    e.groups = [{ ...g, documents: docs, description: 'XDSUnknownCommunity '.repeat(3000) }];
+    const msgs = buildAuditMessages(e, source);
+    expect(msgs.length).toBeGreaterThan(1);
+    for (const x of msgs) expect(Buffer.byteLength(x)).toBeLessThanOrEqual(900_000);
+    const ids = msgs.flatMap((x) =>
+      [...x.matchAll(/ParticipantObjectID="(1\.2\.392\.200119\.6\.102\.3\.99\.\d+)"/g)].map((m) => m[1]),
+    );
+    expect(ids.sort()).toEqual(docs.map((d) => d.documentUniqueId).sort());
+    for (const x of msgs) expect(/<EventOutcomeDescription>([^<]*)</.exec(x)![1].length).toBeLessThan(2_100);
+    const r = await validateWithXsd(msgs.slice(0, 2), AUDIT_SCHEMA, path.join(tmp, 'many-docs'));
+    expect(r.ok).toBe(true);
+  });
+
   test('security records use the DICOM codes chosen in README.md', () => {
     const byKind = new Map(sampleSecurityEvents().map((e) => [e.kind, buildAuditMessages(e, source)[0]!]));
     const ids = (k: string) => [

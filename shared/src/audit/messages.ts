@@ -11,6 +11,8 @@ import type {
   AuditOutcomeGroup,
   AuditParticipant,
   AuditSourceInfo,
+  AuditedDocument,
+  AuditedStudy,
   AuditedTransaction,
   EventOutcome,
   HumanRequestor,
@@ -404,25 +406,47 @@ function transactionMessages(e: TransactionAuditEvent, source: AuditSourceInfo, 
     participant(e.requester, true, ROLE.destination, true);
   const groups: (AuditOutcomeGroup | undefined)[] = e.groups.length > 0 ? e.groups : [undefined];
   const max = o.maxRecordBytes ?? 900_000;
-  return groups.map((g) => {
+  return groups.flatMap((g) => {
     const head = eventIdentification(
       eventId,
       action,
       e.eventDateTime,
       g ? g.outcome : e.outcome,
       [typeCode],
-      g ? (g.description ?? (g.outcome === 0 ? undefined : e.outcomeDescription)) : e.outcomeDescription,
+      boundedDescription(
+        g ? (g.description ?? (g.outcome === 0 ? undefined : e.outcomeDescription)) : e.outcomeDescription,
+      ),
       e.purposesOfUse,
     );
-    const build = (level: number): string => {
-      const objs = tx.kind === 'documents' ? documentObjects(e, g) : studyObjects(e, g, level);
+    const build = (part: AuditOutcomeGroup | undefined, level: number): string => {
+      const objs = tx.kind === 'documents' ? documentObjects(e, part) : studyObjects(e, part, level);
       return element('AuditMessage', [], head + parts + humans + src + pats + objs);
     };
-    let xml = build(2);
-    for (let level = 1; level >= 0 && tx.kind === 'studies' && Buffer.byteLength(xml) > max; level--)
-      xml = build(level);
-    return xml;
+    // Too big even with the least detail: the group's documents (studies) go into several records,
+    // each of which an ARR can take (a record over its frame limit would never be delivered, and
+    // would hold up every record spooled after it).
+    const fit = (part: AuditOutcomeGroup | undefined): string[] => {
+      let xml = build(part, 2);
+      for (let level = 1; level >= 0 && tx.kind === 'studies' && Buffer.byteLength(xml) > max; level--)
+        xml = build(part, level);
+      const items = (tx.kind === 'documents' ? part?.documents : part?.studies) ?? [];
+      if (!part || Buffer.byteLength(xml) <= max || items.length < 2) return [xml];
+      const half = Math.ceil(items.length / 2);
+      const withItems = (xs: typeof items): AuditOutcomeGroup =>
+        tx.kind === 'documents'
+          ? { ...part, documents: xs as AuditedDocument[] }
+          : { ...part, studies: xs as AuditedStudy[] };
+      return [...fit(withItems(items.slice(0, half))), ...fit(withItems(items.slice(half)))];
+    };
+    return fit(g);
   });
+}
+
+/** EventOutcomeDescription of at most DESCRIPTION_MAX characters (one error code per document adds up). */
+const DESCRIPTION_MAX = 2_000;
+function boundedDescription(d: string | undefined): string | undefined {
+  if (d === undefined || d.length <= DESCRIPTION_MAX) return d;
+  return `${d.slice(0, DESCRIPTION_MAX)}… (${d.length - DESCRIPTION_MAX} more characters)`;
 }
 
 function self(source: AuditSourceInfo, o: BuildOptions, role?: Code): string {
