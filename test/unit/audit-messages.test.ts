@@ -214,6 +214,21 @@ describe('buildAuditMessages', () => {
     expect(r.ok).toBe(true);
   });
 
+  // Issue 16 (soak): a hostile ITI-18 of 1 MB (a huge patient id) made a 1.3 MB record — over the
+  // ARR's 1 MiB frame limit, never delivered, holding up every record after it.
+  test('a huge query is recorded cut to 256 KiB, its length noted, within maxRecordBytes', async () => {
+    const e = sampleTransactionEvent('ITI-18', 'responder', 'failure');
+    const huge = Buffer.from(`<query:AdhocQueryRequest>${'n'.repeat(1_000_000)}</query:AdhocQueryRequest>`);
+    e.query = { ...e.query!, requestXml: huge };
+    const [x] = buildAuditMessages(e, source);
+    expect(Buffer.byteLength(x!)).toBeLessThanOrEqual(900_000);
+    const q = /<ParticipantObjectQuery>([^<]*)</.exec(x!)![1];
+    expect(Buffer.from(q, 'base64').equals(huge.subarray(0, 256 * 1024))).toBe(true);
+    expect(x).toContain(`value="${Buffer.from(String(huge.length)).toString('base64')}"`);
+    const r = await validateWithXsd([x!], AUDIT_SCHEMA, path.join(tmp, 'huge-query'));
+    expect(r.ok).toBe(true);
+  });
+
   test('security records use the DICOM codes chosen in README.md', () => {
     const byKind = new Map(sampleSecurityEvents().map((e) => [e.kind, buildAuditMessages(e, source)[0]!]));
     const ids = (k: string) => [

@@ -303,13 +303,25 @@ function patients(ids: string[]): string {
   return [...new Set(ids.filter((p) => p))].map((p) => object(p, 1, 1, ID_TYPE.patientNumber, '')).join('');
 }
 
+/**
+ * The query recorded is cut at this many bytes (its full length noted): a hostile megabyte-sized
+ * query would otherwise make a record over the ARR's frame limit, never delivered.
+ */
+const QUERY_MAX_BYTES = 256 * 1024;
+
 function queryObject(e: TransactionAuditEvent): string {
   const tx = TRANSACTIONS[e.transaction];
   const q = e.query;
   let body = '';
   if (q && q.requestXml.length > 0)
-    body += element('ParticipantObjectQuery', [], q.requestXml.toString('base64'));
+    body += element(
+      'ParticipantObjectQuery',
+      [],
+      q.requestXml.subarray(0, QUERY_MAX_BYTES).toString('base64'),
+    );
   if (!tx.hl7v3) body += detail('QueryEncoding', 'UTF-8');
+  if (q && q.requestXml.length > QUERY_MAX_BYTES)
+    body += detail('QueryTruncatedFromBytes', String(q.requestXml.length));
   if (q?.homeCommunityId) body += detail(tx.homeDetail, q.homeCommunityId);
   return object(q?.storedQueryId, 2, 24, { code: e.transaction, system: IHE_TX, text: tx.name }, body);
 }
