@@ -15,6 +15,7 @@ it('removes its abort listener once the answer landed', async () => {
   const answer = encodeEnvelope({
     action: Action.ITI38Response,
     body: encodeAdhocQueryResponse('Success', [], []),
+    request: false,
   });
   const gateway = {
     limits: { xml: {}, maxRetrieveRootBytes: 1 << 20 },
