@@ -8,24 +8,21 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import { request } from 'undici';
 import {
   Action,
-  decodeEnvelope,
   encodeEnvelope,
   encodeRetrieveDocumentSetRequest,
   encodeRetrieveImagingDocumentSetRequest,
-  NS,
-  readSoapMessage,
-  type XmlElement,
   encodeFindDocumentsRequest,
 } from '@xcai/shared';
 import { demoSeeds, spawnCommunity, type CommunityProcess } from '../support/federation';
 import { peakRss, spawnGateway, type GatewayProcess } from '../support/processes';
 import {
+  check,
   expand,
   loadCorpus,
+  post,
+  type Answer,
   type EndpointKind,
   type HostileCase,
   type Placeholders,
@@ -204,60 +201,6 @@ function goodRequest(t: Target, kind: EndpointKind): Buffer {
   return Buffer.from(encodeEnvelope({ action: p.action, to: p.to, body, request: true }));
 }
 
-interface Answer {
-  status: number;
-  text: string;
-  fault?: string;
-  registryErrors: number;
-  objects: number;
-}
-
-function descendants(el: XmlElement, ns: string, local: string, out: XmlElement[] = []): XmlElement[] {
-  for (const c of el.children) {
-    if (c.is(ns, local)) out.push(c);
-    descendants(c, ns, local, out);
-  }
-  return out;
-}
-
-async function post(url: string, headers: Record<string, string>, body: Buffer): Promise<Answer> {
-  const res = await request(url, {
-    method: 'POST',
-    headers,
-    body,
-    headersTimeout: 60_000, // hang detectors
-    bodyTimeout: 60_000,
-  });
-  const ct = String(res.headers['content-type'] ?? '');
-  const raw = Buffer.from(await res.body.arrayBuffer());
-  let text = raw.toString('utf8');
-  if (ct.startsWith('multipart/related')) {
-    const msg = await readSoapMessage(Readable.from([raw]), ct, {
-      maxRootBytes: 1 << 26,
-      maxPartHeaderBytes: 1 << 14,
-      maxParts: 100_000,
-      maxTotalBytes: 1 << 28,
-    });
-    await msg.attachments.discard();
-    text = msg.envelope.toString('utf8');
-  }
-  const answer: Answer = { status: res.statusCode, text, registryErrors: 0, objects: 0 };
-  const env = decodeEnvelope(
-    text,
-    { maxBytes: 1 << 26, maxTextLength: 1 << 26, maxElements: 5_000_000 },
-    false,
-  );
-  if (env.payload.is(NS.soap, 'Fault')) {
-    answer.fault = env.payload.child(NS.soap, 'Reason')?.child(NS.soap, 'Text')?.trimmedText() ?? '';
-    return answer;
-  }
-  answer.registryErrors = descendants(env.payload, NS.rs, 'RegistryError').length;
-  const list = descendants(env.payload, NS.rim, 'RegistryObjectList')[0];
-  answer.objects =
-    (list?.children.length ?? 0) + descendants(env.payload, NS.xdsb, 'DocumentResponse').length;
-  return answer;
-}
-
 async function run(c: HostileCase, t: Target): Promise<Answer> {
   const p = placeholders(t, c.endpoint);
   if (c.direction === 'response') {
@@ -280,28 +223,6 @@ async function run(c: HostileCase, t: Target): Promise<Answer> {
   for (const [k, v] of c.headers) headers[k.toLowerCase()] = expand(v, p).toString('latin1');
   if (c.contentType === '(none)') delete headers['content-type'];
   return post(p.to, headers, expand(c.body, p, c.crlf));
-}
-
-function check(c: HostileCase, a: Answer): void {
-  const what = `${c.name} → HTTP ${a.status} ${a.fault !== undefined ? `fault "${a.fault}"` : `${a.registryErrors} RegistryError(s), ${a.objects} object(s)`}`;
-  const isFault = a.fault !== undefined && a.fault.length > 0 && a.status >= 400;
-  const isError = a.fault === undefined && a.status === 200 && a.registryErrors > 0;
-  const ok = {
-    fault: isFault,
-    'registry-error': isError,
-    'fault-or-registry-error': isFault || isError,
-    'empty-or-error': isFault || isError || (a.status === 200 && a.fault === undefined && a.objects === 0),
-    'soap-answer': isFault || (a.status === 200 && a.fault === undefined),
-  }[c.expect];
-  if (process.env.HOSTILE_VERBOSE) process.stdout.write(`${what}\n`);
-  if (!ok) throw new Error(`expected ${c.expect}: ${what}`);
-  if (c.statuses && !c.statuses.includes(a.status))
-    throw new Error(`expected HTTP ${c.statuses.join('/')}: ${what}`);
-  if (c.match && !c.match.test(a.fault ?? a.text)) throw new Error(`expected /${c.match.source}/: ${what}`);
-  if (c.notMatch && c.notMatch.test(a.text))
-    throw new Error(`must not contain /${c.notMatch.source}/: ${what}`);
-  if (c.answerMatch && !c.answerMatch.test(a.text))
-    throw new Error(`the answer must contain /${c.answerMatch.source}/: ${what}`);
 }
 
 describe.each(['ig', 'rg'] as const)('hostile input at the %s', (t) => {

@@ -120,9 +120,10 @@ export async function asyncRetrieveCall(
   action: string,
   body: string,
   replyTo: string,
+  o: RetrieveOptions = {},
 ): Promise<{ status: number; messageId: string }> {
   const messageId = newMessageId();
-  const res = await postRetrieve(url, action, body, messageId, { replyTo });
+  const res = await postRetrieve(url, action, body, messageId, { ...o, replyTo });
   await res.body.dump();
   return { status: res.statusCode, messageId };
 }
@@ -153,6 +154,8 @@ export interface RetrieveOptions {
   dispatcher?: Dispatcher;
   /** More SOAP headers, e.g. a wsse:Security with an XUA assertion. */
   extraHeaders?: string;
+  /** Aborts the exchange (e.g. AbortSignal.timeout as a hang detector). */
+  signal?: AbortSignal;
 }
 
 async function postRetrieve(
@@ -169,6 +172,7 @@ async function postRetrieve(
       headers: { 'content-type': 'application/soap+xml; charset=UTF-8' },
       body: envelope,
       dispatcher: o.dispatcher,
+      signal: o.signal,
     });
   }
   const chunks: Buffer[] = [];
@@ -182,6 +186,7 @@ async function postRetrieve(
     headers: { 'content-type': w.contentType },
     body: Buffer.concat(chunks),
     dispatcher: o.dispatcher,
+    signal: o.signal,
   });
 }
 

@@ -11,6 +11,10 @@ export interface RunningDemo {
   output(): string;
   /** SIGTERM, as Ctrl-C would; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Sends the federation a signal (SIGUSR2: restart the next responding gateway). */
+  signal(sig: NodeJS.Signals): void;
+  /** The federation's exit code, once it exited (a service that died takes it down). */
+  exited(): number | null | undefined;
 }
 
 /**
@@ -38,7 +42,8 @@ export async function startDemo(
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r((exitCode = code))));
   await new Promise<void>((resolve, reject) => {
     const t = setInterval(() => {
       if (out.includes('demo federation is ready')) {
@@ -55,6 +60,8 @@ export async function startDemo(
     endpoints: JSON.parse(readFileSync(endpointsFile, 'utf8')) as DemoEndpoints,
     env: demoEnv,
     output: () => out,
+    signal: (sig) => void proc.kill(sig),
+    exited: () => exitCode,
     stop: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return exited;

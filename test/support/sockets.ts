@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 const TCP_STATES: Record<string, string> = {
   '01': 'ESTABLISHED',
@@ -130,11 +131,19 @@ export function rawPost(
   path: string,
   headers: Record<string, string>,
   chunks: Iterable<Buffer>,
-  o: { delayMs?: number; maxMs?: number; localAddress?: string } = {},
+  o: {
+    delayMs?: number;
+    maxMs?: number;
+    localAddress?: string;
+    /** Over TLS with these options (e.g. a client certificate), else plain TCP. */
+    tls?: ConnectionOptions;
+  } = {},
 ): Promise<RawExchange> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const s = connect({ host, port, localAddress: o.localAddress });
+    const s = o.tls
+      ? tlsConnect({ host, port, ...o.tls })
+      : connect({ host, port, localAddress: o.localAddress });
     let sent = 0;
     let text = '';
     let done = false;
@@ -156,7 +165,7 @@ export function rawPost(
     });
     s.on('error', () => finish());
     s.on('close', () => finish());
-    s.once('connect', () => {
+    s.once(o.tls ? 'secureConnect' : 'connect', () => {
       const head =
         `POST ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
         Object.entries(headers)

@@ -191,6 +191,44 @@ describe('buildAuditMessages', () => {
     expect(r.ok).toBe(true);
   });
 
+  // Issue 16 (soak): a hostile ITI-43 naming 3 000 documents of an unknown community made one 1.5 MB
+  // record; the ARR refuses frames over 1 MiB, so it was never delivered and held up every record
+  // the gateway spooled after it.
+  test('a retrieve of thousands of documents goes into several records, each within maxRecordBytes', async () => {
+    const e = sampleTransactionEvent('ITI-43', 'requester', 'failure');
+    const g = e.groups[0]!;
+    const docs = Array.from({ length: 3000 }, (_, i) => ({
+      ...g.documents![0]!,
+      documentUniqueId: `1.2.392.200119.6.102.3.99.${i}`,
+    }));
+    e.groups = [{ ...g, documents: docs, description: 'XDSUnknownCommunity '.repeat(3000) }];
+    const msgs = buildAuditMessages(e, source);
+    expect(msgs.length).toBeGreaterThan(1);
+    for (const x of msgs) expect(Buffer.byteLength(x)).toBeLessThanOrEqual(900_000);
+    const ids = msgs.flatMap((x) =>
+      [...x.matchAll(/ParticipantObjectID="(1\.2\.392\.200119\.6\.102\.3\.99\.\d+)"/g)].map((m) => m[1]),
+    );
+    expect(ids.sort()).toEqual(docs.map((d) => d.documentUniqueId).sort());
+    for (const x of msgs) expect(/<EventOutcomeDescription>([^<]*)</.exec(x)![1].length).toBeLessThan(2_100);
+    const r = await validateWithXsd(msgs.slice(0, 2), AUDIT_SCHEMA, path.join(tmp, 'many-docs'));
+    expect(r.ok).toBe(true);
+  });
+
+  // Issue 16 (soak): a hostile ITI-18 of 1 MB (a huge patient id) made a 1.3 MB record — over the
+  // ARR's 1 MiB frame limit, never delivered, holding up every record after it.
+  test('a huge query is recorded cut to 256 KiB, its length noted, within maxRecordBytes', async () => {
+    const e = sampleTransactionEvent('ITI-18', 'responder', 'failure');
+    const huge = Buffer.from(`<query:AdhocQueryRequest>${'n'.repeat(1_000_000)}</query:AdhocQueryRequest>`);
+    e.query = { ...e.query!, requestXml: huge };
+    const [x] = buildAuditMessages(e, source);
+    expect(Buffer.byteLength(x!)).toBeLessThanOrEqual(900_000);
+    const q = /<ParticipantObjectQuery>([^<]*)</.exec(x!)![1];
+    expect(Buffer.from(q, 'base64').equals(huge.subarray(0, 256 * 1024))).toBe(true);
+    expect(x).toContain(`value="${Buffer.from(String(huge.length)).toString('base64')}"`);
+    const r = await validateWithXsd([x!], AUDIT_SCHEMA, path.join(tmp, 'huge-query'));
+    expect(r.ok).toBe(true);
+  });
+
   test('security records use the DICOM codes chosen in README.md', () => {
     const byKind = new Map(sampleSecurityEvents().map((e) => [e.kind, buildAuditMessages(e, source)[0]!]));
     const ids = (k: string) => [

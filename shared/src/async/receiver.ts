@@ -497,16 +497,21 @@ export function senderMismatch(
     : `the certificate presented does not belong to community ${home}`;
 }
 
-/** Attachments whose end (last part read, or discarded) resolves `done`. */
-function trackConsumption(
+/**
+ * Attachments whose end (last part read, or discarded) resolves `done`; so does a sender that went
+ * away or failed. Not the end of the sender's body: a small answer is read off the socket whole while
+ * its envelope is parsed, long before the transaction takes its parts.
+ */
+export function trackConsumption(
   msg: IncomingSoapMessage,
   source: Readable,
 ): { attachments: AttachmentStream; done: Promise<void> } {
   if (!msg.isMtom) return { attachments: msg.attachments, done: Promise.resolve() };
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
-  source.once('end', () => finish());
-  source.once('close', () => finish());
+  source.once('close', () => {
+    if (!source.readableEnded) finish();
+  });
   return {
     done,
     attachments: {

@@ -112,8 +112,11 @@ export class AsyncCalls {
       timeoutMs,
     );
     const signal = AbortSignal.any([ctx.signal, expiry.signal]);
+    // Removed when the call ends: the listener's closure holds the landed response (its parsed
+    // envelope), and a composite signal lives as long as its longest-lived source.
+    let fail = (): void => undefined;
     const aborted = new Promise<never>((_, reject) => {
-      const fail = () =>
+      fail = () =>
         reject(
           signal.reason instanceof CallFailure
             ? signal.reason
@@ -146,6 +149,7 @@ export class AsyncCalls {
       throw e;
     } finally {
       clearTimeout(timer);
+      signal.removeEventListener('abort', fail);
       if (this.waiters.get(key) === waiter) this.waiters.delete(key);
       if (outcome !== 'answered') void this.d.store.claim(key, outcome, ttl()).catch(() => undefined);
       void this.d.store.dropPending(key).catch(() => undefined);

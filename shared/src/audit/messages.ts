@@ -11,6 +11,8 @@ import type {
   AuditOutcomeGroup,
   AuditParticipant,
   AuditSourceInfo,
+  AuditedDocument,
+  AuditedStudy,
   AuditedTransaction,
   EventOutcome,
   HumanRequestor,
@@ -301,13 +303,25 @@ function patients(ids: string[]): string {
   return [...new Set(ids.filter((p) => p))].map((p) => object(p, 1, 1, ID_TYPE.patientNumber, '')).join('');
 }
 
+/**
+ * The query recorded is cut at this many bytes (its full length noted): a hostile megabyte-sized
+ * query would otherwise make a record over the ARR's frame limit, never delivered.
+ */
+const QUERY_MAX_BYTES = 256 * 1024;
+
 function queryObject(e: TransactionAuditEvent): string {
   const tx = TRANSACTIONS[e.transaction];
   const q = e.query;
   let body = '';
   if (q && q.requestXml.length > 0)
-    body += element('ParticipantObjectQuery', [], q.requestXml.toString('base64'));
+    body += element(
+      'ParticipantObjectQuery',
+      [],
+      q.requestXml.subarray(0, QUERY_MAX_BYTES).toString('base64'),
+    );
   if (!tx.hl7v3) body += detail('QueryEncoding', 'UTF-8');
+  if (q && q.requestXml.length > QUERY_MAX_BYTES)
+    body += detail('QueryTruncatedFromBytes', String(q.requestXml.length));
   if (q?.homeCommunityId) body += detail(tx.homeDetail, q.homeCommunityId);
   return object(q?.storedQueryId, 2, 24, { code: e.transaction, system: IHE_TX, text: tx.name }, body);
 }
@@ -404,25 +418,47 @@ function transactionMessages(e: TransactionAuditEvent, source: AuditSourceInfo, 
     participant(e.requester, true, ROLE.destination, true);
   const groups: (AuditOutcomeGroup | undefined)[] = e.groups.length > 0 ? e.groups : [undefined];
   const max = o.maxRecordBytes ?? 900_000;
-  return groups.map((g) => {
+  return groups.flatMap((g) => {
     const head = eventIdentification(
       eventId,
       action,
       e.eventDateTime,
       g ? g.outcome : e.outcome,
       [typeCode],
-      g ? (g.description ?? (g.outcome === 0 ? undefined : e.outcomeDescription)) : e.outcomeDescription,
+      boundedDescription(
+        g ? (g.description ?? (g.outcome === 0 ? undefined : e.outcomeDescription)) : e.outcomeDescription,
+      ),
       e.purposesOfUse,
     );
-    const build = (level: number): string => {
-      const objs = tx.kind === 'documents' ? documentObjects(e, g) : studyObjects(e, g, level);
+    const build = (part: AuditOutcomeGroup | undefined, level: number): string => {
+      const objs = tx.kind === 'documents' ? documentObjects(e, part) : studyObjects(e, part, level);
       return element('AuditMessage', [], head + parts + humans + src + pats + objs);
     };
-    let xml = build(2);
-    for (let level = 1; level >= 0 && tx.kind === 'studies' && Buffer.byteLength(xml) > max; level--)
-      xml = build(level);
-    return xml;
+    // Too big even with the least detail: the group's documents (studies) go into several records,
+    // each of which an ARR can take (a record over its frame limit would never be delivered, and
+    // would hold up every record spooled after it).
+    const fit = (part: AuditOutcomeGroup | undefined): string[] => {
+      let xml = build(part, 2);
+      for (let level = 1; level >= 0 && tx.kind === 'studies' && Buffer.byteLength(xml) > max; level--)
+        xml = build(part, level);
+      const items = (tx.kind === 'documents' ? part?.documents : part?.studies) ?? [];
+      if (!part || Buffer.byteLength(xml) <= max || items.length < 2) return [xml];
+      const half = Math.ceil(items.length / 2);
+      const withItems = (xs: typeof items): AuditOutcomeGroup =>
+        tx.kind === 'documents'
+          ? { ...part, documents: xs as AuditedDocument[] }
+          : { ...part, studies: xs as AuditedStudy[] };
+      return [...fit(withItems(items.slice(0, half))), ...fit(withItems(items.slice(half)))];
+    };
+    return fit(g);
   });
+}
+
+/** EventOutcomeDescription of at most DESCRIPTION_MAX characters (one error code per document adds up). */
+const DESCRIPTION_MAX = 2_000;
+function boundedDescription(d: string | undefined): string | undefined {
+  if (d === undefined || d.length <= DESCRIPTION_MAX) return d;
+  return `${d.slice(0, DESCRIPTION_MAX)}… (${d.length - DESCRIPTION_MAX} more characters)`;
 }
 
 function self(source: AuditSourceInfo, o: BuildOptions, role?: Code): string {

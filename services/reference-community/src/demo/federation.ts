@@ -22,7 +22,12 @@
  * (default <run dir>/audit), named as `auditDir` in the endpoints JSON.
  *
  * Environment: DEMO_RUN_DIR (default .run/demo), DEMO_PORT (consumer-facing port of the initiating
- * gateway, default a free one), DEMO_ENDPOINTS_FILE, DEMO_AUDIT_DIR.
+ * gateway, default a free one), DEMO_ENDPOINTS_FILE, DEMO_AUDIT_DIR, DEMO_ASYNC (e.g. `C`: A asks
+ * those communities asynchronously, `async: true` in its directory). REDIS_URL / XCAI_REDIS_PREFIX,
+ * when set, reach every gateway (correlation state in that Redis instead of in-process).
+ *
+ * SIGUSR2 restarts one responding gateway (B, then C, …: SIGTERM, then started again on the same
+ * ports); the soak benchmark (test/bench/soak.bench.ts) uses it.
  *
  * `--orthanc` (`npm run demo -- --orthanc`): a fourth community, D, whose images live in a real
  * Orthanc behind the imaging-source bridge (./orthanc-community.ts); its patient ids are A's (the
@@ -81,6 +86,8 @@ export interface DemoEndpoints {
   /** The repository's address (tls://host:port) and each gateway's audit spool directory. */
   auditRepository?: string;
   auditSpools?: Record<string, string>;
+  /** Each gateway's management address (/metrics, /readyz), by service name. */
+  management?: Record<string, string>;
   /** With --orthanc: where community D's archive and bridge are. */
   orthanc?: OrthancInfo;
 }
@@ -88,6 +95,8 @@ export interface DemoEndpoints {
 interface Child {
   name: string;
   proc: ChildProcess;
+  /** Set while the federation itself restarts it (SIGUSR2): its exit is not a failure. */
+  restarting?: boolean;
 }
 
 const children: Child[] = [];
@@ -99,12 +108,13 @@ function spawnService(name: string, args: string[], env: NodeJS.ProcessEnv, logD
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const log = createWriteStream(join(logDir, `${name}.log`));
+  const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
-  children.push({ name, proc });
+  const child: Child = { name, proc };
+  children.push(child);
   proc.once('exit', (code, signal) => {
-    if (!stopping) {
+    if (!stopping && !child.restarting) {
       process.stderr.write(
         `${name} stopped unexpectedly (${signal ?? code}); see ${join(logDir, `${name}.log`)}\n`,
       );
@@ -134,12 +144,63 @@ function readyLine<T>(proc: ChildProcess, name: string, pick: (line: string) => 
 }
 
 function gatewayUrl(line: string): string | undefined {
+  return gatewayStarted(line)?.url;
+}
+
+/** The SOAP and management addresses of a gateway's "gateway started" log line. */
+function gatewayStarted(line: string): { url: string; mgmt: string } | undefined {
   try {
-    const rec = JSON.parse(line) as { msg?: string; url?: string };
-    return rec.msg === 'gateway started' ? rec.url : undefined;
+    const rec = JSON.parse(line) as { msg?: string; url?: string; mgmt?: string };
+    return rec.msg === 'gateway started' && rec.url ? { url: rec.url, mgmt: rec.mgmt ?? '' } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** How a responding gateway was started, to start it again on the same ports (SIGUSR2). */
+interface Restartable {
+  name: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  logDir: string;
+  url: string;
+  mgmt: string;
+}
+const restartables: Restartable[] = [];
+let restarts = 0;
+let restarting: Promise<void> = Promise.resolve();
+
+/**
+ * SIGUSR2: the next responding gateway (B, C, B, …) is stopped with SIGTERM, as an operator's
+ * rolling restart would, and started again on the same ports; for soak tests. Prints
+ * `restarted <name> in <ms> ms` when it serves again.
+ */
+function restartNext(): Promise<void> {
+  restarting = restarting.then(async () => {
+    if (!restartables.length || stopping) return;
+    const r = restartables[restarts++ % restartables.length];
+    const child = children.find((c) => c.name === r.name && c.proc.exitCode === null && !c.restarting);
+    if (!child) return;
+    const t0 = Date.now();
+    child.restarting = true;
+    await stopAll([child]);
+    children.splice(children.indexOf(child), 1);
+    if (stopping) return;
+    const port = new URL(r.url).port;
+    const mgmtPort = r.mgmt ? new URL(r.mgmt).port : '0';
+    const proc = spawnService(
+      r.name,
+      r.args,
+      { ...r.env, XCAI_PORT: port, XCAI_MGMT_PORT: mgmtPort },
+      r.logDir,
+    );
+    await readyLine(proc, r.name, gatewayStarted);
+    process.stdout.write(`restarted ${r.name} in ${Date.now() - t0} ms\n`);
+  });
+  return restarting.catch((e: Error) => {
+    process.stderr.write(`restart failed: ${e.message}\n`);
+    void stop(1);
+  });
 }
 
 let stopping = false;
@@ -258,6 +319,7 @@ async function main(): Promise<void> {
   // Responding gateways of B and C; they accept community A's gateway (certificate gw-a, issued by the
   // demo CA) and nothing else: any other certificate is refused and audited (security/admission.ts).
   const rgUrls = {} as Record<'B' | 'C', string>;
+  const management: Record<string, string> = {};
   await Promise.all(
     (['B', 'C'] as const).map(async (k) => {
       const file = join(dirs.config, `directory-${k}.json`);
@@ -284,23 +346,25 @@ async function main(): Promise<void> {
           2,
         ),
       );
-      const proc = spawnService(
-        `responding-gateway-${k}`,
-        [join(ROOT, 'services/responding-gateway/dist/main.js')],
-        {
-          XCAI_DIRECTORY: file,
-          XCAI_PORT: '0',
-          XCAI_MGMT_PORT: '0',
-          XCAI_HOST: '127.0.0.1',
-          ...cert(`gw-${k.toLowerCase()}`),
-          XCAI_TLS_CLIENT_AUTH: 'required',
-          ...audit(`responding-gateway-${k}`),
-        },
-        dirs.logs,
-      );
-      rgUrls[k] = await readyLine(proc, `responding gateway ${k}`, gatewayUrl);
+      const name = `responding-gateway-${k}`;
+      const args = [join(ROOT, 'services/responding-gateway/dist/main.js')];
+      const env = {
+        XCAI_DIRECTORY: file,
+        XCAI_PORT: '0',
+        XCAI_MGMT_PORT: '0',
+        XCAI_HOST: '127.0.0.1',
+        ...cert(`gw-${k.toLowerCase()}`),
+        XCAI_TLS_CLIENT_AUTH: 'required',
+        ...audit(name),
+      };
+      const proc = spawnService(name, args, env, dirs.logs);
+      const started = await readyLine(proc, `responding gateway ${k}`, gatewayStarted);
+      rgUrls[k] = started.url;
+      management[name] = started.mgmt;
+      restartables.push({ name, args, env, logDir: dirs.logs, ...started });
     }),
   );
+  restartables.sort((a, b) => a.name.localeCompare(b.name));
 
   const orthanc: OrthancCommunity | undefined = process.argv.includes('--orthanc')
     ? await startOrthancCommunity({
@@ -317,7 +381,8 @@ async function main(): Promise<void> {
       })
     : undefined;
 
-  // Initiating gateway of A.
+  // Initiating gateway of A. DEMO_ASYNC=B,C: those communities are asked asynchronously (ReplyTo).
+  const asyncLabels = new Set((process.env.DEMO_ASYNC ?? '').split(',').map((x) => x.trim()));
   const igFile = join(dirs.config, 'directory-A.json');
   writeFileSync(
     igFile,
@@ -339,6 +404,7 @@ async function main(): Promise<void> {
             },
             patientIdentity: { mode: 'xcpd', assigningAuthority: XCPD_DEMO_AUTHORITIES[k] },
             identity: { trustAnchors: [caFile], names: [`gw-${k.toLowerCase()}`] },
+            ...(asyncLabels.has(k) ? { async: true } : {}),
           }))
           .concat(orthanc ? [orthanc.peer] : []),
         consumers: [
@@ -367,7 +433,9 @@ async function main(): Promise<void> {
     },
     dirs.logs,
   );
-  const igUrl = await readyLine(igProc, 'initiating gateway A', gatewayUrl);
+  const igStarted = await readyLine(igProc, 'initiating gateway A', gatewayStarted);
+  const igUrl = igStarted.url;
+  management['initiating-gateway-A'] = igStarted.mgmt;
 
   const endpoints: DemoEndpoints = {
     runDir,
@@ -406,10 +474,12 @@ async function main(): Promise<void> {
     auditDir,
     auditRepository: `tls://127.0.0.1:${arrPort}`,
     auditSpools,
+    management,
   };
   if (orthanc) addOrthancCommunity(endpoints, orthanc);
   const endpointsFile = process.env.DEMO_ENDPOINTS_FILE ?? join(runDir, 'endpoints.json');
   writeFileSync(endpointsFile, JSON.stringify(endpoints, null, 2));
+  process.on('SIGUSR2', () => void restartNext());
   process.stdout.write(summary(endpoints, endpointsFile));
 }
 
