@@ -4,15 +4,22 @@
  * the Initiating Gateway the community concerned, the Initiating Imaging Gateway the SOP Instance UID
  * (RAD TF-3 4.69.5). The end-to-end rules are in test/conformance/.
  */
-import { ErrorCode, located, mentionsUid, registryError, relayedError } from '@xcai/shared';
+import {
+  ErrorCode,
+  located,
+  mentionsUid,
+  registryError,
+  relayedError,
+  RequestedDocuments,
+} from '@xcai/shared';
 
 const OWN = 'urn:oid:1.3.6.1.4.1.21367.13.70.101';
 const B = 'urn:oid:1.3.6.1.4.1.21367.13.70.102';
 const SOP = '1.2.392.200036.9116.2.5.1.37.2417.1';
-const requested = [
+const requested = new RequestedDocuments([
   { homeCommunityId: B, repositoryUniqueId: '1.2.3', documentUniqueId: SOP },
   { homeCommunityId: B, repositoryUniqueId: '1.2.3', documentUniqueId: `${SOP}0` },
-];
+]);
 
 describe('mentionsUid', () => {
   it.each([
@@ -45,6 +52,43 @@ describe('relayedError', () => {
       B,
     );
     expect(both.document).toBeUndefined();
+  });
+});
+
+describe('RequestedDocuments', () => {
+  it.each([
+    [`No document matching composite UID [1.2.3:4.5.6:${SOP}]`, [SOP]],
+    [`SOP Instance ${SOP}.`, [SOP]],
+    [`SOP Instance ${SOP}0 is unknown`, [`${SOP}0`]],
+    [`SOP Instance 9${SOP} is unknown`, []],
+    [`SOP Instance ${SOP}.7 is unknown`, []],
+    [`x.${SOP}`, []],
+    [`${SOP} and ${SOP}0 failed`, [SOP, `${SOP}0`]],
+  ])('names in %s: %j (as mentionsUid)', (text, ids) => expect([...requested.namedIn(text)]).toEqual(ids));
+
+  it('finds ids that are not dotted numbers too (ITI-43 uniqueIds)', () => {
+    const docs = new RequestedDocuments([
+      { repositoryUniqueId: '1.2.3', documentUniqueId: 'urn:uuid:0b9e1f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b' },
+    ]);
+    expect([...docs.namedIn('unknown urn:uuid:0b9e1f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b, sorry')]).toEqual([
+      'urn:uuid:0b9e1f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b',
+    ]);
+  });
+
+  it('attributes 20,000 relayed errors to 20,000 requested instances in one pass each', () => {
+    const many = Array.from({ length: 20_000 }, (_, i) => ({
+      repositoryUniqueId: '1.2.3',
+      documentUniqueId: `${SOP}.${i + 1}`,
+    }));
+    const docs = new RequestedDocuments(many);
+    const relayed = many.map((r) =>
+      relayedError(
+        registryError(ErrorCode.DocumentUniqueIdError, `No document [${r.documentUniqueId}]`, B),
+        docs,
+        B,
+      ),
+    );
+    expect(relayed.every((e, i) => e.document === many[i].documentUniqueId)).toBe(true);
   });
 });
 

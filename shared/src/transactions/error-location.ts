@@ -56,6 +56,40 @@ function naming(e: RegistryError, ownHome: string): string {
 }
 
 /**
+ * The documents of a sub-request, found by the UIDs an error's text names: one pass over the text,
+ * not one search per requested document (a RAD-69 of 20,000 instances may come back with 20,000
+ * errors).
+ */
+export class RequestedDocuments {
+  private readonly ids = new Set<string>();
+  /** Ids that are not dotted numbers (an ITI-43 uniqueId may be anything): searched one by one. */
+  private readonly other: string[] = [];
+
+  constructor(requested: Iterable<DocumentRequest>) {
+    for (const r of requested) {
+      this.ids.add(r.documentUniqueId);
+      if (!DOTTED.test(r.documentUniqueId)) this.other.push(r.documentUniqueId);
+    }
+  }
+
+  has(id: string | undefined): id is string {
+    return id !== undefined && this.ids.has(id);
+  }
+
+  /** The requested ids `text` contains as whole UIDs (see mentionsUid). */
+  namedIn(text: string): Set<string> {
+    const named = new Set<string>();
+    for (const m of text.matchAll(UID_IN_TEXT)) if (this.ids.has(m[0])) named.add(m[0]);
+    for (const id of this.other) if (mentionsUid(text, id)) named.add(id);
+    return named;
+  }
+}
+
+const DOTTED = /^\d+(?:\.\d+)*$/;
+// A whole UID: not preceded by a digit or '.', and (greedy) not followed by a digit or '.digit'.
+const UID_IN_TEXT = /(?<![\d.])\d+(?:\.\d+)*/g;
+
+/**
  * An error relayed from a sub-answer, told what it is about: the requested document its location names,
  * else the one requested document its codeContext names (a Responding Imaging Gateway that follows
  * RAD75-004 puts its homeCommunityId in location and the instance in codeContext); `community` when the
@@ -63,17 +97,15 @@ function naming(e: RegistryError, ownHome: string): string {
  */
 export function relayedError(
   e: RegistryError,
-  requested: DocumentRequest[],
+  requested: RequestedDocuments,
   community?: string,
 ): RegistryError {
   return { ...e, document: e.document ?? documentNamed(e, requested), community: e.community ?? community };
 }
 
-function documentNamed(e: RegistryError, requested: DocumentRequest[]): string | undefined {
-  if (e.location && requested.some((r) => r.documentUniqueId === e.location)) return e.location;
-  const named = new Set(
-    requested.filter((r) => mentionsUid(e.codeContext, r.documentUniqueId)).map((r) => r.documentUniqueId),
-  );
+function documentNamed(e: RegistryError, requested: RequestedDocuments): string | undefined {
+  if (requested.has(e.location)) return e.location;
+  const named = requested.namedIn(e.codeContext);
   return named.size === 1 ? [...named][0] : undefined;
 }
 

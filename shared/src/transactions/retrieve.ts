@@ -34,7 +34,7 @@ import {
   type RetrieveResponseRoot,
 } from '../xds/retrieve';
 import { checkMimeType, IntegrityError, verifiedStream, verifyBuffered, type Verification } from './verify';
-import { communityOf, mentionsUid, relayedError } from './error-location';
+import { communityOf, relayedError, RequestedDocuments } from './error-location';
 import { flatCopy } from '../util/intern';
 
 export interface RetrieveAnswer {
@@ -286,7 +286,8 @@ export async function mergeRetrieve(
     const up = new Upstream(call, ans, verify);
     upstreams.push(up);
     const community = communityOf(call.target);
-    const relayed = ans.root.errors.map((e) => relayedError(e, call.requested, community));
+    const requested = new RequestedDocuments(call.requested);
+    const relayed = ans.root.errors.map((e) => relayedError(e, requested, community));
     errors.push(...relayed);
     const wanted = new Map(call.requested.map((r) => [`${r.repositoryUniqueId}|${r.documentUniqueId}`, r]));
     const byUid = new Map(call.requested.map((r) => [r.documentUniqueId, r]));
@@ -353,8 +354,9 @@ export async function mergeRetrieve(
           { community },
         ),
       );
+    const reported = reportedDocuments(relayed, requested);
     for (const r of call.requested) {
-      if (!seen.has(r) && !mentioned(relayed, r.documentUniqueId)) {
+      if (!seen.has(r) && !reported.has(r.documentUniqueId)) {
         errors.push(policy.documentError(call.target, r, `not returned by ${call.target.label}`));
       }
     }
@@ -543,14 +545,15 @@ function stripContent(d: DecodedDocumentResponse): DocumentResponseMeta {
   return meta;
 }
 
-/** Whether an error of the sub-answer already reports this document. */
-function mentioned(errors: RegistryError[], documentUniqueId: string): boolean {
-  return errors.some(
-    (e) =>
-      e.document === documentUniqueId ||
-      e.location === documentUniqueId ||
-      mentionsUid(e.codeContext, documentUniqueId),
-  );
+/** The requested documents an error of the sub-answer already reports. */
+function reportedDocuments(errors: RegistryError[], requested: RequestedDocuments): Set<string> {
+  const reported = new Set<string>();
+  for (const e of errors) {
+    if (e.document) reported.add(e.document);
+    if (e.location) reported.add(e.location);
+    for (const id of requested.namedIn(e.codeContext)) reported.add(id);
+  }
+  return reported;
 }
 
 /** Resolves when all settle or after `ms`, calling `onTimeout` in that case. */
