@@ -34,8 +34,8 @@
  *   many: 20,000 instances × 8 KiB in one RAD-69: instances/s and MiB/s ÷ pipes, peak RSS per gateway
  *     and its ratio to the 0.5 GiB row (memory independent of instance count), and the per-instance
  *     estimate (peak RSS − the peak after a 64-instance warm-up) / instances (goal ≤ 1 KiB). The
- *     gateways get XCAI_MAX_REQUEST_BYTES=64MiB here (a 20,000-document RAD-69 is ~6 MB; default 4 MiB;
- *     the request's XML limit follows that setting).
+ *     gateways and the Imaging Document Source get XCAI_MAX_REQUEST_BYTES=64MiB here (a 20,000-document
+ *     RAD-69 is ~6 MB; default 4 MiB; the request's XML limit follows that setting).
  *   concurrent: 8 consumers at once, each retrieving a different 0.5 GiB study (8 studies in the
  *     seed), each on its own connection: aggregate MiB/s relay ÷ pipes, peak RSS per gateway (goal
  *     ≤ 400 MiB), CPU-s per GiB ratios as above.
@@ -172,7 +172,7 @@ async function startChain(
     await Promise.all(started.map((p) => p.stop()));
   };
   try {
-    const ids = await spawnCommunity([seedDir]);
+    const ids = await spawnCommunity([seedDir], { env });
     started.push(ids);
     const pipe2 = await spawnProxy(ids.url, tls ? proxyTls('gw-b', 'required') : undefined);
     started.push(pipe2);

@@ -80,7 +80,7 @@ export interface CommunityProcess {
 /** Starts a reference community in its own process (a real server, not a mock in the test). */
 export async function spawnCommunity(
   seedDirs: string[],
-  opts: { delayMs?: number; corrupt?: string[]; truncate?: string[] } = {},
+  opts: { delayMs?: number; corrupt?: string[]; truncate?: string[]; env?: Record<string, string> } = {},
 ): Promise<CommunityProcess> {
   const main = join(ROOT, 'services/reference-community/dist/main.js');
   if (!existsSync(main))
@@ -95,7 +95,10 @@ export async function spawnCommunity(
     '--delay-ms',
     String(opts.delayMs ?? 0),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   const line = await new Promise<string>((res, rej) => {

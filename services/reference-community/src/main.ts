@@ -7,7 +7,7 @@
  * Prints one JSON line {"url": …, "registry": …, "repository": …, "ids": …, "pdq": …} on stdout when ready.
  */
 import { parseArgs } from 'node:util';
-import { createLogger } from '@xcai/shared';
+import { createLogger, parseSize } from '@xcai/shared';
 import { startReferenceCommunity } from './server';
 
 async function main(): Promise<void> {
@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     delayMs: Number(values['delay-ms']),
     faults: { corrupt: values.corrupt, truncate: values.truncate },
     storeDir: values.store,
+    maxRequestBytes: parseSize(process.env.XCAI_MAX_REQUEST_BYTES ?? '4MiB'),
     log,
   });
   const m = c.manifests[0];

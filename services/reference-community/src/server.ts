@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import {
   createLogger,
   DEFAULT_LIMITS,
+  requestLimits,
   noopAuditSink,
   Outbound,
   startSoapServer,
@@ -37,6 +38,8 @@ export interface ReferenceCommunityOptions {
   audit?: AuditSink;
   log?: Logger;
   limits?: Partial<GatewayLimits>;
+  /** The largest request (XCAI_MAX_REQUEST_BYTES, as at the gateways; default 4 MiB). */
+  maxRequestBytes?: number;
   /** Answer every request this much later (tests of timeouts, the fan-out benchmark). */
   delayMs?: number;
   /** Documents to serve damaged (tests of the integrity checks). */
@@ -100,7 +103,7 @@ export async function startReferenceCommunity(o: ReferenceCommunityOptions): Pro
     outbound: new Outbound({}, (url) => url === registerUrl),
     audit: o.audit ?? noopAuditSink,
     log,
-    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    limits: { ...(o.maxRequestBytes ? requestLimits(o.maxRequestBytes) : DEFAULT_LIMITS), ...o.limits },
     publicUrl: '',
   };
   const delay = o.delayMs ?? 0;

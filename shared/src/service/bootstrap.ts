@@ -128,6 +128,14 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   lookaheadBytes: 16 * 1024 * 1024,
 };
 
+/**
+ * The limits for requests of at most `maxRequestBytes` (XCAI_MAX_REQUEST_BYTES): the request's XML may
+ * be as large as the request (a RAD-69 of a 20,000-instance study is about 6 MiB).
+ */
+export function requestLimits(maxRequestBytes: number): GatewayLimits {
+  return { ...DEFAULT_LIMITS, maxRequestBytes, xml: { ...DEFAULT_XML_LIMITS, maxBytes: maxRequestBytes } };
+}
+
 export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const s = o.settings;
   const service = o.service ?? `${o.role}-gateway`;
@@ -145,14 +153,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     m
       ? { ...m, ciphers: s.tls?.ciphers, minVersion: s.tls?.minVersion, revocation: security.revocation }
       : {};
-  // The request's XML may be as large as the request may be (XCAI_MAX_REQUEST_BYTES): a RAD-69 of a
-  // 20,000-instance study is about 6 MiB.
-  const limits: GatewayLimits = {
-    ...DEFAULT_LIMITS,
-    maxRequestBytes: s.maxRequestBytes,
-    xml: { ...DEFAULT_XML_LIMITS, maxBytes: s.maxRequestBytes },
-    ...o.limits,
-  };
+  const limits: GatewayLimits = { ...requestLimits(s.maxRequestBytes), ...o.limits };
   // mTLS identities, admission (acceptRequests, consumers, XUA), per-peer limits: see security/index.ts.
   const security = createSecurity({
     role: o.role,
