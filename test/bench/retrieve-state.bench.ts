@@ -30,7 +30,7 @@ import {
   type CallHooks,
   type RetrieveCall,
 } from '@xcai/shared';
-import { rad75 } from '../../services/responding-gateway/dist/transactions/rad75';
+import { rad75 } from '../../services/responding-gateway/src/transactions/rad75';
 
 const argv = process.argv.slice(2);
 const smoke = argv.includes('--smoke');
@@ -100,6 +100,7 @@ async function inFlight(n: number): Promise<{ held: unknown; named: number; erro
       log: nolog,
       // Connection slots (the HTTP client is not used: the exchange hook answers).
       outbound: {
+        tryReserve: (_e: unknown, k: number) => Array.from({ length: k }, () => () => undefined),
         reserve: async (_e: unknown, k: number) => Array.from({ length: k }, () => () => undefined),
       },
     },
