@@ -50,7 +50,15 @@ import { startDemo } from '../support/demo';
 import { studyImagingRequest } from '../support/federation';
 import { deleteUnder, inspector, keysUnder, REDIS_URL, uniquePrefix } from '../support/redis';
 import { rawPost } from '../support/sockets';
-import { check, expand, loadCorpus, post, type HostileCase, type Placeholders } from '../hostile/corpus';
+import {
+  caseHeaders,
+  check,
+  expand,
+  loadCorpus,
+  post,
+  type HostileCase,
+  type Placeholders,
+} from '../hostile/corpus';
 
 const smoke = process.argv.includes('--smoke');
 const durationMs = Number(arg('minutes', smoke ? '0.42' : '10')) * 60_000;
@@ -356,13 +364,7 @@ async function main(): Promise<void> {
       relatesTo: '',
       doc: '1.3.6.1.4.1.21367.13.70.299.3.1',
     };
-    const headers: Record<string, string> = {
-      'content-type': c.contentType
-        ? expand(c.contentType, p).toString('latin1')
-        : 'application/soap+xml; charset=UTF-8',
-    };
-    for (const [k, v] of c.headers) headers[k.toLowerCase()] = expand(v, p).toString('latin1');
-    if (c.contentType === '(none)') delete headers['content-type'];
+    const headers = caseHeaders(c, p);
     const what = `hostile ${c.name}`;
     try {
       check(c, await post(p.to, headers, expand(c.body, p, c.crlf), dispatcher));

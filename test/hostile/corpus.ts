@@ -183,6 +183,18 @@ export function expand(text: string, p: Placeholders, crlf = false): Buffer {
   return Buffer.concat(out);
 }
 
+/** The HTTP headers of a case, expanded (`contentType: (none)` sends none). */
+export function caseHeaders(c: HostileCase, p: Placeholders): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': c.contentType
+      ? expand(c.contentType, p).toString('latin1')
+      : 'application/soap+xml; charset=UTF-8',
+  };
+  for (const [k, v] of c.headers) headers[k.toLowerCase()] = expand(v, p).toString('latin1');
+  if (c.contentType === '(none)') delete headers['content-type'];
+  return headers;
+}
+
 /** What a gateway answered a case, as far as the verdict needs it. */
 export interface Answer {
   status: number;

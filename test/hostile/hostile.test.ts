@@ -18,6 +18,7 @@ import {
 import { demoSeeds, spawnCommunity, type CommunityProcess } from '../support/federation';
 import { peakRss, spawnGateway, type GatewayProcess } from '../support/processes';
 import {
+  caseHeaders,
   check,
   expand,
   loadCorpus,
@@ -81,13 +82,7 @@ function startPeer(): Promise<void> {
         repo: /<(?:\w+:)?RepositoryUniqueId>([^<]+)</.exec(text)?.[1] ?? PEER_REPO,
         doc: /<(?:\w+:)?DocumentUniqueId>([^<]+)</.exec(text)?.[1] ?? PEER_DOC,
       };
-      const headers: Record<string, string> = {
-        'content-type': c.contentType
-          ? expand(c.contentType, p).toString('latin1')
-          : 'application/soap+xml; charset=UTF-8',
-      };
-      for (const [k, v] of c.headers) headers[k.toLowerCase()] = expand(v, p).toString('latin1');
-      if (c.contentType === '(none)') delete headers['content-type'];
+      const headers = caseHeaders(c, p);
       res.writeHead(200, headers);
       res.end(expand(c.body, p, c.crlf));
     });
@@ -215,13 +210,7 @@ async function run(c: HostileCase, t: Target): Promise<Answer> {
       scripted = undefined;
     }
   }
-  const headers: Record<string, string> = {
-    'content-type': c.contentType
-      ? expand(c.contentType, p).toString('latin1')
-      : 'application/soap+xml; charset=UTF-8',
-  };
-  for (const [k, v] of c.headers) headers[k.toLowerCase()] = expand(v, p).toString('latin1');
-  if (c.contentType === '(none)') delete headers['content-type'];
+  const headers = caseHeaders(c, p);
   return post(p.to, headers, expand(c.body, p, c.crlf));
 }
 
