@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { Action, encodeEnvelope, encodeFindDocumentsRequest } from '@xcai/shared';
-import { validateDirectoryFile } from '../../shared/src/cli/validate';
+import { validateDirectoryFile } from '@xcai/shared/src/cli/validate';
 import { arg, fmtMiB, MiB } from '../support/bench';
 import { makePki } from '../support/certs';
 import { farmHost, spawnCommunityFarm, type QueryRecord } from '../support/community-farm';

@@ -36,7 +36,7 @@ import {
 } from '@xcai/shared';
 import { loadAuditRecords } from '@xcai/shared/src/audit/report';
 import type { SeedManifest } from '../../services/reference-community/src/seed/types';
-import { DEFAULT_CIRCUIT_OPTIONS } from '../../shared/src/circuit/breaker';
+import { DEFAULT_CIRCUIT_OPTIONS } from '@xcai/shared/src/circuit/breaker';
 import { startReplyReceiver } from '../support/async-peer';
 import { arg, median } from '../support/bench';
 import {

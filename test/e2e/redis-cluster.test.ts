@@ -23,7 +23,7 @@ import {
   whenReady,
   type RunningGateway,
 } from '@xcai/shared';
-import { RedisReleasedStudies } from '../../shared/src/disclosure/released';
+import { RedisReleasedStudies } from '@xcai/shared/src/disclosure/released';
 import { soapCall } from '../support/client';
 import {
   demoSeeds,

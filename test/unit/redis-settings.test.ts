@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeRedis, redisSettingsFromEnv } from '@xcai/shared';
-import { settingsFromEnv } from '../../shared/src/service/settings';
+import { settingsFromEnv } from '@xcai/shared/src/service/settings';
 
 let dir: string;
 let pw: string, ca: string;
