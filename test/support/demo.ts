@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DemoEndpoints } from '../../services/reference-community/src/demo/federation';
 import { ROOT } from './federation';
+import { FILE_PREFIX } from './redis';
 
 export interface RunningDemo {
   endpoints: DemoEndpoints;
@@ -33,6 +34,7 @@ export async function startDemo(
     ...process.env,
     DEMO_RUN_DIR: join(dir, 'run'),
     DEMO_ENDPOINTS_FILE: endpointsFile,
+    XCAI_REDIS_PREFIX: FILE_PREFIX,
     ...env,
   };
   const proc = spawn(process.execPath, [federation, ...args], {

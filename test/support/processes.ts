@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { ROOT } from './federation';
+import { FILE_PREFIX } from './redis';
 
 export interface GatewayProcess {
   url: string;
@@ -43,6 +44,7 @@ export async function spawnGateway(
       XCAI_LOG_LEVEL: 'info',
       // Each gateway keeps its local audit trail next to its directory file (not in /var/lib).
       XCAI_AUDIT_SPOOL_DIR: join(dir, 'audit'),
+      XCAI_REDIS_PREFIX: FILE_PREFIX,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

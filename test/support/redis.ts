@@ -11,6 +11,13 @@ export function uniquePrefix(tag: string): string {
   return `xcai-test:${tag}:${process.pid}-${randomBytes(4).toString('hex')}:`;
 }
 
+/**
+ * The key prefix of the gateways a test file starts as processes (one per file, as this module is
+ * loaded once per file): their keys never meet another file's or another run's in a shared Redis
+ * (REDIS_URL reaches them from the environment under .ci/run).
+ */
+export const FILE_PREFIX = uniquePrefix('file');
+
 /** A plain client (no key prefix) for looking at what the gateway stored. */
 export function inspector(url = REDIS_URL): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true });
