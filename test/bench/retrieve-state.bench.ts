@@ -100,7 +100,6 @@ async function inFlight(n: number): Promise<{ held: unknown; named: number; erro
       log: nolog,
       // Connection slots (the HTTP client is not used: the exchange hook answers).
       outbound: {
-        tryReserve: (_e: unknown, k: number) => Array.from({ length: k }, () => () => undefined),
         reserve: async (_e: unknown, k: number) => Array.from({ length: k }, () => () => undefined),
       },
     },

@@ -209,24 +209,28 @@ export class Outbound {
     return s;
   }
 
-  /** Reserves `n` slots if they are free now (no waiting, so no timer needed), else undefined. */
-  tryReserve(endpoint: Endpoint, n: number): (() => void)[] | undefined {
-    return this.semaphore(endpoint).tryAcquireMany(n);
-  }
-
   /**
    * Reserves `n` of the endpoint's maxConcurrent request slots at once (see Semaphore). A slot is
-   * held until the response body is consumed or dropped.
+   * held until the response body is consumed or dropped. A wait ends with `signal` or after
+   * `waitMs` (when given); that timer is made only when there is a wait (a fan-out to 500
+   * communities with free slots would otherwise leave 500 timers behind until they expire).
    */
-  async reserve(endpoint: Endpoint, n: number, signal: AbortSignal): Promise<(() => void)[]> {
+  async reserve(
+    endpoint: Endpoint,
+    n: number,
+    signal: AbortSignal,
+    waitMs?: number,
+  ): Promise<(() => void)[]> {
+    const slots = this.semaphore(endpoint);
+    const now = signal.aborted ? undefined : slots.tryAcquireMany(n);
+    if (now) return now;
+    const wait =
+      waitMs === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, waitMs))]);
     try {
-      return await this.semaphore(endpoint).acquireMany(n, signal);
+      return await slots.acquireMany(n, wait);
     } catch {
-      if (signal.reason instanceof CallFailure) throw signal.reason;
-      throw new CallFailure(
-        signal.aborted ? 'aborted' : 'busy',
-        'gave up waiting for a free connection slot',
-      );
+      if (wait.reason instanceof CallFailure) throw wait.reason;
+      throw new CallFailure(wait.aborted ? 'aborted' : 'busy', 'gave up waiting for a free connection slot');
     }
   }
 

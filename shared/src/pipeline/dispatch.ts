@@ -53,15 +53,12 @@ async function reserveSlots(calls: Call<unknown>[], ctx: Ctx): Promise<(SlotResu
       const ep = calls[idx[0]].target.endpoint;
       const n = Math.min(idx.length, ep.maxConcurrent);
       try {
-        // Free slots are taken at once; only a wait needs its own timeout (a fan-out to 500
-        // communities would otherwise leave 500 timers behind until they expire).
-        const releases =
-          ctx.gateway.outbound.tryReserve(ep, n) ??
-          (await ctx.gateway.outbound.reserve(
-            ep,
-            n,
-            AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, ctx.deadline.cap(ep.timeoutMs)))]),
-          ));
+        const releases = await ctx.gateway.outbound.reserve(
+          ep,
+          n,
+          ctx.signal,
+          ctx.deadline.cap(ep.timeoutMs),
+        );
         idx.forEach(
           (i, k) => (out[i] = releases[k] ? { slot: releases[k] } : { failure: tooMany(ep.maxConcurrent) }),
         );

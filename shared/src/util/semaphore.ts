@@ -28,10 +28,8 @@ export class Semaphore {
   async acquireMany(n: number, signal?: AbortSignal): Promise<(() => void)[]> {
     if (n > this.limit) throw new RangeError(`asked for ${n} permits, the limit is ${this.limit}`);
     if (signal?.aborted) throw signal.reason ?? new Error('aborted');
-    if (this.waiting.length === 0 && this.active + n <= this.limit) {
-      this.active += n;
-      return this.releasers(n);
-    }
+    const now = this.tryAcquireMany(n);
+    if (now) return now;
     await new Promise<void>((resolve, reject) => {
       const entry = {
         n,
