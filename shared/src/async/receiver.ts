@@ -210,10 +210,7 @@ async function receive(
   try {
     claim = await d.store.claim(id.key, 'answered', ttl(rec.deadline));
   } catch (e) {
-    return stop(
-      503,
-      SoapFault.receiver(`correlation store unavailable (${(e as Error).message}); retry later`),
-    );
+    return stop(503, storeUnavailable(e));
   }
   if (claim !== 'first' && claim !== 'answered') {
     log.info('async response after the request was given up: ignored', {
@@ -235,17 +232,14 @@ async function receive(
     url = rec.owner === d.replica ? undefined : await d.store.replicaUrl(rec.owner);
   } catch (e) {
     // Redis went away between the claim and this read (a failover): the sender's retry will do.
-    return stop(
-      503,
-      SoapFault.receiver(`correlation store unavailable (${(e as Error).message}); retry later`),
-    );
+    return stop(503, storeUnavailable(e));
   }
   if (!url && d.key && d.store.recovering()) {
     log.warn('async response deferred: owner replica not registered yet after a Redis reconnect', {
       relatesTo: id.relatesTo,
       owner: rec.owner,
     });
-    return stop(503, SoapFault.receiver('correlation store recovering; retry later'));
+    return stop(503, storeRecovering());
   }
   if (!url || !d.key) {
     log.warn('async response cannot be handed over: its request is lost', {
@@ -331,7 +325,7 @@ async function identify(
       if (d.store.recovering()) {
         // After a failover the owner may not have written its record again yet: let the sender retry.
         log.warn('async response deferred: no pending request yet after a Redis reconnect', { relatesTo });
-        throw new EarlyAnswer(503, SoapFault.receiver('correlation store recovering; retry later'));
+        throw new EarlyAnswer(503, storeRecovering());
       }
       log.warn('async response rejected: RelatesTo matches no pending request', { relatesTo });
       rejected(d, caller, 'wsa:RelatesTo matches no pending request', relatesTo);
@@ -477,6 +471,11 @@ function rejected(
 function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
+
+/** 503 answers: the sender retries (the answer is not lost, it waits at the sender). */
+const storeUnavailable = (e: unknown) =>
+  SoapFault.receiver(`correlation store unavailable (${(e as Error).message}); retry later`);
+const storeRecovering = () => SoapFault.receiver('correlation store recovering; retry later');
 
 /** Why this caller may not answer for `home`, or undefined when it may (R30). */
 export function senderMismatch(
