@@ -43,40 +43,37 @@ export function connectRedis(target: string | RedisSettings, o: RedisConnectOpti
     tls,
     reconnectOnError: (e) => (/^READONLY/.test(e.message) ? 2 : false),
   };
+  const backoff = (times: number) => Math.min(100 * times, 2_000);
   let client: Redis;
   if (s.mode === 'cluster') {
     client = new Cluster(s.nodes, {
       keyPrefix,
       enableOfflineQueue: false,
-      clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+      clusterRetryStrategy: backoff,
       slotsRefreshTimeout: 2_000,
       redisOptions: common,
     });
-  } else if (s.mode === 'sentinel') {
-    client = new IORedis({
-      ...common,
-      keyPrefix,
-      enableOfflineQueue: false,
-      db: s.db,
-      sentinels: s.sentinels,
-      name: s.name,
-      sentinelUsername: s.sentinelUsername,
-      sentinelPassword: s.sentinelPassword,
-      enableTLSForSentinelMode: !!tls,
-      sentinelTLS: tls,
-      sentinelRetryStrategy: (times) => Math.min(100 * times, 2_000),
-      retryStrategy: (times) => Math.min(100 * times, 2_000),
-    });
   } else {
-    client = new IORedis({
+    const node: RedisOptions = {
       ...common,
       keyPrefix,
       enableOfflineQueue: false,
-      host: s.host,
-      port: s.port,
       db: s.db,
-      retryStrategy: (times) => Math.min(100 * times, 2_000),
-    });
+      retryStrategy: backoff,
+    };
+    client =
+      s.mode === 'sentinel'
+        ? new IORedis({
+            ...node,
+            sentinels: s.sentinels,
+            name: s.name,
+            sentinelUsername: s.sentinelUsername,
+            sentinelPassword: s.sentinelPassword,
+            enableTLSForSentinelMode: !!tls,
+            sentinelTLS: tls,
+            sentinelRetryStrategy: backoff,
+          })
+        : new IORedis({ ...node, host: s.host, port: s.port });
   }
   let lastLog = 0;
   client.on('error', (e: Error) => {
