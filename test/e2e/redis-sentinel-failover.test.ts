@@ -31,7 +31,8 @@ import {
 import { startReplyReceiver, type ReplyReceiver } from '../support/async-peer';
 import { freePort, uniquePrefix } from '../support/redis';
 import { startSentinelGroup, type SentinelGroup } from '../support/redis-ha';
-import { bounded, spawnIgReplica, type IgReplica } from '../support/ig-replica';
+import { mapBounded } from '@xcai/shared/src/util/bounded';
+import { spawnIgReplica, type IgReplica } from '../support/ig-replica';
 import { readManifest } from '../../services/reference-community/src/server';
 
 const N = 500;
@@ -132,7 +133,7 @@ async function until(check: () => boolean | Promise<boolean>, ms: number): Promi
 
 it('every one of 500 outstanding async requests completes exactly once across a Sentinel failover', async () => {
   const replyTo = `${receiver.url}/reply`;
-  const sent = await bounded(
+  const sent = await mapBounded(
     Array.from({ length: N }, (_, i) => i),
     50,
     async (i) => {

@@ -77,18 +77,3 @@ export async function spawnIgReplica(o: {
       }),
   };
 }
-
-/** Runs `f` over `items` with at most `n` at once. */
-export async function bounded<T, R>(items: T[], n: number, f: (t: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await f(items[i], i);
-      }
-    }),
-  );
-  return out;
-}

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect, type PeerCertificate } from 'node:tls';
 import { loadDirectory } from '../directory/load';
+import { mapBounded } from '../util/bounded';
 import type { Directory, Endpoint } from '../directory/types';
 import {
   decodeAdhocQueryResponse,
@@ -90,18 +91,12 @@ export async function probeAll(o: ProbeAllOptions): Promise<ProbeResult[]> {
   const dir = loadDirectory(o.directoryFile);
   const limit = Math.max(1, o.concurrency ?? PROBE_ALL_CONCURRENCY);
   const targets = dir.communities.filter((c) => c.endpoints.iti38);
-  const results: ProbeResult[] = new Array(targets.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, targets.length) }, async () => {
-      while (next < targets.length) {
-        const i = next++;
-        results[i] = await probeEntry(dir, { ...o, community: targets[i].homeCommunityId });
-        o.onResult?.(results[i]);
-      }
-    }),
+  return mapBounded(
+    targets,
+    limit,
+    (c) => probeEntry(dir, { ...o, community: c.homeCommunityId }),
+    o.onResult,
   );
-  return results;
 }
 
 async function probeEntry(dir: Directory, o: ProbeOptions): Promise<ProbeResult> {
