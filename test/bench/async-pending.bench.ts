@@ -50,7 +50,7 @@ const settings = (): ServiceSettings => ({
   mgmtPort: -1,
   audit: { transport: 'none' },
   maxRequestBytes: 4 * 1024 * 1024,
-  redisUrl: REDIS_URL,
+  redis: REDIS_URL,
   redisKeyPrefix: prefix,
 });
 

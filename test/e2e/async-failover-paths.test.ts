@@ -45,7 +45,7 @@ beforeAll(async () => {
   peer = await startAsyncPeer(HOME_X, 'hold');
   const settings = (extra: Partial<ServiceSettings> = {}): ServiceSettings => ({
     ...testSettings,
-    redisUrl: `redis://127.0.0.1:${port}`,
+    redis: `redis://127.0.0.1:${port}`,
     redisKeyPrefix: prefix,
     handoverSecret: 'failover-paths-secret-0123456789abcdef',
     ...extra,

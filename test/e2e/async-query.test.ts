@@ -51,7 +51,7 @@ const settings = (extra: Partial<ServiceSettings> = {}): ServiceSettings => ({
   mgmtPort: -1,
   audit: { transport: 'none' },
   maxRequestBytes: 4 * 1024 * 1024,
-  redisUrl: REDIS_URL,
+  redis: REDIS_URL,
   redisKeyPrefix: prefix,
   handoverSecret: 'test-secret-for-async-query',
   ...extra,

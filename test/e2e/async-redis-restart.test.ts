@@ -66,7 +66,7 @@ beforeAll(async () => {
     mgmtPort: -1,
     audit: { transport: 'none' },
     maxRequestBytes: 4 * 1024 * 1024,
-    redisUrl: `redis://127.0.0.1:${port}`,
+    redis: `redis://127.0.0.1:${port}`,
     redisUnreadyAfterMs: 4_000,
     redisKeyPrefix: prefix,
   };

@@ -79,7 +79,7 @@ async function startInitiating(audit: MemoryAuditSink): Promise<RunningGateway> 
     audit,
     settings: {
       ...testSettings,
-      redisUrl: REDIS_URL,
+      redis: REDIS_URL,
       redisKeyPrefix: prefix,
       handoverSecret: 'replicas-share-it',
     },

@@ -121,6 +121,8 @@ describe('refused at startup, with a reason and never the password', () => {
     expect(() => settingsFromEnv({ ...base, REDIS_URL: 'redis://r', XCAI_REDIS_PREFIX: '{x}:' }, d)).toThrow(
       /must not contain \{/,
     );
-    expect(settingsFromEnv({ ...base, REDIS_CLUSTER_NODES: 'c:7000' }, d).redis?.mode).toBe('cluster');
+    expect(settingsFromEnv({ ...base, REDIS_CLUSTER_NODES: 'c:7000' }, d).redis).toMatchObject({
+      mode: 'cluster',
+    });
   });
 });

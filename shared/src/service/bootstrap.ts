@@ -168,8 +168,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   security.revocation.useOutbound((p) => outbound.post(p));
   let publicUrl = s.publicUrl ?? '';
   // One Redis client per process, shared by the async correlation and the integrity store.
-  const redisTarget = s.redis ?? s.redisUrl;
-  const redis = redisTarget ? connectRedis(redisTarget, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
+  const redis = s.redis ? connectRedis(s.redis, { keyPrefix: s.redisKeyPrefix, log }) : undefined;
   const gateway: Gateway = {
     role: o.role,
     get directory() {

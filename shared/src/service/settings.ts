@@ -27,10 +27,8 @@ export interface ServiceSettings {
     /** Where that response comes from (XCAI_TLS_OCSP_URL; default the certificate's AIA OCSP URL). */
     ocspUrl?: string;
   };
-  /** From REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES and friends (wins over `redisUrl`). */
-  redis?: RedisSettings;
-  /** A plain URL (tests). */
-  redisUrl?: string;
+  /** From REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES and friends (or a plain URL: tests). */
+  redis?: RedisSettings | string;
   /** Prefix of every Redis key (XCAI_REDIS_PREFIX, default `xcai:`): one per deployment sharing a Redis. */
   redisKeyPrefix?: string;
   /**
