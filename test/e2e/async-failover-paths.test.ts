@@ -20,7 +20,8 @@ import type Redis from 'ioredis';
 import { soapCall } from '../support/client';
 import { directory, startIG, testSettings } from '../support/federation';
 import { startAsyncPeer, type AsyncPeer } from '../support/async-peer';
-import { freePort, inspector, startRedisServer, stopProcess, uniquePrefix } from '../support/redis';
+import { freePort, inspector, stopProcess, uniquePrefix } from '../support/redis';
+import { startRedisServer } from '../support/redis-ha';
 
 const HOME_A = 'urn:oid:1.3.6.1.4.1.21367.13.70.501';
 const HOME_X = 'urn:oid:1.3.6.1.4.1.21367.13.70.502';

@@ -22,14 +22,8 @@ import {
   type AsyncPeer,
   type ReplyReceiver,
 } from '../support/async-peer';
-import {
-  freePort,
-  inspector,
-  keysUnder,
-  startRedisServer,
-  stopProcess,
-  uniquePrefix,
-} from '../support/redis';
+import { freePort, inspector, keysUnder, stopProcess, uniquePrefix } from '../support/redis';
+import { startRedisServer } from '../support/redis-ha';
 
 const HOME_A = 'urn:oid:1.3.6.1.4.1.21367.13.70.401';
 const HOME_X = 'urn:oid:1.3.6.1.4.1.21367.13.70.402';

@@ -22,7 +22,7 @@ export interface RedisNode {
 
 const noPersistence = ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'];
 
-function startProcess(bin: string, args: string[], dir: string): ChildProcess {
+function startProcess(bin: string, args: string[], dir?: string): ChildProcess {
   const p = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr?.resume();
   return p;
@@ -55,11 +55,16 @@ export async function ask(port: number, args: string[], o: RedisOptions = {}): P
   }
 }
 
-async function redisServer(dir: string, extra: string[] = [], port?: number): Promise<RedisNode> {
+/** A private redis-server on `port` (restart tests), without persistence. */
+export async function startRedisServer(port: number): Promise<ChildProcess> {
+  return (await redisServer(undefined, [], port)).proc;
+}
+
+async function redisServer(dir: string | undefined, extra: string[] = [], port?: number): Promise<RedisNode> {
   const p = port ?? (await freePort());
   const proc = startProcess(
     'redis-server',
-    ['--port', String(p), '--dir', dir, ...noPersistence, ...extra],
+    ['--port', String(p), ...(dir ? ['--dir', dir] : []), ...noPersistence, ...extra],
     dir,
   );
   await until(`redis-server on ${p}`, async () => ((await ask(p, ['PING'])) === 'PONG' ? true : undefined));

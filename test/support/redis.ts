@@ -1,6 +1,6 @@
 /** The real Redis the async tests run against (REDIS_URL, default the local one), one key prefix per run. */
 import { randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
@@ -46,31 +46,6 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
-}
-
-/** A private redis-server (for restart tests), without persistence. */
-export async function startRedisServer(port: number): Promise<ChildProcess> {
-  const p = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  const probe = inspector(`redis://127.0.0.1:${port}`);
-  try {
-    for (let i = 0; i < 100; i++) {
-      if (
-        await probe.ping().then(
-          () => true,
-          () => false,
-        )
-      )
-        return p;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-server on port ${port} did not start`);
-  } finally {
-    probe.disconnect();
-  }
 }
 
 export function stopProcess(p: ChildProcess): Promise<void> {
