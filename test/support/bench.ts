@@ -26,6 +26,7 @@ import {
 } from '@xcai/shared';
 import { generateCommunitySeed } from '../../services/reference-community/src/seed/generate';
 import { largeSeedSpec } from '../../services/reference-community/src/seed/specs';
+import { rss } from './processes';
 import type { ManifestInstance, SeedManifest } from '../../services/reference-community/src/seed/types';
 
 export const KiB = 1024;
@@ -384,12 +385,6 @@ export function usage(pid: number): Usage {
   const num = (k: string) => Number(new RegExp(`${k}: (\\d+)`).exec(io)?.[1] ?? NaN);
   // utime, stime in clock ticks (USER_HZ = 100)
   return { cpu: (Number(f[11]) + Number(f[12])) / 100, reads: num('syscr'), writes: num('syscw') };
-}
-
-/** Resident set size of a process now (VmRSS), in bytes. */
-export function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
 }
 
 /** One look at the processes: seconds since the start, consumer bytes, RSS and CPU-s per process. */

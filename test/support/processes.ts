@@ -96,8 +96,16 @@ export async function spawnGateway(
 
 /** Peak resident set size of a process, from /proc (Linux), in bytes. */
 export function peakRss(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return statusBytes(pid, 'VmHWM');
+}
+
+/** Resident set size of a process now (VmRSS), in bytes. */
+export function rss(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
+}
+
+function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 
