@@ -44,7 +44,12 @@ export interface RunningServer {
   server: Server;
   /** Base URL, e.g. https://127.0.0.1:8443 */
   url: string;
-  close(): Promise<void>;
+  /**
+   * Stops. With `drainMs`, first stops accepting connections and lets the requests under way finish
+   * for at most that long (a rolling restart must not cut a study off mid-stream); then every
+   * connection is closed.
+   */
+  close(drainMs?: number): Promise<void>;
 }
 
 const callers = new WeakMap<IncomingMessage, Caller>();
@@ -126,6 +131,7 @@ export async function startSoapServer(o: ServerOptions): Promise<RunningServer> 
       )
     : createHttpServer(handler);
   hardenServer(server);
+  const inFlight = requestsInFlight(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // A deep accept queue: a burst of connections (a flood, or many peers at once) is accepted and
@@ -136,7 +142,43 @@ export async function startSoapServer(o: ServerOptions): Promise<RunningServer> 
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   baseUrl = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
-  return { server, url: baseUrl, close: () => closeServer(server) };
+  return {
+    server,
+    url: baseUrl,
+    close: async (drainMs = 0) => {
+      if (drainMs > 0) {
+        server.close();
+        server.closeIdleConnections();
+        await inFlight.settled(drainMs);
+      }
+      await closeServer(server);
+    },
+  };
+}
+
+/** Counts the requests a server is answering; `settled(ms)` resolves when none is left, or after `ms`. */
+function requestsInFlight(server: Server): { settled(ms: number): Promise<void> } {
+  let n = 0;
+  let idle: (() => void) | undefined;
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    n++;
+    res.once('close', () => {
+      if (--n === 0) idle?.();
+    });
+  });
+  return {
+    settled: (ms) =>
+      new Promise<void>((resolve) => {
+        if (n === 0) return resolve();
+        const t = setTimeout(done, ms);
+        function done(): void {
+          clearTimeout(t);
+          idle = undefined;
+          resolve();
+        }
+        idle = done;
+      }),
+  };
 }
 
 /** Listen backlog of the SOAP server (the kernel caps it at net.core.somaxconn). */

@@ -370,7 +370,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     async close(reason?: string) {
       reloader.stop();
       auditGatewayStop(audit, service.replace(/-/g, ' '), reason);
-      await soap.close();
+      // Stopped by a signal (a rolling restart, `kubectl delete pod`): what is under way finishes.
+      const signalled = reason === 'SIGTERM' || reason === 'SIGINT';
+      await soap.close(signalled ? (s.shutdownGraceMs ?? 10_000) : 0);
       await mgmt?.close();
       await asyncSupport?.close();
       if (redis) await closeRedis(redis);

@@ -11,6 +11,11 @@ export interface ServiceSettings {
   port: number;
   /** Management port for /healthz, /readyz, /metrics; 0 picks a free one, -1 disables. */
   mgmtPort: number;
+  /**
+   * On SIGTERM / SIGINT, how long the requests under way may finish before the connections are
+   * closed (XCAI_SHUTDOWN_GRACE_MS, default 10 s; below Kubernetes' 30 s termination grace).
+   */
+  shutdownGraceMs?: number;
   /** How peers reach us (XCAI_PUBLIC_URL); defaults to the address we bound. */
   publicUrl?: string;
   tls?: {
@@ -139,6 +144,7 @@ export function settingsFromEnv(
     host: env.XCAI_HOST ?? '127.0.0.1',
     port: int('XCAI_PORT', defaults.port),
     mgmtPort: int('XCAI_MGMT_PORT', 9090),
+    shutdownGraceMs: int('XCAI_SHUTDOWN_GRACE_MS', 10_000),
     publicUrl: env.XCAI_PUBLIC_URL?.replace(/\/+$/, '') || undefined,
     tls,
     redis,
