@@ -70,12 +70,23 @@ type Identified = {
   maxBytes: number;
 } & ({ kind: 'here'; waiter: Waiter } | { kind: 'owner'; rec: PendingRecord });
 
-/** Ends the connection once the answer left when the request body was not read to its end. */
+/**
+ * Ends the connection once the answer left when the request body was not read to its end: nothing
+ * more is read, the answer is followed by a FIN, and the socket is destroyed a moment later. Destroyed
+ * at once, the unread body makes the kernel reset the connection, and a sender still writing can lose
+ * the answer (the reset discards what it had not read yet).
+ */
 function closeUnread(req: IncomingMessage, res: ServerResponse): void {
   res.once('finish', () => {
-    if (!req.complete) req.socket.destroy();
+    if (req.complete) return;
+    const socket = req.socket;
+    socket.pause();
+    socket.end();
+    setTimeout(() => socket.destroy(), UNREAD_LINGER_MS).unref();
   });
 }
+
+const UNREAD_LINGER_MS = 500;
 
 async function receive(
   d: ReceiverDeps,
